@@ -1,0 +1,119 @@
+"""``dynscale dnn ...``: train and evaluate the dynamic DNN."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from dnn.train import SHIPPED_WEIGHTS
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register ``dnn train``, ``dnn eval`` and ``dnn download`` under ``sub``."""
+    dnn = sub.add_parser("dnn", help="train and evaluate the dynamic DNN", description=__doc__)
+    dsub = dnn.add_subparsers(dest="dnn_command", required=True, metavar="COMMAND")
+
+    t = dsub.add_parser(
+        "train",
+        help="incremental training, one stage per group",
+        description="Train the dynamic DNN incrementally: stage k trains group k with groups 1..k-1 frozen.",
+    )
+    t.add_argument(
+        "--data",
+        required=True,
+        help="CIFAR-10: cifar-10-batches-py/, cifar-10-python.tar.gz, or a train/ test/ class-folder tree or .tar.gz",
+    )
+    t.add_argument("--epochs-per-stage", type=_positive_int, default=6, help="epochs of each of the G stages (default: 6)")
+    t.add_argument(
+        "--out", required=True, help="weight file to write after every stage (its log goes next to it as NAME.log.csv)"
+    )
+    t.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--batch-size", type=_positive_int, default=128)
+    t.add_argument("--lr", type=float, default=0.08, help="peak one-cycle learning rate (default: 0.08)")
+    t.add_argument("--resume", action="store_true", help="continue from the stages already in --out")
+    t.add_argument("--limit", type=_positive_int, help="use N random training and N random test images (smoke runs)")
+    t.add_argument("--cache-dir", help="where decoded arrays are cached (default: ~/.cache/dynscale)")
+    t.set_defaults(func=_train)
+
+    e = dsub.add_parser(
+        "eval",
+        help="per-configuration accuracy, cost and latency",
+        description="Evaluate every configuration k = 1..G of a weight file.",
+    )
+    e.add_argument("--weights", help=f"weight file (default: the shipped {SHIPPED_WEIGHTS.name})")
+    e.add_argument("--data", required=True, help="CIFAR-10 in either layout (see dnn train --help)")
+    e.add_argument("--limit", type=_positive_int, help="evaluate N random test images")
+    e.add_argument(
+        "--repeats", type=_positive_int, default=50, help="timed batch-1 runs per configuration and thread count (default: 50)"
+    )
+    e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    e.add_argument("--write-profile", metavar="FILE", help="also write the DNN profile YAML that the platform models read")
+    e.add_argument("--cache-dir", help="where decoded arrays are cached")
+    e.set_defaults(func=_eval)
+
+    d = dsub.add_parser(
+        "download",
+        help="download the official CIFAR-10 python batches (needs internet)",
+        description="Download cifar-10-python.tar.gz from the official URL and check its md5.",
+    )
+    d.add_argument("--dest", default="data", help="folder to download into (default: ./data)")
+    d.set_defaults(func=_download)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
+    return v
+
+
+def _load(args: argparse.Namespace):
+    from dnn.data import load_cifar10
+
+    data = load_cifar10(args.data, cache_dir=args.cache_dir)
+    return data.subset(args.limit) if args.limit else data
+
+
+def _train(args: argparse.Namespace) -> int:
+    from dnn.train import TrainSettings, log_path, train_incremental
+
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SystemExit("dynscale: --device cuda: no CUDA device is available to torch")
+    data = _load(args)
+    settings = TrainSettings(epochs_per_stage=args.epochs_per_stage, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
+    ckpt = train_incremental(data, args.out, settings, device=args.device, resume=args.resume)
+    print(f"wrote {args.out} ({ckpt.stages_done} of {ckpt.model.groups} stages) and {log_path(Path(args.out))}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from dnn.evaluate import evaluate_configs, format_table, write_profile
+    from dnn.train import load_weights
+
+    ckpt = load_weights(args.weights)
+    data = _load(args)  # --limit trims the test split; the training split is not used here
+    weights = args.weights or str(SHIPPED_WEIGHTS)
+    report = evaluate_configs(ckpt, data, weights=weights, repeats=args.repeats, progress=not args.json)
+    if args.write_profile:
+        write_profile(Path(args.write_profile), report, weights=weights)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_table(report))
+    return 0
+
+
+def _download(args: argparse.Namespace) -> int:
+    from dnn.data import download_cifar10
+
+    path = download_cifar10(args.dest)
+    print(f"{path}: verified; use --data {path}")
+    return 0

@@ -1,0 +1,245 @@
+"""Per-configuration evaluation of the dynamic DNN, and the DNN profile the platform models read.
+
+The DNN profile is the only thing that flows from ``dnn`` to ``hwmodels``: for each group count
+k, its accuracy and its work (MACs, bytes moved, layers run). It is YAML, validated on load.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+
+from dnn.data import Cifar10, to_tensor
+from dnn.fileio import atomic_write
+from dnn.model import DynamicAlexNet, count_macs, count_params, weight_bytes
+from dnn.train import Checkpoint, predict_proba
+
+#: The DNN profile shipped with the package, made by ``dynscale dnn eval --write-profile``.
+SHIPPED_PROFILE = Path(__file__).resolve().parent / "dynalexnet_profile.yaml"
+PROFILE_FORMAT = "dynscale-dnn-profile"
+
+
+class ProfileError(ValueError):
+    """A DNN profile that cannot be used; the message names the file and field."""
+
+
+@dataclass(frozen=True)
+class GroupCost:
+    """What configuration k costs and delivers.
+
+    :param groups: k
+    :param top1: test top-1 accuracy in [0, 1]
+    :param macs: multiply-accumulates per image
+    :param params: parameters used
+    :param weight_bytes: bytes of weights (and BN statistics) read per inference
+    :param activation_bytes: bytes of layer outputs written per inference (float32)
+    :param layers: convolution and linear layers run (kernel launches on a GPU)
+    """
+
+    groups: int
+    top1: float
+    macs: int
+    params: int
+    weight_bytes: int
+    activation_bytes: int
+    layers: int
+
+
+@dataclass(frozen=True)
+class DNNProfile:
+    """Per-configuration costs of one trained dynamic DNN."""
+
+    name: str
+    configs: tuple[GroupCost, ...]
+    source: str = ""
+
+    @property
+    def max_groups(self) -> int:
+        return len(self.configs)
+
+    def cost(self, k: int) -> GroupCost:
+        return self.configs[k - 1]
+
+    def column(self, field: str) -> np.ndarray:
+        """One field for k = 1..G as a float64 array (index k-1)."""
+        return np.array([getattr(c, field) for c in self.configs], dtype=np.float64)
+
+
+def load_dnn_profile(path: str | os.PathLike | None = None) -> DNNProfile:
+    """Read and validate a DNN profile (default: the shipped one).
+
+    :raises ProfileError: missing file, wrong format, or a missing or out-of-range field
+    """
+    p = Path(path) if path is not None else SHIPPED_PROFILE
+    if not p.is_file():
+        raise ProfileError(f"{p}: no such DNN profile")
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise ProfileError(f"{p}: not valid YAML ({exc})") from exc
+    if not isinstance(doc, dict) or doc.get("format") != PROFILE_FORMAT:
+        raise ProfileError(f"{p}: field 'format' must be {PROFILE_FORMAT!r}")
+    raw = doc.get("configs")
+    if not isinstance(raw, list) or not raw:
+        raise ProfileError(f"{p}: field 'configs' must be a non-empty list")
+    configs = []
+    for i, c in enumerate(raw):
+        where = f"{p}: configs[{i}]"
+        if not isinstance(c, dict):
+            raise ProfileError(f"{where} must be a mapping")
+        vals = {}
+        for field in GroupCost.__dataclass_fields__:
+            if field not in c:
+                raise ProfileError(f"{where}.{field} missing")
+            v = c[field]
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or not np.isfinite(v) or v < 0:
+                raise ProfileError(f"{where}.{field} must be a non-negative number, got {v!r}")
+            vals[field] = v
+        if vals["groups"] != i + 1:
+            raise ProfileError(f"{where}.groups must be {i + 1} (configurations listed in order k = 1..G)")
+        if not vals["top1"] <= 1:
+            raise ProfileError(f"{where}.top1 must be a fraction in [0, 1], got {vals['top1']}")
+        configs.append(GroupCost(**{k: (float(v) if k == "top1" else int(v)) for k, v in vals.items()}))
+    return DNNProfile(name=str(doc.get("name", p.stem)), configs=tuple(configs), source=str(p))
+
+
+def write_profile(path: Path, report: dict, weights: str) -> None:
+    """Write the DNN profile YAML from an :func:`evaluate_configs` report (atomically)."""
+    doc = {
+        "format": PROFILE_FORMAT,
+        "name": "dynalexnet-cifar10",
+        "weights": Path(weights).name,
+        "measured_with": f"dynscale dnn eval on {report['test_images']} test images of {Path(report['data']).name}",
+        "configs": [{f: c[f] for f in GroupCost.__dataclass_fields__} for c in report["configs"]],
+    }
+    with atomic_write(path) as f:
+        yaml.safe_dump(doc, f, sort_keys=False)
+
+
+def activation_stats(model: DynamicAlexNet, k: int) -> tuple[int, int]:
+    """(bytes of layer outputs, number of conv/linear layers) of one image through configuration k."""
+    total, layers = 0, 0
+
+    def hook(_m: nn.Module, _inp, out: torch.Tensor) -> None:
+        nonlocal total, layers
+        total += out.numel() * out.element_size()
+        layers += 1
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, 3, model.arch.image_size, model.arch.image_size), groups=k)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return total, layers
+
+
+@torch.no_grad()
+def measure_latency_ms(model: DynamicAlexNet, k: int, threads: int, repeats: int = 50, warmup: int = 10) -> float:
+    """Median batch-1 latency (ms) of configuration ``k`` with ``threads`` torch threads."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    model.eval()
+    x = torch.randn(1, 3, model.arch.image_size, model.arch.image_size)
+    try:
+        for _ in range(warmup):
+            model(x, groups=k)
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            model(x, groups=k)
+            times.append((time.perf_counter() - t0) * 1e3)
+    finally:
+        torch.set_num_threads(previous)
+    return statistics.median(times)
+
+
+def evaluate_configs(ckpt: Checkpoint, data: Cifar10, weights: str, repeats: int = 50, progress: bool = True) -> dict:
+    """Accuracy, confidence, cost and latency of every configuration of a trained model.
+
+    :param ckpt: the loaded weight file
+    :param data: dataset whose test split is evaluated
+    :param weights: the weight file's path, recorded in the report
+    :param repeats: timed batch-1 runs per configuration and thread count
+    :param progress: show a progress bar
+    :return: a JSON-ready report with one entry per configuration under ``configs``
+    """
+    from tqdm.auto import tqdm
+
+    model = ckpt.model
+    x = to_tensor(data.test_x, ckpt.mean, ckpt.std)
+    y = torch.from_numpy(data.test_y)
+    all_threads = torch.get_num_threads()
+    configs = []
+    for k in tqdm(range(1, model.groups + 1), desc="configurations", disable=not progress, leave=False):
+        proba = predict_proba(model, x, k)
+        act_bytes, layers = activation_stats(model, k)
+        configs.append(
+            {
+                "groups": k,
+                "top1": float((proba.argmax(1) == y).float().mean()),
+                "confidence": float(proba[torch.arange(len(y)), y].mean()),
+                "macs": count_macs(model, k),
+                "params": count_params(model, k),
+                "weight_bytes": weight_bytes(model, k),
+                "activation_bytes": act_bytes,
+                "layers": layers,
+                "latency_ms": {
+                    "threads_1": measure_latency_ms(model, k, 1, repeats),
+                    f"threads_{all_threads}": measure_latency_ms(model, k, all_threads, repeats),
+                },
+            }
+        )
+    full = configs[-1]
+    for c in configs:
+        c["confidence_rel"] = c["confidence"] / full["confidence"] if full["confidence"] else 0.0
+        c["macs_rel"] = c["macs"] / full["macs"]
+    separate = sum(c["weight_bytes"] for c in configs)
+    shared = sum(t.numel() * t.element_size() for t in model.state_dict().values() if t.is_floating_point())
+    return {
+        "weights": weights,
+        "data": data.source,
+        "test_images": len(y),
+        "stages_trained": ckpt.stages_done,
+        "configs": configs,
+        "memory": {
+            "one_file_bytes": shared,
+            "separate_models_bytes": separate,
+            "ratio": separate / shared,
+        },
+    }
+
+
+def format_table(report: dict) -> str:
+    """The report as a fixed-width text table."""
+    lat_keys = list(report["configs"][0]["latency_ms"])
+    head = (
+        f"{'k':>2} {'top-1':>7} {'conf':>6} {'conf/k4':>7} {'MMACs':>8} {'MACs/k4':>7} {'params':>9} {'weights MB':>10} "
+        + " ".join(f"{'ms ' + key.replace('threads_', '') + 'thr':>8}" for key in lat_keys)
+    )
+    lines = [head, "-" * len(head)]
+    for c in report["configs"]:
+        lines.append(
+            f"{c['groups']:>2} {c['top1'] * 100:>6.2f}% {c['confidence']:>6.3f} {c['confidence_rel']:>7.3f} {c['macs'] / 1e6:>8.2f} "
+            f"{c['macs_rel']:>7.3f} {c['params']:>9,} {c['weight_bytes'] / 1e6:>10.2f} "
+            + " ".join(f"{c['latency_ms'][key]:>8.3f}" for key in lat_keys)
+        )
+    m = report["memory"]
+    lines.append(
+        f"\n{report['test_images']} test images of {report['data']}. One weight file serves all configurations: "
+        f"{m['one_file_bytes'] / 1e6:.2f} MB vs {m['separate_models_bytes'] / 1e6:.2f} MB for four separate models "
+        f"({m['ratio']:.2f}x)."
+    )
+    return "\n".join(lines)
