@@ -159,6 +159,10 @@ def train_incremental(
         mean, std = data.channel_stats()
         ckpt = Checkpoint(DynamicAlexNet(arch), 0, mean, std, _settings_dict(settings), data.source)
         _write_log_header(log_path(out))
+    # epochs actually trained per stage: a resumed run may use another --epochs-per-stage
+    done = ckpt.settings.get("epochs_by_stage") or [ckpt.settings.get("epochs_per_stage")] * ckpt.stages_done
+    ckpt.settings = {k: v for k, v in _settings_dict(settings).items() if k != "epochs_per_stage"}
+    ckpt.settings["epochs_by_stage"] = list(done[: ckpt.stages_done])
     model = ckpt.model.to(device)
     train_x = to_tensor(data.train_x, ckpt.mean, ckpt.std)
     test_x = to_tensor(data.test_x, ckpt.mean, ckpt.std)
@@ -167,6 +171,7 @@ def train_incremental(
     for stage in range(ckpt.stages_done + 1, model.groups + 1):
         rows = _train_stage(model, stage, train_x, train_y, test_x, test_y, settings, device, progress)
         ckpt.stages_done = stage
+        ckpt.settings["epochs_by_stage"].append(settings.epochs_per_stage)
         model.end_stage()
         model.cpu()
         save_weights(out, ckpt)

@@ -1,0 +1,187 @@
+"""``dynscale platform ...``: inspect platform models (show, ranges, query)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register ``platform show``, ``platform ranges`` and ``platform query`` under ``sub``."""
+    p = sub.add_parser("platform", help="inspect platform models", description=__doc__)
+    psub = p.add_subparsers(dest="platform_command", required=True, metavar="COMMAND")
+
+    s = psub.add_parser(
+        "show",
+        help="units, DVFS tables and the calibration report",
+        description="Units, DVFS tables, sources and the calibration report of a platform profile.",
+    )
+    s.add_argument("platform", help="xu3, nano, or a profile YAML path")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_show)
+
+    r = psub.add_parser(
+        "ranges",
+        help="dynamic ranges of time and energy",
+        description="Largest / smallest latency and energy over configurations, idle board at 25 C.",
+    )
+    r.add_argument("platform")
+    r.add_argument("--dnn-profile", help="DNN profile YAML (default: the shipped one)")
+    r.add_argument("--json", action="store_true")
+    r.set_defaults(func=_ranges)
+
+    q = psub.add_parser(
+        "query",
+        help="one configuration's latency, power and energy in a given state",
+        description="What-if: expected latency, power, energy and delivered frequency of one configuration.",
+    )
+    q.add_argument("platform")
+    q.add_argument("--groups", type=int, required=True)
+    q.add_argument("--unit", required=True)
+    q.add_argument("--cores", type=int, default=1)
+    q.add_argument("--freq", type=float, required=True, help="MHz, a value of the unit's DVFS table")
+    q.add_argument(
+        "--load", action="append", default=[], metavar="UNIT=THREADS", help="busy background threads on a unit (repeatable)"
+    )
+    q.add_argument(
+        "--mem",
+        action="append",
+        default=[],
+        metavar="UNIT=0..1",
+        help="memory intensity of a unit's background load (repeatable)",
+    )
+    q.add_argument("--temp", type=float, default=25.0, help="die temperature in C (default: 25)")
+    q.add_argument("--dnn-profile", help="DNN profile YAML (default: the shipped one)")
+    q.add_argument("--json", action="store_true")
+    q.set_defaults(func=_query)
+
+
+def _model(args: argparse.Namespace):
+    from dnn.evaluate import load_dnn_profile
+    from hwmodels.model import PlatformModel
+    from hwmodels.profile import load_platform
+
+    return PlatformModel(load_platform(args.platform), load_dnn_profile(getattr(args, "dnn_profile", None)))
+
+
+def _show(args: argparse.Namespace) -> int:
+    from hwmodels.calibrate import calibration_report, format_report
+    from hwmodels.profile import load_platform
+
+    spec = load_platform(args.platform)
+    rows = calibration_report(spec)
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "platform": spec.name,
+                    "units": [
+                        {
+                            "name": u.name,
+                            "kind": u.kind,
+                            "cores": u.cores,
+                            "freq_mhz": u.freqs_mhz.tolist(),
+                            "volt_v": u.volts.tolist(),
+                        }
+                        for u in spec.units
+                    ],
+                    "sources": list(spec.sources),
+                    "calibration": [
+                        {
+                            "quantity": r.quantity,
+                            "condition": r.condition,
+                            "published": r.published,
+                            "model": r.model,
+                            "error": r.error,
+                            "tolerance": r.tolerance,
+                            "ok": r.ok,
+                            "source": r.source,
+                        }
+                        for r in rows
+                    ],
+                },
+                indent=2,
+            )
+        )
+        return 0
+    print(f"{spec.name}: {spec.description}\n")
+    for u in spec.units:
+        print(
+            f"{u.name} ({u.kind}, {u.cores} core{'s' if u.cores > 1 else ''}{', cpus ' + ','.join(map(str, u.cpus)) if u.cpus else ''}): "
+            f"{len(u.freqs_mhz)} DVFS points {u.freqs_mhz[0]:g}-{u.freqs_mhz[-1]:g} MHz at {u.volts[0]:.3f}-{u.volts[-1]:.3f} V, switch {u.switch_latency_us:g} us"
+        )
+    th = spec.thermal
+    print(
+        f"thermal: ambient {th.ambient_c:g} C, {th.r_th_c_per_w:g} C/W, tau {th.tau_s:g} s; trips: "
+        + ", ".join(f"{t.temp_c:g} C -> {t.unit} <= {t.max_freq_mhz:g} MHz" for t in th.trips)
+    )
+    print("\nsources:")
+    for s in spec.sources:
+        print(f"  - {s['figure']}  [{s['used_for']}]")
+    errs = [abs(r.error) for r in rows if not r.quantity.startswith("temperature")]
+    print(
+        f"\ncalibration: {sum(r.ok for r in rows)} of {len(rows)} published points within tolerance; mean |error| {np.mean(errs) * 100:.1f}% over non-thermal points\n"
+    )
+    print(format_report(rows))
+    return 0
+
+
+def _ranges(args: argparse.Namespace) -> int:
+    from hwmodels.ranges import dynamic_ranges, format_ranges
+
+    r = dynamic_ranges(_model(args))
+    print(json.dumps(r, indent=2) if args.json else format_ranges(r))
+    return 0
+
+
+def _parse_unit_values(items: list[str], flag: str, units: list[str], lo: float, hi: float | None) -> dict[str, float]:
+    from hwmodels.config import ConfigError
+
+    out = {}
+    for item in items:
+        name, sep, val = item.partition("=")
+        if not sep or name not in units:
+            raise ConfigError(f"{flag} {item!r}: expected UNIT=VALUE with UNIT one of {', '.join(units)}")
+        try:
+            v = float(val)
+        except ValueError:
+            raise ConfigError(f"{flag} {item!r}: {val!r} is not a number") from None
+        if not np.isfinite(v) or v < lo or (hi is not None and v > hi):
+            raise ConfigError(f"{flag} {item!r}: value must be in {lo:g}..{'inf' if hi is None else f'{hi:g}'}")
+        out[name] = v
+    return out
+
+
+def _query(args: argparse.Namespace) -> int:
+    from hwmodels.config import Config
+    from hwmodels.model import State
+
+    model = _model(args)
+    names = [u.name for u in model.spec.units]
+    cfg = Config(args.groups, args.unit, args.cores, args.freq)
+    index = model.space.encode(cfg)
+    load = _parse_unit_values(args.load, "--load", names, 0.0, None)
+    mem = _parse_unit_values(args.mem, "--mem", names, 0.0, 1.0)
+    state = State(np.array([load.get(n, 0.0) for n in names]), np.array([mem.get(n, 0.0) for n in names]), args.temp, None)
+    o = model.expected(index, state)
+    res = {
+        "platform": model.spec.name,
+        "config": {"groups": cfg.groups, "unit": cfg.unit, "cores": cfg.cores, "freq_mhz": cfg.freq_mhz},
+        "state": {"load": load, "mem": mem, "temp_c": args.temp},
+        "latency_ms": o.latency_ms,
+        "power_w": o.power_w,
+        "energy_mj": o.energy_mj,
+        "delivered_freq_mhz": o.freq_mhz,
+        "accuracy": model.dnn.cost(cfg.groups).top1,
+    }
+    if args.json:
+        print(json.dumps(res, indent=2))
+    else:
+        capped = "" if o.freq_mhz == cfg.freq_mhz else f" (thermally capped from {cfg.freq_mhz:g})"
+        print(
+            f"{cfg} on {model.spec.name}: latency {o.latency_ms:.3f} ms, power {o.power_w:.3f} W, energy {o.energy_mj:.3f} mJ, "
+            f"delivered {o.freq_mhz:g} MHz{capped}, top-1 {res['accuracy'] * 100:.2f}%"
+        )
+    return 0

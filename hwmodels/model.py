@@ -1,0 +1,313 @@
+"""``PlatformModel``: configuration x state -> latency, power, energy, delivered frequency.
+
+Equations (hwmodels/MODEL.md explains each term and its source). For configuration i = the DNN
+at k groups on c cores of unit u at frequency f (MHz) and voltage V:
+
+    cycles_i  = W_k * (s_u + (1 - s_u) / c) / mpc_u + O_u + L_k * (l_u + y_u * (c - 1))
+    excess_i  = max(0, load_u - (N_u - c))         background threads that land on the DNN's cores
+    t_i [ms]  = cycles_i / 1e3 * (c + excess_i) / (c * f)       compute, fair share with excess_i
+              + B_k / (bw_u * min(c, 2) * 1e6) * (1 + m * sum_v mem_v * load_v)   memory, contention
+              + fixed_u + L_k * layer_fixed_u + switch_u * [f != current f_u]
+    P_i [W]   = (a_u + act_u * g_u) V^2 f + leak_u V exp(lam_u (T - T0_u)) + act_u * p_u * busy_i V^2 f
+    busy_i    = min(N_u, c + load_u),  E_i [mJ] = P_i * t_i
+
+with f in GHz in the power terms. Above a thermal trip the unit's frequency is capped: the
+configuration runs at the capped frequency and voltage. Measured tables in the profile, where
+present, replace the idle-board values and keep the model's relative effect of the state.
+
+The vectorised path (all configurations) and the scalar path (one) evaluate the same
+expressions in the same order, so they agree exactly; state-only factors are computed once.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from dnn.evaluate import DNNProfile
+from hwmodels.config import Config, ConfigSpace
+from hwmodels.profile import PlatformSpec
+
+
+@dataclass
+class State:
+    """What the platform is doing when a request arrives.
+
+    :param load: busy background threads per unit (fractional allowed; GPU: time-share demand)
+    :param mem: memory intensity 0..1 of each unit's background load
+    :param temp_c: die temperature
+    :param freq_mhz: current frequency per unit (``None``: every configuration's own, no switch)
+    """
+
+    load: np.ndarray
+    mem: np.ndarray
+    temp_c: float
+    freq_mhz: np.ndarray | None = None
+
+    @classmethod
+    def idle(cls, n_units: int, temp_c: float = 25.0) -> State:
+        """An idle board at ``temp_c``, no DVFS switch charged."""
+        return cls(np.zeros(n_units), np.zeros(n_units), float(temp_c), None)
+
+
+@dataclass
+class Outcome:
+    """Model outputs for one configuration (scalars) or all of them (arrays in action order)."""
+
+    latency_ms: np.ndarray | float
+    power_w: np.ndarray | float
+    energy_mj: np.ndarray | float
+    freq_mhz: np.ndarray | float
+
+
+class PlatformModel:
+    """The analytic (or measured) performance and power model of one platform running one DNN.
+
+    :param spec: the platform profile
+    :param dnn: the DNN profile (work per group count)
+    """
+
+    def __init__(self, spec: PlatformSpec, dnn: DNNProfile) -> None:
+        self.spec = spec
+        self.dnn = dnn
+        self.space = ConfigSpace(spec, dnn.max_groups)
+        sp = self.space
+        units = spec.units
+        self.n_units = len(units)
+        u = sp.unit_idx
+        k = sp.groups - 1
+
+        def per_unit(fn) -> np.ndarray:
+            return np.array([fn(x) for x in units], dtype=np.float64)[u]
+
+        W, B, L = dnn.column("macs")[k], (dnn.column("weight_bytes") + dnn.column("activation_bytes"))[k], dnn.column("layers")[k]
+        c = sp.cores.astype(np.float64)
+        s = per_unit(lambda x: x.perf.serial_fraction)
+        cycles = (
+            W * (s + (1.0 - s) / c) / per_unit(lambda x: x.perf.macs_per_cycle)
+            + per_unit(lambda x: x.perf.overhead_mcycles) * 1e6
+            + L * (per_unit(lambda x: x.perf.layer_overhead_kcycles) + per_unit(lambda x: x.perf.sync_kcycles) * (c - 1.0)) * 1e3
+        )
+        self._A = cycles / 1e3  # t_compute_ms = A * (c + excess) / (c * f_MHz)
+        self._c = c
+        self._free = per_unit(lambda x: float(x.cores)) - c
+        self._ncores = per_unit(lambda x: float(x.cores))
+        self._tmem = B / (per_unit(lambda x: x.perf.mem_bw_gbps) * np.minimum(c, 2.0) * 1e6)
+        self._fixed = per_unit(lambda x: x.perf.overhead_fixed_ms) + L * per_unit(lambda x: x.perf.layer_fixed_us) / 1e3
+        self._switch = per_unit(lambda x: x.switch_latency_us / 1e3)
+        self._k_idle = per_unit(lambda x: x.power.idle_dyn + x.power.activity * x.power.uncore)
+        self._k_core = per_unit(lambda x: x.power.activity * x.power.per_core)
+        self._k_leak = per_unit(lambda x: x.power.leak)
+        self._unit = u
+        self._f = sp.freq_mhz.copy()
+        self._v = sp.volt.copy()
+        self._freq_idx = sp.freq_idx
+        offsets = np.cumsum([0] + [len(x.freqs_mhz) for x in units])[:-1]
+        self._flat_f = np.concatenate([x.freqs_mhz for x in units])
+        self._flat_v = np.concatenate([x.volts for x in units])
+        self._offset = offsets[u]
+        self._max_idx = np.array([len(x.freqs_mhz) - 1 for x in units])
+        self._py_max_idx = tuple(self._max_idx.tolist())
+        # (temperature, unit, highest DVFS index allowed at or above it), resolved once
+        self._trips = []
+        for t in spec.thermal.trips:
+            ui = spec.unit_index(t.unit)
+            self._trips.append(
+                (t.temp_c, ui, max(0, int(np.searchsorted(units[ui].freqs_mhz, t.max_freq_mhz, side="right")) - 1))
+            )
+        self._ltc = [(x.power.leak_temp_coeff, x.power.leak_ref_c) for x in units]
+        self._mem_slow = spec.interference.mem_slowdown
+        self._cf, self._v2f, self._kl_v = self._freq_terms(self._f, self._v)
+        self._buf = {name: np.empty(len(sp)) for name in ("t", "p", "e", "x", "y")}
+        # measured tables win over the analytic idle-board values (ratio kept per configuration)
+        self._lat_scale = self._pow_scale = None
+        if spec.measured is not None:
+            self._apply_measured()
+        # python lists for the scalar path: indexing a list is far cheaper than a numpy scalar
+        self._py = {
+            n: getattr(self, n).tolist()
+            for n in (
+                "_A",
+                "_c",
+                "_free",
+                "_ncores",
+                "_tmem",
+                "_fixed",
+                "_switch",
+                "_k_idle",
+                "_k_core",
+                "_k_leak",
+                "_f",
+                "_v",
+                "_cf",
+                "_v2f",
+                "_kl_v",
+            )
+        }
+        self._py_unit = u.tolist()
+        self._py_fidx = self._freq_idx.tolist()
+        self._py_off = self._offset.tolist()
+        self._py_flat_f = self._flat_f.tolist()
+        self._py_flat_v = self._flat_v.tolist()
+        self._py_scales = (self._lat_scale.tolist(), self._pow_scale.tolist()) if self._lat_scale is not None else (None, None)
+
+    # ------------------------------------------------------------------ state-only factors
+
+    def freq_caps_idx(self, temp_c: float) -> list[int]:
+        """Highest allowed DVFS index per unit at ``temp_c`` (trip points at or below it apply)."""
+        caps = list(self._py_max_idx)
+        for t, ui, cap in self._trips:
+            if temp_c >= t and cap < caps[ui]:
+                caps[ui] = cap
+        return caps
+
+    def freq_caps_mhz(self, temp_c: float) -> np.ndarray:
+        """Highest allowed frequency per unit at ``temp_c``."""
+        return np.array([self.spec.units[i].freqs_mhz[c] for i, c in enumerate(self.freq_caps_idx(temp_c))])
+
+    def available(self, temp_c: float, out: np.ndarray | None = None) -> np.ndarray:
+        """Boolean mask of configurations whose frequency is allowed at ``temp_c``."""
+        caps = np.asarray(self.freq_caps_idx(temp_c))
+        return np.less_equal(self._freq_idx, caps[self._unit], out=out)
+
+    def _leak_factors(self, temp_c: float) -> list[float]:
+        return [math.exp(lam * (temp_c - t0)) for lam, t0 in self._ltc]
+
+    def _mem_factor(self, state: State) -> float:
+        total = 0.0
+        for m, ld in zip(state.mem.tolist(), state.load.tolist()):
+            total += m * ld
+        return 1.0 + self._mem_slow * total
+
+    def _freq_terms(self, f: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self._c * f, v * v * (f / 1e3), self._k_leak * v
+
+    # ------------------------------------------------------------------ vectorised
+
+    def expected_all(self, state: State) -> Outcome:
+        """Noise-free outcome of every configuration in ``state``, arrays in action order.
+
+        The arrays are buffers owned by the model and overwritten by the next call: copy them
+        to keep them.
+        """
+        caps = self.freq_caps_idx(state.temp_c)
+        if tuple(caps) == self._py_max_idx:
+            f, cf, v2f, klv = self._f, self._cf, self._v2f, self._kl_v
+        else:
+            idx = np.minimum(self._freq_idx, np.asarray(caps)[self._unit])
+            f = self._flat_f[self._offset + idx]
+            cf, v2f, klv = self._freq_terms(f, self._flat_v[self._offset + idx])
+        b = self._buf
+        lf = state.load[self._unit]
+        excess = np.maximum(lf - self._free, 0.0, out=b["x"])
+        t = b["t"]
+        np.add(self._c, excess, out=t)
+        t *= self._A
+        t /= cf
+        t += self._tmem * self._mem_factor(state)
+        t += self._fixed
+        if state.freq_mhz is not None:
+            t += self._switch * (f != state.freq_mhz[self._unit])
+        busy = np.minimum(self._ncores, np.add(self._c, lf, out=b["y"]), out=b["y"])
+        p = b["p"]
+        np.multiply(self._k_idle, v2f, out=p)
+        p += klv * np.asarray(self._leak_factors(state.temp_c))[self._unit]
+        p += self._k_core * busy * v2f
+        if self._lat_scale is not None:
+            t *= self._lat_scale
+            p *= self._pow_scale
+        np.multiply(p, t, out=b["e"])
+        return Outcome(t, p, b["e"], f)
+
+    # ------------------------------------------------------------------ scalar
+
+    def expected(self, index: int, state: State) -> Outcome:
+        """Noise-free outcome of configuration ``index``; equals ``expected_all(state)[index]`` exactly."""
+        py = self._py
+        i = index
+        u = self._py_unit[i]
+        caps = self.freq_caps_idx(state.temp_c)
+        fi = self._py_fidx[i]
+        if fi <= caps[u]:
+            f, cf, v2f, klv = py["_f"][i], py["_cf"][i], py["_v2f"][i], py["_kl_v"][i]
+        else:
+            j = self._py_off[i] + caps[u]
+            f = self._py_flat_f[j]
+            v = self._py_flat_v[j]
+            cf, v2f, klv = py["_c"][i] * f, v * v * (f / 1e3), py["_k_leak"][i] * v
+        lf = float(state.load[u])
+        c = py["_c"][i]
+        excess = max(lf - py["_free"][i], 0.0)
+        t = (c + excess) * py["_A"][i]
+        t /= cf
+        t += py["_tmem"][i] * self._mem_factor(state)
+        t += py["_fixed"][i]
+        if state.freq_mhz is not None:
+            t += py["_switch"][i] * float(f != float(state.freq_mhz[u]))
+        busy = min(py["_ncores"][i], c + lf)
+        p = py["_k_idle"][i] * v2f
+        p += klv * self._leak_factors(state.temp_c)[u]
+        p += py["_k_core"][i] * busy * v2f
+        lat_s, pow_s = self._py_scales
+        if lat_s is not None:
+            t *= lat_s[i]
+            p *= pow_s[i]
+        return Outcome(t, p, p * t, f)
+
+    def sample(self, index: int, state: State, rng: np.random.Generator) -> Outcome:
+        """One noisy run of configuration ``index``: log-normal jitter with the profile's CVs, mean 1."""
+        o = self.expected(index, state)
+        n = self.spec.noise
+        lat = o.latency_ms * _lognormal(rng, n.latency_cv)
+        pw = o.power_w * _lognormal(rng, n.power_cv)
+        return Outcome(lat, pw, lat * pw, o.freq_mhz)
+
+    # ------------------------------------------------------------------ board-level power and heat
+
+    def unit_power(self, unit: int, freq_mhz: float, busy: float, temp_c: float, activity: float = 1.0) -> float:
+        """Rail power of ``unit`` at ``freq_mhz`` with ``busy`` busy cores and no DNN running.
+
+        :param activity: dynamic power of the busy threads relative to the calibration workload
+            (1.0: background load and the published calibration points)
+        """
+        u = self.spec.units[unit]
+        fi = min(int(np.searchsorted(u.freqs_mhz, freq_mhz)), len(u.freqs_mhz) - 1)
+        v = float(u.volts[fi])
+        v2f = v * v * (float(u.freqs_mhz[fi]) / 1e3)
+        pw = u.power
+        active = activity * (pw.uncore * (busy > 0) + pw.per_core * min(busy, u.cores))
+        return (pw.idle_dyn + active) * v2f + pw.leak * v * self._leak_factors(temp_c)[unit]
+
+    def thermal_step(self, temp_c: float, power_w: float, dt_s: float) -> float:
+        """Die temperature after ``dt_s`` seconds at mean total power ``power_w`` (exact RC solution)."""
+        th = self.spec.thermal
+        steady = th.ambient_c + th.r_th_c_per_w * (power_w + th.other_rails_w)
+        return steady + (temp_c - steady) * math.exp(-dt_s / th.tau_s)
+
+    def config(self, index: int) -> Config:
+        return self.space.decode(index)
+
+    # ------------------------------------------------------------------ measured tables
+
+    def _apply_measured(self) -> None:
+        m = self.spec.measured
+        n = len(self.space)
+        if len(m.latency_ms) != n:
+            from hwmodels.profile import PlatformProfileError
+
+            raise PlatformProfileError(
+                f"{self.spec.path}: field 'measured.latency_ms' has {len(m.latency_ms)} entries, the platform has {n} configurations"
+            )
+        idle = self.expected_all(State.idle(self.n_units, self.spec.thermal.start_c))
+        t0, p0 = idle.latency_ms.copy(), idle.power_w.copy()
+        self._lat_scale = np.where(np.isfinite(m.latency_ms), m.latency_ms / t0, 1.0)
+        self._pow_scale = np.where(np.isfinite(m.power_w), m.power_w / p0, 1.0)
+
+
+def _lognormal(rng: np.random.Generator, cv: float) -> float:
+    if cv <= 0:
+        return 1.0
+    sigma = math.sqrt(math.log1p(cv * cv))
+    return math.exp(sigma * rng.standard_normal() - 0.5 * sigma * sigma)

@@ -1,0 +1,364 @@
+"""Platform profiles: the YAML that describes a board, validated on load.
+
+A profile holds the processing units (DVFS table with voltages, performance and power
+coefficients), memory, thermal model with trip points, interference, noise, the ``sources``
+each part was calibrated to, and optionally ``measured`` tables written by the profiler on a
+live board, which win over the analytic terms. Every error names the file and the field.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+PLATFORM_FORMAT = "dynscale-platform"
+SHIPPED_DIR = Path(__file__).resolve().parent / "platforms"
+
+
+class PlatformProfileError(ValueError):
+    """A platform profile that cannot be used; the message names the file and field."""
+
+
+@dataclass(frozen=True)
+class UnitPerf:
+    """Performance coefficients of one unit (see hwmodels/MODEL.md for the equations).
+
+    :param macs_per_cycle: multiply-accumulates per cycle of one core (or the whole GPU)
+    :param serial_fraction: Amdahl serial fraction of the DNN's work across cores
+    :param overhead_mcycles: fixed per-inference work (framework), in millions of cycles
+    :param layer_overhead_kcycles: per-layer dispatch or kernel-launch work, thousands of cycles
+    :param sync_kcycles: per-layer thread synchronisation cost per extra core, thousands of cycles
+    :param mem_bw_gbps: memory bandwidth one core (or the GPU) streams at, GB/s
+    :param overhead_fixed_ms: per-inference time that does not scale with this unit's clock
+        (for a GPU: launch and copy work done by the host CPU), ms
+    :param layer_fixed_us: per-layer time that does not scale with this unit's clock (GPU
+        kernel launches issued by the host), microseconds
+    """
+
+    macs_per_cycle: float
+    serial_fraction: float
+    overhead_mcycles: float
+    layer_overhead_kcycles: float
+    sync_kcycles: float
+    mem_bw_gbps: float
+    overhead_fixed_ms: float = 0.0
+    layer_fixed_us: float = 0.0
+
+
+@dataclass(frozen=True)
+class UnitPower:
+    """Power coefficients of one unit's rail (W, V, GHz, degrees C).
+
+    ``P = idle_dyn * V^2 f + leak * V * exp(leak_temp_coeff * (T - leak_ref_c))
+    + activity * (uncore * [busy > 0] + per_core * busy) * V^2 f``
+
+    ``activity`` is the DNN's dynamic power relative to the workload the coefficients were
+    fitted to (1.0 for background load and for the calibration report).
+    """
+
+    idle_dyn: float
+    leak: float
+    leak_temp_coeff: float
+    leak_ref_c: float
+    uncore: float
+    per_core: float
+    activity: float = 1.0
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One processing unit: a CPU cluster or a GPU."""
+
+    name: str
+    kind: str
+    cores: int
+    freqs_mhz: np.ndarray
+    volts: np.ndarray
+    switch_latency_us: float
+    perf: UnitPerf
+    power: UnitPower
+    cpus: tuple[int, ...] = ()
+
+    @property
+    def max_freq_mhz(self) -> float:
+        return float(self.freqs_mhz[-1])
+
+
+@dataclass(frozen=True)
+class Trip:
+    """A thermal trip point: at or above ``temp_c`` the unit's frequency is capped."""
+
+    temp_c: float
+    unit: str
+    max_freq_mhz: float
+
+
+@dataclass(frozen=True)
+class Thermal:
+    """First-order RC thermal model of the die: ``T_ss = ambient + r_th * P_total``."""
+
+    ambient_c: float
+    r_th_c_per_w: float
+    tau_s: float
+    start_c: float
+    trips: tuple[Trip, ...]
+    other_rails_w: float = 0.0
+
+
+@dataclass(frozen=True)
+class Noise:
+    """Run-to-run jitter: log-normal multiplicative noise with these coefficients of variation."""
+
+    latency_cv: float
+    power_cv: float
+
+
+@dataclass(frozen=True)
+class Interference:
+    """Memory-bandwidth contention: memory-bound time grows by ``1 + mem_slowdown * sum(mem * threads)``."""
+
+    mem_slowdown: float
+
+
+@dataclass(frozen=True)
+class Measured:
+    """Tables measured on a live board, indexed like the platform's configuration order.
+
+    ``latency_ms`` and ``power_w`` have one entry per configuration (NaN where not measured).
+    """
+
+    latency_ms: np.ndarray
+    power_w: np.ndarray
+    power_is_estimate: bool
+
+
+@dataclass(frozen=True)
+class PlatformSpec:
+    """Everything a profile says about a board."""
+
+    name: str
+    description: str
+    units: tuple[Unit, ...]
+    thermal: Thermal
+    noise: Noise
+    interference: Interference
+    sources: tuple[dict, ...]
+    calibration: dict = field(default_factory=dict)
+    measured: Measured | None = None
+    path: str = ""
+
+    def unit(self, name: str) -> Unit:
+        for u in self.units:
+            if u.name == name:
+                return u
+        raise KeyError(f"unknown unit {name!r}; valid: {', '.join(u.name for u in self.units)}")
+
+    def unit_index(self, name: str) -> int:
+        return [u.name for u in self.units].index(self.unit(name).name)
+
+
+def shipped_platforms() -> list[str]:
+    """Names of the platform profiles shipped with the package."""
+    return sorted(p.stem for p in SHIPPED_DIR.glob("*.yaml"))
+
+
+def resolve_platform_path(name_or_path: str | os.PathLike) -> Path:
+    """A shipped platform name (``xu3``, ``nano``) or a path to a profile YAML."""
+    text = str(name_or_path)
+    if text in shipped_platforms():
+        return SHIPPED_DIR / f"{text}.yaml"
+    p = Path(text).expanduser()
+    if p.is_file():
+        return p
+    raise PlatformProfileError(f"{text}: neither a shipped platform ({', '.join(shipped_platforms())}) nor a profile file")
+
+
+def load_platform(name_or_path: str | os.PathLike) -> PlatformSpec:
+    """Load and validate a platform profile.
+
+    :param name_or_path: ``xu3``, ``nano`` or a path to a profile YAML
+    :raises PlatformProfileError: naming the file and field at fault
+    """
+    path = resolve_platform_path(name_or_path)
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise PlatformProfileError(f"{path}: not readable YAML ({exc})") from exc
+    return parse_platform(doc, str(path))
+
+
+def parse_platform(doc: Any, where: str) -> PlatformSpec:
+    """Validate a profile already parsed from YAML; ``where`` names it in errors."""
+    r = _Reader(doc, where)
+    if r.get("format", str) != PLATFORM_FORMAT:
+        raise r.error("format", f"must be {PLATFORM_FORMAT!r}")
+    units_raw = r.get("units", list)
+    if not units_raw:
+        raise r.error("units", "must list at least one unit")
+    units = tuple(_parse_unit(r.child(f"units[{i}]", u)) for i, u in enumerate(units_raw))
+    names = [u.name for u in units]
+    if len(set(names)) != len(names):
+        raise r.error("units", f"unit names must be unique, got {names}")
+    t = r.child("thermal", r.get("thermal", dict))
+    trips = []
+    for i, tr in enumerate(t.get("trips", list)):
+        tp = t.child(f"trips[{i}]", tr)
+        unit = tp.get("unit", str)
+        if unit not in names:
+            raise tp.error("unit", f"unknown unit {unit!r}; valid: {', '.join(names)}")
+        trips.append(Trip(tp.num("temp_c"), unit, tp.num("max_freq_mhz", positive=True)))
+    thermal = Thermal(
+        ambient_c=t.num("ambient_c"),
+        r_th_c_per_w=t.num("r_th_c_per_w", positive=True),
+        tau_s=t.num("tau_s", positive=True),
+        start_c=t.num("start_c"),
+        trips=tuple(sorted(trips, key=lambda x: x.temp_c)),
+        other_rails_w=t.num("other_rails_w", minimum=0.0, default=0.0),
+    )
+    n = r.child("noise", r.get("noise", dict))
+    noise = Noise(n.num("latency_cv", minimum=0.0), n.num("power_cv", minimum=0.0))
+    it = r.child("interference", r.get("interference", dict))
+    interference = Interference(it.num("mem_slowdown", minimum=0.0))
+    sources = r.get("sources", list)
+    for i, s in enumerate(sources):
+        if not isinstance(s, dict) or "figure" not in s or "used_for" not in s:
+            raise r.error(f"sources[{i}]", "must be a mapping with 'figure' and 'used_for'")
+    measured = None
+    if doc.get("measured") is not None:
+        m = r.child("measured", r.get("measured", dict))
+        lat = m.array("latency_ms", allow_nan=True)
+        pw = m.array("power_w", allow_nan=True)
+        if len(lat) != len(pw):
+            raise m.error("power_w", f"has {len(pw)} entries, latency_ms has {len(lat)}")
+        measured = Measured(lat, pw, bool(m.get("power_is_estimate", bool, default=False)))
+    return PlatformSpec(
+        name=r.get("name", str),
+        description=r.get("description", str, default=""),
+        units=units,
+        thermal=thermal,
+        noise=noise,
+        interference=interference,
+        sources=tuple(sources),
+        calibration=dict(doc.get("calibration") or {}),
+        measured=measured,
+        path=where,
+    )
+
+
+def _parse_unit(u: _Reader) -> Unit:
+    kind = u.get("kind", str)
+    if kind not in ("cpu", "gpu"):
+        raise u.error("kind", f"must be 'cpu' or 'gpu', got {kind!r}")
+    cores = int(u.num("cores", positive=True))
+    if kind == "gpu" and cores != 1:
+        raise u.error("cores", "a gpu unit is one device: cores must be 1")
+    d = u.child("dvfs", u.get("dvfs", dict))
+    freqs = d.array("freq_mhz")
+    volts = d.array("volt_v")
+    if len(freqs) != len(volts):
+        raise d.error("volt_v", f"has {len(volts)} entries, freq_mhz has {len(freqs)}")
+    if np.any(freqs <= 0) or np.any(np.diff(freqs) <= 0):
+        raise d.error("freq_mhz", "must be positive and strictly increasing")
+    if np.any(volts <= 0) or np.any(np.diff(volts) < 0):
+        raise d.error("volt_v", "must be positive and non-decreasing with frequency")
+    p = u.child("perf", u.get("perf", dict))
+    perf = UnitPerf(
+        macs_per_cycle=p.num("macs_per_cycle", positive=True),
+        serial_fraction=p.num("serial_fraction", minimum=0.0, maximum=1.0),
+        overhead_mcycles=p.num("overhead_mcycles", minimum=0.0),
+        layer_overhead_kcycles=p.num("layer_overhead_kcycles", minimum=0.0),
+        sync_kcycles=p.num("sync_kcycles", minimum=0.0),
+        mem_bw_gbps=p.num("mem_bw_gbps", positive=True),
+        overhead_fixed_ms=p.num("overhead_fixed_ms", minimum=0.0, default=0.0),
+        layer_fixed_us=p.num("layer_fixed_us", minimum=0.0, default=0.0),
+    )
+    w = u.child("power", u.get("power", dict))
+    power = UnitPower(
+        idle_dyn=w.num("idle_dyn", minimum=0.0),
+        leak=w.num("leak", minimum=0.0),
+        leak_temp_coeff=w.num("leak_temp_coeff", minimum=0.0),
+        leak_ref_c=w.num("leak_ref_c"),
+        uncore=w.num("uncore", minimum=0.0),
+        per_core=w.num("per_core", minimum=0.0),
+        activity=w.num("activity", positive=True, default=1.0),
+    )
+    cpus = tuple(int(c) for c in u.get("cpus", list, default=[]))
+    if kind == "cpu" and cpus and len(cpus) != cores:
+        raise u.error("cpus", f"lists {len(cpus)} logical CPUs for {cores} cores")
+    return Unit(
+        name=u.get("name", str),
+        kind=kind,
+        cores=cores,
+        freqs_mhz=freqs,
+        volts=volts,
+        switch_latency_us=u.num("switch_latency_us", minimum=0.0),
+        perf=perf,
+        power=power,
+        cpus=cpus,
+    )
+
+
+class _Reader:
+    """Typed access to one mapping of the YAML document, with errors naming file and field."""
+
+    _MISSING = object()
+
+    def __init__(self, doc: Any, where: str, prefix: str = "") -> None:
+        if not isinstance(doc, dict):
+            raise PlatformProfileError(f"{where}: {prefix or 'the document'} must be a mapping")
+        self.doc, self.where, self.prefix = doc, where, prefix
+
+    def error(self, key: str, msg: str) -> PlatformProfileError:
+        return PlatformProfileError(f"{self.where}: field '{self.prefix}{key}' {msg}")
+
+    def child(self, key: str, value: Any) -> _Reader:
+        if not isinstance(value, dict):
+            raise self.error(key, "must be a mapping")
+        return _Reader(value, self.where, f"{self.prefix}{key}.")
+
+    def get(self, key: str, typ: type, default: Any = _MISSING) -> Any:
+        if key not in self.doc or self.doc[key] is None:
+            if default is self._MISSING:
+                raise self.error(key, "is missing")
+            return default
+        v = self.doc[key]
+        if not isinstance(v, typ):
+            name = typ.__name__ if isinstance(typ, type) else "number"
+            raise self.error(key, f"must be a {name}, got {type(v).__name__}")
+        return v
+
+    def num(
+        self,
+        key: str,
+        positive: bool = False,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        default: Any = _MISSING,
+    ) -> float:
+        v = self.get(key, (int, float), default)
+        if isinstance(v, bool) or not np.isfinite(v):
+            raise self.error(key, f"must be a finite number, got {v!r}")
+        if positive and v <= 0:
+            raise self.error(key, f"must be positive, got {v}")
+        if minimum is not None and v < minimum:
+            raise self.error(key, f"must be >= {minimum}, got {v}")
+        if maximum is not None and v > maximum:
+            raise self.error(key, f"must be <= {maximum}, got {v}")
+        return float(v)
+
+    def array(self, key: str, allow_nan: bool = False) -> np.ndarray:
+        raw = self.get(key, list)
+        try:
+            a = np.array([np.nan if (allow_nan and x is None) else x for x in raw], dtype=np.float64)
+        except (TypeError, ValueError):
+            raise self.error(key, "must be a list of numbers") from None
+        if a.ndim != 1 or len(a) == 0:
+            raise self.error(key, "must be a non-empty list of numbers")
+        if not allow_nan and not np.all(np.isfinite(a)):
+            raise self.error(key, "must hold finite numbers only")
+        return a

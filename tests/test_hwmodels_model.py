@@ -1,0 +1,143 @@
+import dataclasses
+import itertools
+
+import numpy as np
+import pytest
+
+from dnn.evaluate import load_dnn_profile
+from hwmodels.config import Config, ConfigError
+from hwmodels.model import PlatformModel, State
+from hwmodels.profile import Measured, load_platform
+
+
+@pytest.fixture(scope="module", params=["xu3", "nano"])
+def model(request) -> PlatformModel:
+    return PlatformModel(load_platform(request.param), load_dnn_profile())
+
+
+def idle(m: PlatformModel, **kw) -> State:
+    s = State.idle(m.n_units, 40.0)
+    for k, v in kw.items():
+        setattr(s, k, v)
+    return s
+
+
+def test_action_space_size_and_round_trip() -> None:
+    for name, n in (("xu3", 4 * (4 * 19 + 4 * 13)), ("nano", 4 * (4 * 15 + 12))):
+        m = PlatformModel(load_platform(name), load_dnn_profile())
+        assert len(m.space) == n
+        for i in range(0, n, 7):
+            assert m.space.encode(m.space.decode(i)) == i
+    m = PlatformModel(load_platform("xu3"), load_dnn_profile())
+    assert m.space.decode(0) == Config(1, "a15", 1, 200.0)
+    with pytest.raises(ConfigError, match="valid: 1..4"):
+        m.space.encode(Config(1, "a15", 5, 200.0))
+    with pytest.raises(ConfigError, match="unknown unit 'gpu'; valid: a15, a7"):
+        m.space.encode(Config(1, "gpu", 1, 200.0))
+
+
+def latency(m: PlatformModel, cfg: Config, state: State) -> float:
+    return m.expected(m.space.encode(cfg), state).latency_ms
+
+
+def test_physics_monotone(model: PlatformModel) -> None:
+    s = idle(model)
+    for u in model.spec.units:
+        fs = u.freqs_mhz
+        for k in range(1, 5):
+            lat = [latency(model, Config(k, u.name, u.cores, float(f)), s) for f in fs]
+            assert all(a > b for a, b in itertools.pairwise(lat)), f"latency falls with frequency on {u.name}"
+            pw = [model.expected(model.space.encode(Config(k, u.name, u.cores, float(f))), s).power_w for f in fs]
+            assert all(a < b for a, b in itertools.pairwise(pw)), f"power rises with frequency on {u.name}"
+        fmax = float(fs[-1])
+        grp = [latency(model, Config(k, u.name, 1, fmax), s) for k in range(1, 5)]
+        assert all(a < b for a, b in itertools.pairwise(grp)), "latency rises with groups"
+        if u.cores > 1:
+            cores = [latency(model, Config(4, u.name, c, fmax), s) for c in range(1, u.cores + 1)]
+            assert all(a > b for a, b in itertools.pairwise(cores)), "latency falls with cores"
+        cfg = Config(4, u.name, u.cores, fmax)
+        loads = [
+            latency(model, cfg, idle(model, load=np.where(np.arange(model.n_units) == model.spec.unit_index(u.name), ld, 0.0)))
+            for ld in (0, 1, 2, 4)
+        ]
+        assert loads[0] < loads[-1] and all(a <= b for a, b in itertools.pairwise(loads)), "latency rises with background load"
+        mem = idle(model, load=np.full(model.n_units, 2.0), mem=np.ones(model.n_units))
+        assert latency(model, cfg, mem) > latency(model, cfg, idle(model, load=np.full(model.n_units, 2.0)))
+
+
+def test_vectorised_and_scalar_agree_exactly(model: PlatformModel) -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        s = State(
+            rng.uniform(0, 5, model.n_units),
+            rng.uniform(0, 1, model.n_units),
+            float(rng.uniform(20, 105)),
+            np.array([rng.choice(u.freqs_mhz) for u in model.spec.units]),
+        )
+        allv = model.expected_all(s)
+        t, p, e, f = (x.copy() for x in (allv.latency_ms, allv.power_w, allv.energy_mj, allv.freq_mhz))
+        for i in rng.choice(len(model.space), 40, replace=False):
+            o = model.expected(int(i), s)
+            assert (o.latency_ms, o.power_w, o.energy_mj, o.freq_mhz) == (t[i], p[i], e[i], f[i])
+
+
+def test_dvfs_switch_costs_latency(model: PlatformModel) -> None:
+    u = model.spec.units[0]
+    i = model.space.encode(Config(2, u.name, 1, float(u.freqs_mhz[-1])))
+    same = State.idle(model.n_units, 40.0)
+    same.freq_mhz = np.array([x.freqs_mhz[-1] for x in model.spec.units], dtype=float)
+    other = State.idle(model.n_units, 40.0)
+    other.freq_mhz = np.array([x.freqs_mhz[0] for x in model.spec.units], dtype=float)
+    assert model.expected(i, other).latency_ms - model.expected(i, same).latency_ms == pytest.approx(u.switch_latency_us / 1e3)
+
+
+def sustained(m: PlatformModel, cfg: Config, seconds: int) -> tuple[int | None, float]:
+    """Run ``cfg`` back to back for ``seconds``; return when it got capped and the final temperature."""
+    i = m.space.encode(cfg)
+    temp = m.spec.thermal.start_c
+    idle_others = [u for u in range(m.n_units) if u != m.spec.unit_index(cfg.unit)]
+    for t in range(seconds):
+        o = m.expected(i, State.idle(m.n_units, temp))
+        if o.freq_mhz < cfg.freq_mhz:
+            return t, temp
+        rest = sum(m.unit_power(u, m.spec.units[u].freqs_mhz[0], 0, temp) for u in idle_others)
+        temp = m.thermal_step(temp, o.power_w + rest, 1.0)
+    return None, temp
+
+
+def test_xu3_throttles_within_minutes_nano_does_not() -> None:
+    xu3 = PlatformModel(load_platform("xu3"), load_dnn_profile())
+    t, _ = sustained(xu3, Config(4, "a15", 4, 2000.0), 600)
+    assert t is not None and 30 <= t <= 300, f"XU3 A15x4 at 2 GHz capped after {t} s"
+    assert xu3.available(100.0).sum() < xu3.available(40.0).sum() == len(xu3.space)
+    nano = PlatformModel(load_platform("nano"), load_dnn_profile())
+    for cfg in (Config(4, "a57", 4, 1479.0), Config(4, "gpu", 1, 921.6)):
+        t, temp = sustained(nano, cfg, 1800)
+        assert t is None and temp < 90
+
+
+def test_sample_is_seeded_and_unbiased(model: PlatformModel) -> None:
+    s = idle(model)
+    a = [model.sample(5, s, np.random.default_rng(3)).latency_ms for _ in range(3)]
+    assert a[0] == a[1] == a[2]
+    rng = np.random.default_rng(1)
+    draws = np.array([model.sample(5, s, rng).latency_ms for _ in range(4000)])
+    assert draws.mean() == pytest.approx(model.expected(5, s).latency_ms, rel=0.01)
+    assert draws.std() / draws.mean() == pytest.approx(model.spec.noise.latency_cv, rel=0.1)
+
+
+def test_measured_table_wins_and_keeps_state_effects() -> None:
+    spec = load_platform("xu3")
+    base = PlatformModel(spec, load_dnn_profile())
+    n = len(base.space)
+    lat = np.full(n, np.nan)
+    pw = np.full(n, np.nan)
+    lat[10], pw[10] = 7.5, 1.25
+    m = PlatformModel(dataclasses.replace(spec, measured=Measured(lat, pw, False)), load_dnn_profile())
+    s0 = State.idle(m.n_units, spec.thermal.start_c)
+    assert m.expected(10, s0).latency_ms == pytest.approx(7.5)
+    assert m.expected(10, s0).power_w == pytest.approx(1.25)
+    assert m.expected(11, s0).latency_ms == base.expected(11, s0).latency_ms  # unmeasured: analytic
+    loaded = State(np.array([4.0, 0.0]), np.zeros(2), spec.thermal.start_c, None)
+    ratio = base.expected(10, loaded).latency_ms / base.expected(10, s0).latency_ms
+    assert m.expected(10, loaded).latency_ms == pytest.approx(7.5 * ratio)

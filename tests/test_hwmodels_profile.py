@@ -1,0 +1,50 @@
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hwmodels.profile import PlatformProfileError, load_platform, shipped_platforms
+
+XU3 = Path(__file__).resolve().parents[1] / "hwmodels" / "platforms" / "xu3.yaml"
+
+
+def broken(tmp_path: Path, edit) -> Path:
+    doc = yaml.safe_load(XU3.read_text())
+    edit(doc)
+    p = tmp_path / "broken.yaml"
+    p.write_text(yaml.safe_dump(doc))
+    return p
+
+
+def test_shipped_profiles_load() -> None:
+    assert {"xu3", "nano"} <= set(shipped_platforms())
+    for name in ("xu3", "nano"):
+        spec = load_platform(name)
+        assert spec.sources and spec.units
+
+
+@pytest.mark.parametrize(
+    ("edit", "field"),
+    [
+        (lambda d: d.pop("units"), "units"),
+        (lambda d: d["units"][0].pop("name"), "units[0].name"),
+        (lambda d: d["units"][1]["dvfs"]["freq_mhz"].reverse(), "units[1].dvfs.freq_mhz"),
+        (lambda d: d["units"][0]["dvfs"]["volt_v"].pop(), "units[0].dvfs.volt_v"),
+        (lambda d: d["units"][0]["power"].update(per_core=-0.2), "units[0].power.per_core"),
+        (lambda d: d["units"][0]["perf"].update(macs_per_cycle="fast"), "units[0].perf.macs_per_cycle"),
+        (lambda d: d["thermal"]["trips"][0].update(unit="a99"), "thermal.trips[0].unit"),
+        (lambda d: d["units"][0].update(kind="npu"), "units[0].kind"),
+        (lambda d: d.update(format="other"), "format"),
+    ],
+)
+def test_broken_profiles_name_file_and_field(tmp_path: Path, edit, field: str) -> None:
+    p = broken(tmp_path, edit)
+    with pytest.raises(PlatformProfileError) as e:
+        load_platform(p)
+    msg = str(e.value)
+    assert str(p) in msg and f"'{field}'" in msg and "\n" not in msg
+
+
+def test_unknown_platform_name() -> None:
+    with pytest.raises(PlatformProfileError, match="neither a shipped platform"):
+        load_platform("pdp11")
