@@ -9,13 +9,22 @@ from dnn import cli as dnn_cli
 from dnn.data import DatasetError
 from dnn.evaluate import ProfileError
 from dnn.train import WeightsError
+from envs import cli as envs_cli
+from envs.scenario import ScenarioError
 from hwmodels import cli as hwmodels_cli
 from hwmodels.config import ConfigError
 from hwmodels.profile import PlatformProfileError
 
 #: Errors caused by what the user gave (a path, a file's content, a flag); reported in one
 #: line with exit code 2. Anything else is a bug and keeps its traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (DatasetError, WeightsError, ProfileError, PlatformProfileError, ConfigError)
+USER_ERRORS: tuple[type[Exception], ...] = (
+    DatasetError,
+    WeightsError,
+    ProfileError,
+    PlatformProfileError,
+    ConfigError,
+    ScenarioError,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     dnn_cli.add_commands(sub)
     hwmodels_cli.add_commands(sub)
+    envs_cli.add_commands(sub)
     return parser
 
 

@@ -21,6 +21,7 @@ expressions in the same order, so they agree exactly; state-only factors are com
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass
 
@@ -118,6 +119,7 @@ class PlatformModel:
                 (t.temp_c, ui, max(0, int(np.searchsorted(units[ui].freqs_mhz, t.max_freq_mhz, side="right")) - 1))
             )
         self._ltc = [(x.power.leak_temp_coeff, x.power.leak_ref_c) for x in units]
+        self._unit_tables = [(x.freqs_mhz.tolist(), x.volts.tolist(), x.cores, x.power) for x in units]
         self._mem_slow = spec.interference.mem_slowdown
         self._cf, self._v2f, self._kl_v = self._freq_terms(self._f, self._v)
         self._buf = {name: np.empty(len(sp)) for name in ("t", "p", "e", "x", "y")}
@@ -272,13 +274,13 @@ class PlatformModel:
         :param activity: dynamic power of the busy threads relative to the calibration workload
             (1.0: background load and the published calibration points)
         """
-        u = self.spec.units[unit]
-        fi = min(int(np.searchsorted(u.freqs_mhz, freq_mhz)), len(u.freqs_mhz) - 1)
-        v = float(u.volts[fi])
-        v2f = v * v * (float(u.freqs_mhz[fi]) / 1e3)
-        pw = u.power
-        active = activity * (pw.uncore * (busy > 0) + pw.per_core * min(busy, u.cores))
-        return (pw.idle_dyn + active) * v2f + pw.leak * v * self._leak_factors(temp_c)[unit]
+        freqs, volts, cores, pw = self._unit_tables[unit]
+        fi = min(bisect.bisect_left(freqs, freq_mhz), len(freqs) - 1)
+        v = volts[fi]
+        v2f = v * v * (freqs[fi] / 1e3)
+        active = activity * (pw.uncore * (busy > 0) + pw.per_core * (min(cores, busy)))
+        lam, t0 = self._ltc[unit]
+        return (pw.idle_dyn + active) * v2f + pw.leak * v * math.exp(lam * (temp_c - t0))
 
     def thermal_step(self, temp_c: float, power_w: float, dt_s: float) -> float:
         """Die temperature after ``dt_s`` seconds at mean total power ``power_w`` (exact RC solution)."""

@@ -1,0 +1,67 @@
+"""``dynscale env ...``: record scenario episodes as trace CSVs, and measure scenario difficulty."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``7``, ``1000-1019`` or ``1,2,5``."""
+    try:
+        if "-" in text.strip("-"):
+            lo, hi = text.split("-", 1)
+            seeds = list(range(int(lo), int(hi) + 1))
+        else:
+            seeds = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seeds: expected N, A-B or A,B,C, got {text!r}") from None
+    if not seeds:
+        raise argparse.ArgumentTypeError(f"seeds: {text!r} names no seed")
+    return seeds
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register ``env record`` and ``env stats`` under ``sub``."""
+    e = sub.add_parser("env", help="scenario episodes: record, statistics", description=__doc__)
+    esub = e.add_subparsers(dest="env_command", required=True, metavar="COMMAND")
+    r = esub.add_parser(
+        "record",
+        help="write a scenario episode as a replayable trace CSV",
+        description="Write one generated episode in the trace CSV format, so it can be replayed exactly (scenario=PATH.csv).",
+    )
+    r.add_argument("--platform", default="xu3", help="xu3, nano, or a profile YAML path")
+    r.add_argument("--scenario", default="default", help="preset name (envs/scenarios.yaml) or preset YAML file")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--length", type=int, default=1000, help="requests (default: 1000)")
+    r.add_argument("--out", required=True, help="CSV file to write")
+    r.set_defaults(func=_record)
+    s = esub.add_parser(
+        "stats",
+        help="does the scenario need a controller? oracle switching, max-accuracy misses",
+        description="Oracle switching and max-accuracy miss rates of a scenario on the noise-free model.",
+    )
+    s.add_argument("--platform", default="xu3")
+    s.add_argument("--scenario", default="default")
+    s.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-9"), help="e.g. 0-9 (default) or 1,2,3")
+    s.add_argument("--length", type=int, default=1000)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=_stats)
+
+
+def _record(args: argparse.Namespace) -> int:
+    from envs.dyndnn_env import DynDNNEnv
+
+    env = DynDNNEnv(platform=args.platform, scenario=args.scenario, episode_length=args.length)
+    env.reset(seed=args.seed)
+    env.trace.to_csv(args.out)
+    print(f"wrote {args.out}: {len(env.trace)} requests of {env.scenario_name} on {env.model.spec.name}, seed {args.seed}")
+    return 0
+
+
+def _stats(args: argparse.Namespace) -> int:
+    from envs.stats import format_stats, scenario_stats
+
+    s = scenario_stats(args.platform, args.scenario, args.seeds, args.length, progress=not args.json)
+    print(json.dumps(s, indent=2) if args.json else format_stats(s))
+    return 0

@@ -1,0 +1,261 @@
+"""``DynDNNEnv``: the Gymnasium environment of runtime performance scaling of the dynamic DNN."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import gymnasium as gym
+import numpy as np
+
+from dnn.evaluate import DNNProfile, load_dnn_profile
+from envs.observation import ObservationBuilder, ObservationSpec
+from envs.reward import RewardConfig
+from envs.scenario import EpisodeTrace, ScenarioGenerator, TraceScenario, load_scenario
+from hwmodels.config import Config
+from hwmodels.model import PlatformModel, State
+from hwmodels.profile import PlatformSpec, load_platform
+
+
+def observation_spec(model: PlatformModel) -> ObservationSpec:
+    """The observation constants of a platform: log-scale bounds span every configuration's
+    idle-board latency and energy, with a factor 4 of headroom for load and a factor 2 below."""
+    idle = model.expected_all(State.idle(model.n_units, model.spec.thermal.start_c))
+    spec = model.spec
+    return ObservationSpec(
+        units=tuple(u.name for u in spec.units),
+        cores=tuple(u.cores for u in spec.units),
+        max_freq_mhz=tuple(u.max_freq_mhz for u in spec.units),
+        max_groups=model.dnn.max_groups,
+        latency_range_ms=(float(idle.latency_ms.min()) / 2, float(idle.latency_ms.max()) * 4),
+        energy_range_mj=(float(idle.energy_mj.min()) / 2, float(idle.energy_mj.max()) * 4),
+    )
+
+
+def reference_budgets(model: PlatformModel) -> tuple[float, float]:
+    """(t_ref, e_ref): latency of the fastest and energy of the most frugal full-accuracy
+    configuration on the idle board; scenario budgets are multiples of these."""
+    idle = model.expected_all(State.idle(model.n_units, model.spec.thermal.start_c))
+    full = model.space.groups == model.dnn.max_groups
+    return float(idle.latency_ms[full].min()), float(idle.energy_mj[full].min())
+
+
+class DynDNNEnv(gym.Env):
+    """Choose the dynamic DNN's group count, task mapping and DVFS for each inference request.
+
+    One step is one inference request on a simulated board (a :class:`PlatformModel` of the XU3,
+    the Nano, or a profiled board) under a scenario of changing budgets and background load.
+
+    **Observation** (``Box(0, 1, (n,), float32)``; names in ``observation_names``): time budget
+    and energy budget (log scale), background load per unit (busy threads / (2 x cores)), die
+    temperature, current frequency per unit (/ max), the previous configuration (groups / G,
+    one-hot unit, cores / max cores, frequency / unit max), and the last request's latency and
+    energy (log scale). Only what a live board measures; the live runtime builds the same
+    vector with :class:`envs.observation.ObservationBuilder`.
+
+    **Action** (``Discrete(N)``): an index into the platform's configurations in the order of
+    :class:`hwmodels.config.ConfigSpace` (k ascending; units in profile order; cores ascending;
+    frequency ascending). ``decode(action) -> Config``, ``encode(Config) -> action``.
+    ``action_masks()`` marks frequencies above the current thermal cap as unavailable (for
+    sb3-contrib's MaskablePPO); a masked action still runs, at the capped frequency.
+
+    **Reward**: :class:`envs.reward.RewardConfig`: top-1 accuracy of the chosen group count when
+    both budgets are met; a penalty that grows with the overshoot when either is missed; a small
+    energy term. ``info`` holds ``latency_ms, energy_mj, power_w, accuracy, config,
+    deadline_met, energy_met, is_success`` (both met), ``temperature`` and ``freq_mhz``
+    (delivered), and the request's ``time_budget_ms`` and ``energy_budget_mj``.
+
+    **Starting state**: a new scenario episode drawn from the reset seed; the die at the
+    profile's ``thermal.start_c``; every unit at its highest frequency; the previous
+    configuration is the full network on the first unit's cores at its highest frequency, with
+    no last latency or energy.
+
+    **Episode end**: never terminated; truncated after ``episode_length`` requests (or at the
+    end of a replayed trace).
+
+    :param platform: ``xu3``, ``nano``, a profile YAML path, or a :class:`PlatformSpec`
+    :param scenario: a preset name or YAML file (``envs/scenarios.yaml``), or a trace CSV path
+    :param episode_length: requests per episode (``None`` with a trace: its length)
+    :param reward: reward weights (:class:`RewardConfig` or a dict of its fields)
+    :param noise: sample run-to-run latency and power noise (off: the noise-free model)
+    :param dnn_profile: DNN profile YAML (default: the shipped one)
+    """
+
+    metadata: ClassVar[dict] = {"render_modes": []}
+
+    def __init__(
+        self,
+        platform: str | PlatformSpec = "xu3",
+        scenario: str = "default",
+        episode_length: int | None = 1000,
+        reward: RewardConfig | dict | None = None,
+        noise: bool = True,
+        dnn_profile: str | DNNProfile | None = None,
+    ) -> None:
+        spec = platform if isinstance(platform, PlatformSpec) else load_platform(platform)
+        dnn = dnn_profile if isinstance(dnn_profile, DNNProfile) else load_dnn_profile(dnn_profile)
+        self.model = PlatformModel(spec, dnn)
+        self.space = self.model.space
+        self.reward_config = RewardConfig.from_value(reward)
+        self.noise = bool(noise)
+        self.obs_spec = observation_spec(self.model)
+        self._obs = ObservationBuilder(self.obs_spec)
+        self.observation_names = self._obs.names
+        self.t_ref_ms, self.e_ref_mj = reference_budgets(self.model)
+        units = self.obs_spec.units
+        if str(scenario).endswith(".csv"):
+            self.scenario: ScenarioGenerator | TraceScenario = TraceScenario.from_csv(scenario, units)
+            self.scenario_name = str(scenario)
+            if episode_length is None:
+                episode_length = len(self.scenario.trace)
+        else:
+            cfg = load_scenario(scenario)
+            self.scenario = ScenarioGenerator(cfg, units, self.obs_spec.cores, self.t_ref_ms, self.e_ref_mj)
+            self.scenario_name = cfg.name
+        if episode_length is None or int(episode_length) < 1:
+            raise ValueError(f"episode_length must be a positive integer, got {episode_length!r}")
+        self.episode_length = int(episode_length)
+        self.action_space = gym.spaces.Discrete(len(self.space))
+        self.observation_space = gym.spaces.Box(0.0, 1.0, (self._obs.size,), np.float32)
+        # per-action constants, as python objects: the step path indexes lists, not arrays
+        self._configs = [self.space.decode(i) for i in range(len(self.space))]
+        self._accuracy = [dnn.cost(c.groups).top1 for c in self._configs]
+        self._accuracy_arr = np.array(self._accuracy)
+        self._unit_of = self.space.unit_idx.tolist()
+        self._cfg_tuple = [(c.groups, u, c.cores, c.freq_mhz) for c, u in zip(self._configs, self._unit_of)]
+        self._max_freq = [u.max_freq_mhz for u in spec.units]
+        first = spec.units[0]
+        self._start_action = self.space.encode(Config(dnn.max_groups, first.name, first.cores, first.max_freq_mhz))
+        self._state = State(
+            np.zeros(len(units)), np.zeros(len(units)), spec.thermal.start_c, np.array(self._max_freq, dtype=np.float64)
+        )
+        self._mask = np.ones(len(self.space), dtype=bool)
+        self.trace: EpisodeTrace | None = None
+
+    # ------------------------------------------------------------------ API
+
+    def decode(self, action: int) -> Config:
+        """The configuration of ``action``."""
+        return self.space.decode(action)
+
+    def encode(self, config: Config) -> int:
+        """The action of ``config`` (raises :class:`hwmodels.config.ConfigError` if not offered)."""
+        return self.space.encode(config)
+
+    def action_masks(self) -> np.ndarray:
+        """Configurations available at the current temperature (frequency at or below the cap)."""
+        return self.model.available(self._state.temp_c, out=self._mask).copy()
+
+    def best_action(self) -> int:
+        """The oracle's choice: the available configuration with the highest noise-free expected
+        reward in the current state (exhaustive search with the true model)."""
+        i = min(self._i, self.episode_length - 1)
+        o = self.model.expected_all(self._state)
+        r = self.reward_config(self._accuracy_arr, o.latency_ms, o.energy_mj, self._tb[i], self._eb[i])
+        r[~self.model.available(self._state.temp_c, out=self._mask)] = -np.inf
+        return int(np.argmax(r))
+
+    @property
+    def request(self) -> dict:
+        """The pending request and the state it meets (what a baseline controller may read)."""
+        i = min(self._i, self.episode_length - 1)
+        s = self._state
+        return {
+            "time_budget_ms": self._tb[i],
+            "energy_budget_mj": self._eb[i],
+            "load": list(self._load),
+            "mem": s.mem.tolist(),
+            "temp_c": s.temp_c,
+            "freq_mhz": list(self._freqs),
+        }
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        self.trace = self.scenario.episode(self.np_random, self.episode_length)
+        t = self.trace
+        self._tb, self._eb, self._period = t.time_budget_ms.tolist(), t.energy_budget_mj.tolist(), t.period_ms.tolist()
+        self._load_rows, self._mem_rows = t.load.tolist(), t.mem.tolist()
+        self._i = 0
+        s = self._state
+        s.temp_c = self.model.spec.thermal.start_c
+        s.freq_mhz[:] = self._max_freq
+        self._freqs = list(self._max_freq)
+        self._prev = self._cfg_tuple[self._start_action]
+        self._last = (0.0, 0.0)
+        self._set_load(0)
+        return self._observe().copy(), {"time_budget_ms": self._tb[0], "energy_budget_mj": self._eb[0]}
+
+    def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict]:
+        if self.trace is None:
+            raise RuntimeError("call reset() before step()")
+        if self._i >= self.episode_length:
+            raise RuntimeError("the episode was truncated: call reset() before step()")
+        a = int(action)
+        if not 0 <= a < len(self._configs):
+            raise ValueError(f"action {action!r} outside Discrete({len(self._configs)})")
+        i = self._i
+        s = self._state
+        o = self.model.sample(a, s, self.np_random) if self.noise else self.model.expected(a, s)
+        lat, power, energy, f = o.latency_ms, o.power_w, o.energy_mj, o.freq_mhz
+        tb, eb = self._tb[i], self._eb[i]
+        acc = self._accuracy[a]
+        reward = self.reward_config(acc, lat, energy, tb, eb)
+        deadline_met, energy_met = lat <= tb, energy <= eb
+        u = self._unit_of[a]
+        temp_before = s.temp_c
+        self._advance_time(u, power, lat, max(self._period[i], lat))
+        self._freqs[u] = f
+        s.freq_mhz[u] = f
+        self._prev = self._cfg_tuple[a]
+        self._last = (lat, energy)
+        info = {
+            "latency_ms": lat,
+            "energy_mj": energy,
+            "power_w": power,
+            "accuracy": acc,
+            "config": self._configs[a],
+            "deadline_met": deadline_met,
+            "energy_met": energy_met,
+            "is_success": deadline_met and energy_met,
+            "temperature": temp_before,
+            "freq_mhz": f,
+            "time_budget_ms": tb,
+            "energy_budget_mj": eb,
+        }
+        self._i = i + 1
+        truncated = self._i >= self.episode_length
+        if not truncated:
+            self._set_load(self._i)
+        return self._observe().copy(), reward, False, truncated, info
+
+    # ------------------------------------------------------------------ internals
+
+    def _set_load(self, i: int) -> None:
+        s = self._state
+        s.load[:] = self._load_rows[i]
+        s.mem[:] = self._mem_rows[i]
+        self._load = self._load_rows[i]
+
+    def _observe(self) -> np.ndarray:
+        i = min(self._i, self.episode_length - 1)
+        return self._obs.build(
+            self._tb[i], self._eb[i], self._load, self._state.temp_c, self._freqs, self._prev, self._last[0], self._last[1]
+        )
+
+    def _advance_time(self, unit: int, dnn_power_w: float, latency_ms: float, dt_ms: float) -> None:
+        """Heat the die over one request interval: the DNN's rail power while it runs, each
+        unit's background-load power the rest of the time (and the other units throughout)."""
+        m, s = self.model, self._state
+        temp = s.temp_c
+        total = 0.0
+        for v in range(m.n_units):
+            bg = m.unit_power(v, self._freqs[v], self._load[v], temp)
+            total += (dnn_power_w * latency_ms + bg * (dt_ms - latency_ms)) / dt_ms if v == unit else bg
+        s.temp_c = m.thermal_step(temp, total, dt_ms / 1e3)
+
+    def close(self) -> None:
+        self.trace = None
+
+
+def make_env(**kwargs: Any) -> DynDNNEnv:
+    """Build the env from plain keyword arguments (picklable, for SubprocVecEnv)."""
+    return DynDNNEnv(**kwargs)

@@ -1,0 +1,366 @@
+"""Scenarios: what the requests ask for and what else the board is doing.
+
+A scenario produces an :class:`EpisodeTrace`, one row per inference request: the time and energy
+budgets, the background load (busy threads) and its memory intensity on each unit, and the
+request period. Two kinds:
+
+* :class:`ScenarioGenerator`: seeded synthetic episodes from a named preset
+  (``envs/scenarios.yaml``). Budgets change in *phases*, as an application switches between
+  demands (camera-rate frames with tight deadlines, interactive requests, relaxed background
+  inference with a tight energy budget, a battery-saver mode). Budgets are multiples of the
+  platform's own reference latency and energy (the fastest and the most frugal full-accuracy
+  configuration on the idle board), so a preset means the same thing on every platform.
+  Background load on each unit is a Markov chain over levels (idle / light / heavy, heavier
+  levels more memory-intensive); it is what makes the best configuration move within a phase.
+* :class:`TraceScenario`: replay of a recorded CSV (documented format below), so the same
+  environment runs on load recorded on a real board, and any generated episode can be
+  replayed exactly (``dynscale env record``).
+
+CSV format (one row per request; header required)::
+
+    time_budget_ms, energy_budget_mj, load_<unit> (one per unit), [mem_<unit>], [period_ms], [phase]
+
+``load_<unit>`` is busy background threads (fractional allowed), ``mem_<unit>`` their memory
+intensity in [0, 1] (default 0), ``period_ms`` the time from this request to the next
+(default 100), ``phase`` an informational integer.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from dnn.fileio import atomic_write
+
+SCENARIOS_FILE = Path(__file__).resolve().parent / "scenarios.yaml"
+DEFAULT_PERIOD_MS = 100.0
+
+
+class ScenarioError(ValueError):
+    """A scenario preset or trace that cannot be used; the message names file, row and column."""
+
+
+@dataclass
+class EpisodeTrace:
+    """One episode's requests, as arrays (row i = request i)."""
+
+    units: tuple[str, ...]
+    time_budget_ms: np.ndarray
+    energy_budget_mj: np.ndarray
+    load: np.ndarray  # (n, units)
+    mem: np.ndarray  # (n, units)
+    period_ms: np.ndarray
+    phase: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.time_budget_ms)
+
+    def to_csv(self, path: str | os.PathLike) -> None:
+        """Write the documented CSV format (atomically)."""
+        cols = [
+            "time_budget_ms",
+            "energy_budget_mj",
+            *(f"load_{u}" for u in self.units),
+            *(f"mem_{u}" for u in self.units),
+            "period_ms",
+            "phase",
+        ]
+        with atomic_write(path, newline="") as f:
+            w = csv.writer(f)
+            w.writerow(cols)
+            for i in range(len(self)):
+                w.writerow(
+                    [
+                        repr(float(self.time_budget_ms[i])),
+                        repr(float(self.energy_budget_mj[i])),
+                        *(repr(float(x)) for x in self.load[i]),
+                        *(repr(float(x)) for x in self.mem[i]),
+                        repr(float(self.period_ms[i])),
+                        int(self.phase[i]),
+                    ]
+                )
+
+
+# ---------------------------------------------------------------- generated scenarios
+
+
+@dataclass(frozen=True)
+class BudgetMode:
+    """One kind of phase: budgets as multiples of the platform's reference latency and energy."""
+
+    name: str
+    time: tuple[float, float]
+    energy: tuple[float, float]
+    period_ms: float
+    weight: float
+
+
+@dataclass(frozen=True)
+class LoadLevel:
+    """A background-load level: busy threads per core of the unit and memory intensity ranges."""
+
+    name: str
+    threads_per_core: tuple[float, float]
+    mem: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class ScenarioConfig:
+    """A named preset from ``envs/scenarios.yaml`` (see that file for each choice's reason)."""
+
+    name: str
+    description: str
+    phase_length: tuple[int, int]
+    modes: tuple[BudgetMode, ...]
+    levels: tuple[LoadLevel, ...]
+    stay: float
+    start: np.ndarray
+    transitions: np.ndarray
+    loaded_units: tuple[str, ...] | None
+
+
+def scenario_names() -> list[str]:
+    return sorted(yaml.safe_load(SCENARIOS_FILE.read_text()))
+
+
+def load_scenario(name_or_path: str) -> ScenarioConfig:
+    """A preset by name from ``envs/scenarios.yaml``, or the single preset in a YAML file of the same shape."""
+    if name_or_path in scenario_names():
+        where, doc = SCENARIOS_FILE, yaml.safe_load(SCENARIOS_FILE.read_text())[name_or_path]
+        name = name_or_path
+    else:
+        p = Path(name_or_path)
+        if not p.is_file():
+            raise ScenarioError(f"{name_or_path}: neither a scenario preset ({', '.join(scenario_names())}) nor a YAML file")
+        try:
+            raw = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as exc:
+            raise ScenarioError(f"{p}: not valid YAML ({exc})") from exc
+        if not isinstance(raw, dict) or len(raw) != 1:
+            raise ScenarioError(f"{p}: must hold exactly one preset (name: {{...}})")
+        (name, doc), where = next(iter(raw.items())), p
+    return _parse_scenario(name, doc, where)
+
+
+def _parse_scenario(name: str, d: dict, where: Path) -> ScenarioConfig:
+    def err(field: str, msg: str) -> ScenarioError:
+        return ScenarioError(f"{where}: field '{name}.{field}' {msg}")
+
+    def pair(v, field: str, lo: float = 0.0) -> tuple[float, float]:
+        if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, (int, float)) for x in v)) or not lo <= v[0] <= v[1]:
+            raise err(field, f"must be [low, high] with {lo:g} <= low <= high, got {v!r}")
+        return float(v[0]), float(v[1])
+
+    try:
+        modes = tuple(
+            BudgetMode(
+                m,
+                pair(c["time"], f"modes.{m}.time", 1e-9),
+                pair(c["energy"], f"modes.{m}.energy", 1e-9),
+                float(c["period_ms"]),
+                float(c.get("weight", 1.0)),
+            )
+            for m, c in d["modes"].items()
+        )
+        load = d["load"]
+        levels = tuple(
+            LoadLevel(n, pair(c["threads_per_core"], f"load.levels.{n}.threads_per_core"), pair(c["mem"], f"load.levels.{n}.mem"))
+            for n, c in load["levels"].items()
+        )
+        start = np.asarray(load["start"], dtype=np.float64)
+        trans = np.asarray(load["transitions"], dtype=np.float64)
+        stay = float(load["stay"])
+        phase = pair(d["phase_length"], "phase_length", 1)
+        units = load.get("units")
+    except KeyError as exc:
+        raise err(str(exc.args[0]), "is missing") from None
+    except (TypeError, AttributeError, ValueError) as exc:
+        raise ScenarioError(f"{where}: preset '{name}' malformed ({exc})") from None
+    k = len(levels)
+    if start.shape != (k,) or abs(start.sum() - 1) > 1e-9 or np.any(start < 0):
+        raise err("load.start", f"must be {k} probabilities summing to 1")
+    if trans.shape != (k, k) or np.any(trans < 0) or np.any(np.abs(trans.sum(1) - 1) > 1e-9):
+        raise err("load.transitions", f"must be a {k}x{k} matrix whose rows sum to 1")
+    if not 0 <= stay <= 1:
+        raise err("load.stay", "must be a probability")
+    if any(m.period_ms <= 0 or m.weight < 0 for m in modes) or not modes:
+        raise err("modes", "need positive period_ms and non-negative weight")
+    return ScenarioConfig(
+        name,
+        str(d.get("description", "")),
+        (int(phase[0]), int(phase[1])),
+        modes,
+        levels,
+        stay,
+        start,
+        trans,
+        tuple(units) if units else None,
+    )
+
+
+class ScenarioGenerator:
+    """Seeded synthetic episodes of a preset on one platform.
+
+    :param cfg: the preset
+    :param units: unit names of the platform
+    :param cores: cores per unit
+    :param t_ref_ms: reference latency (fastest full-accuracy configuration, idle board)
+    :param e_ref_mj: reference energy (most frugal full-accuracy configuration, idle board)
+    """
+
+    def __init__(
+        self, cfg: ScenarioConfig, units: tuple[str, ...], cores: tuple[int, ...], t_ref_ms: float, e_ref_mj: float
+    ) -> None:
+        self.cfg, self.units, self.cores = cfg, units, cores
+        self.t_ref, self.e_ref = t_ref_ms, e_ref_mj
+        if cfg.loaded_units is not None:
+            bad = [u for u in cfg.loaded_units if u not in units]
+            if bad:
+                raise ScenarioError(f"scenario '{cfg.name}': load.units names {bad[0]!r}; valid: {', '.join(units)}")
+        self._loaded = [cfg.loaded_units is None or u in cfg.loaded_units for u in units]
+        w = np.array([m.weight for m in cfg.modes])
+        self._mode_p = w / w.sum()
+
+    def episode(self, rng: np.random.Generator, length: int) -> EpisodeTrace:
+        """A new episode of ``length`` requests drawn from ``rng``."""
+        cfg = self.cfg
+        n_units = len(self.units)
+        tb = np.empty(length)
+        eb = np.empty(length)
+        period = np.empty(length)
+        phase = np.empty(length, dtype=np.int64)
+        i, p, prev_mode = 0, 0, -1
+        while i < length:
+            m = int(rng.choice(len(cfg.modes), p=self._mode_p))
+            if m == prev_mode and len(cfg.modes) > 1:  # a new phase is a new demand
+                m = (m + 1 + int(rng.integers(len(cfg.modes) - 1))) % len(cfg.modes)
+            mode = cfg.modes[m]
+            n = min(int(rng.integers(cfg.phase_length[0], cfg.phase_length[1] + 1)), length - i)
+            tb[i : i + n] = self.t_ref * _log_uniform(rng, mode.time)
+            eb[i : i + n] = self.e_ref * _log_uniform(rng, mode.energy)
+            period[i : i + n] = mode.period_ms
+            phase[i : i + n] = p
+            i, p, prev_mode = i + n, p + 1, m
+        load = np.zeros((length, n_units))
+        mem = np.zeros((length, n_units))
+        k = len(cfg.levels)
+        leave = rng.random((length, n_units)) >= cfg.stay
+        for u in range(n_units):
+            if not self._loaded[u]:
+                continue
+            level = int(rng.choice(k, p=cfg.start))
+            threads, intensity = self._draw(rng, level, u)
+            for t in range(length):
+                if t and leave[t, u]:
+                    level = int(rng.choice(k, p=cfg.transitions[level]))
+                    threads, intensity = self._draw(rng, level, u)
+                load[t, u] = threads
+                mem[t, u] = intensity
+        return EpisodeTrace(self.units, tb, eb, load, mem, period, phase)
+
+    def _draw(self, rng: np.random.Generator, level: int, unit: int) -> tuple[float, float]:
+        lv = self.cfg.levels[level]
+        threads = round(float(rng.uniform(*lv.threads_per_core)) * self.cores[unit], 2)
+        return threads, (round(float(rng.uniform(*lv.mem)), 2) if threads > 0 else 0.0)
+
+
+def _log_uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
+    lo, hi = bounds
+    return float(math.exp(rng.uniform(math.log(lo), math.log(hi))))
+
+
+# ---------------------------------------------------------------- replay
+
+
+class TraceScenario:
+    """Replays one recorded episode (the same requests every reset).
+
+    :param trace: the requests
+    :param source: where they came from (for messages)
+    """
+
+    def __init__(self, trace: EpisodeTrace, source: str = "") -> None:
+        self.trace, self.source = trace, source
+
+    @classmethod
+    def from_csv(cls, path: str | os.PathLike, units: tuple[str, ...]) -> TraceScenario:
+        """Read and validate a trace CSV for a platform with ``units``.
+
+        :raises ScenarioError: one line naming the file, the line and the column at fault
+        """
+        p = Path(path)
+        if not p.is_file():
+            raise ScenarioError(f"{p}: no such trace file")
+        with open(p, newline="") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if not header:
+                raise ScenarioError(f"{p}: empty file (a header row is required)")
+            header = [h.strip() for h in header]
+            required = ["time_budget_ms", "energy_budget_mj", *(f"load_{u}" for u in units)]
+            optional = [*(f"mem_{u}" for u in units), "period_ms", "phase"]
+            for h in header:
+                if h not in required and h not in optional:
+                    hint = f" (this platform's units: {', '.join(units)})" if h.startswith(("load_", "mem_")) else ""
+                    raise ScenarioError(f"{p}:1: unknown column '{h}'{hint}; expected {', '.join(required + optional)}")
+            for h in required:
+                if h not in header:
+                    raise ScenarioError(f"{p}:1: missing column '{h}'")
+            col = {h: i for i, h in enumerate(header)}
+            rows = []
+            for line, row in enumerate(reader, start=2):
+                if not row or all(not c.strip() for c in row):
+                    continue
+                if len(row) != len(header):
+                    raise ScenarioError(f"{p}:{line}: {len(row)} fields, the header has {len(header)}")
+                vals = {}
+                for h, i in col.items():
+                    try:
+                        v = float(row[i])
+                    except ValueError:
+                        raise ScenarioError(f"{p}:{line}: column '{h}': {row[i]!r} is not a number") from None
+                    if not math.isfinite(v):
+                        raise ScenarioError(f"{p}:{line}: column '{h}': {row[i]!r} is not a finite number")
+                    vals[h] = v
+                for h in ("time_budget_ms", "energy_budget_mj", "period_ms"):
+                    if h in vals and vals[h] <= 0:
+                        raise ScenarioError(f"{p}:{line}: column '{h}': must be positive, got {vals[h]:g}")
+                for u in units:
+                    if vals[f"load_{u}"] < 0:
+                        raise ScenarioError(f"{p}:{line}: column 'load_{u}': must be >= 0, got {vals[f'load_{u}']:g}")
+                    if not 0 <= vals.get(f"mem_{u}", 0.0) <= 1:
+                        raise ScenarioError(f"{p}:{line}: column 'mem_{u}': must be in [0, 1], got {vals[f'mem_{u}']:g}")
+                rows.append(vals)
+        if not rows:
+            raise ScenarioError(f"{p}: no requests after the header")
+        trace = EpisodeTrace(
+            units=tuple(units),
+            time_budget_ms=np.array([r["time_budget_ms"] for r in rows]),
+            energy_budget_mj=np.array([r["energy_budget_mj"] for r in rows]),
+            load=np.array([[r[f"load_{u}"] for u in units] for r in rows]),
+            mem=np.array([[r.get(f"mem_{u}", 0.0) for u in units] for r in rows]),
+            period_ms=np.array([r.get("period_ms", DEFAULT_PERIOD_MS) for r in rows]),
+            phase=np.array([int(r.get("phase", 0)) for r in rows], dtype=np.int64),
+        )
+        return cls(trace, str(p))
+
+    def episode(self, rng: np.random.Generator, length: int) -> EpisodeTrace:
+        """The recorded requests (``rng`` unused: replay is exact); ``length`` must not exceed them."""
+        if length > len(self.trace):
+            raise ScenarioError(f"{self.source}: trace has {len(self.trace)} requests, episode_length asks for {length}")
+        t = self.trace
+        return EpisodeTrace(
+            t.units,
+            t.time_budget_ms[:length],
+            t.energy_budget_mj[:length],
+            t.load[:length],
+            t.mem[:length],
+            t.period_ms[:length],
+            t.phase[:length],
+        )

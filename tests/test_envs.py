@@ -1,0 +1,172 @@
+import warnings
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import envs
+from agents.cli import main
+from envs import DynDNNEnv
+from envs.scenario import ScenarioError, TraceScenario
+from hwmodels.config import Config
+
+
+@pytest.mark.parametrize("env_id", sorted(envs.ENV_IDS.values()))
+def test_registered_ids_pass_both_checkers_without_warnings(env_id: str) -> None:
+    env = gym.make(env_id, episode_length=50)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        check_env(env.unwrapped)
+        sb3_check_env(env.unwrapped)
+
+
+def test_generic_id_takes_a_profile_path() -> None:
+    path = Path(envs.__file__).resolve().parents[1] / "hwmodels" / "platforms" / "nano.yaml"
+    env = gym.make(envs.GENERIC_ID, platform=str(path), episode_length=10)
+    assert env.unwrapped.model.spec.name == "nano"
+
+
+def rollout(env: DynDNNEnv, seed: int, actions: list[int]) -> list:
+    obs, _ = env.reset(seed=seed)
+    out = [obs]
+    for a in actions:
+        obs, r, term, trunc, info = env.step(a)
+        out.append((obs, r, term, trunc, {k: v for k, v in info.items()}))
+    return out
+
+
+def test_exact_seeding() -> None:
+    env = DynDNNEnv("xu3", episode_length=200)
+    acts = np.random.default_rng(0).integers(0, env.action_space.n, 200).tolist()
+    a, b = rollout(env, 7, acts), rollout(DynDNNEnv("xu3", episode_length=200), 7, acts)
+    np.testing.assert_array_equal(a[0], b[0])
+    for x, y in zip(a[1:], b[1:]):
+        np.testing.assert_array_equal(x[0], y[0])
+        assert x[1:] == y[1:]
+    c = rollout(env, 8, acts)
+    assert any(x[1] != y[1] for x, y in zip(a[1:], c[1:]))
+
+
+def test_recorded_trace_replays_the_generated_episode(tmp_path: Path) -> None:
+    out = tmp_path / "t.csv"
+    assert (
+        main(["env", "record", "--platform", "xu3", "--scenario", "default", "--seed", "3", "--length", "300", "--out", str(out)])
+        == 0
+    )
+    gen = DynDNNEnv("xu3", scenario="default", episode_length=300, noise=False)
+    gen.reset(seed=3)
+    rep = DynDNNEnv("xu3", scenario=str(out), episode_length=None, noise=False)
+    rep.reset(seed=123)
+    for f in ("time_budget_ms", "energy_budget_mj", "load", "mem", "period_ms", "phase"):
+        np.testing.assert_array_equal(getattr(rep.trace, f), getattr(gen.trace, f), err_msg=f)
+    acts = np.random.default_rng(1).integers(0, gen.action_space.n, 300).tolist()
+    for x, y in zip(rollout(gen, 3, acts)[1:], rollout(rep, 9, acts)[1:]):
+        np.testing.assert_array_equal(x[0], y[0])
+        assert x[1] == y[1]
+
+
+def test_reward_prefers_a7_that_meets_over_a15_that_misses_under_heavy_a15_load() -> None:
+    env = DynDNNEnv("xu3", noise=False, episode_length=10)
+    env.reset(seed=0)
+    s = env._state
+    s.load[:] = [6.0, 0.0]  # six busy threads on the four A15 cores, A7 idle
+    s.mem[:] = [1.0, 0.0]
+    env._load = s.load.tolist()
+    # one DNN thread on a big core that three of the six background threads share
+    a15 = env.encode(Config(4, "a15", 1, 2000.0))
+    a7 = env.encode(Config(4, "a7", 4, 1400.0))
+    t15 = env.model.expected(a15, s).latency_ms
+    t7 = env.model.expected(a7, s).latency_ms
+    assert t7 < t15  # on the loaded big cluster this mapping is now the slower one
+    idle = env.model.expected(a15, type(s).idle(2, s.temp_c)).latency_ms
+    assert idle < t7  # ...though on an idle board it was the faster
+    budget = (t7 + t15) / 2
+    env._tb[0], env._eb[0] = budget, 1e6
+    _, r7, *_, i7 = env.step(a7)
+    env.reset(seed=0)
+    env._state.load[:] = [6.0, 0.0]
+    env._state.mem[:] = [1.0, 0.0]
+    env._load = env._state.load.tolist()
+    env._tb[0], env._eb[0] = budget, 1e6
+    _, r15, *_, i15 = env.step(a15)
+    assert i7["deadline_met"] and not i15["deadline_met"]
+    assert r7 > r15
+
+
+def test_masks_follow_thermal_caps() -> None:
+    env = DynDNNEnv("xu3", episode_length=10)
+    env.reset(seed=0)
+    assert env.action_masks().all()
+    env._state.temp_c = 90.0
+    mask = env.action_masks()
+    assert not mask.all() and mask[env.encode(Config(1, "a15", 1, 900.0))] and not mask[env.encode(Config(1, "a15", 1, 1000.0))]
+    assert env.action_masks()[env.best_action()]
+
+
+def test_info_and_episode_end() -> None:
+    env = DynDNNEnv("nano", episode_length=3)
+    env.reset(seed=0)
+    for t in range(3):
+        _, _, term, trunc, info = env.step(0)
+        assert not term and trunc == (t == 2)
+    assert {
+        "latency_ms",
+        "energy_mj",
+        "power_w",
+        "accuracy",
+        "config",
+        "deadline_met",
+        "energy_met",
+        "is_success",
+        "temperature",
+        "freq_mhz",
+    } <= set(info)
+    assert info["energy_mj"] == pytest.approx(info["latency_ms"] * info["power_w"])
+    with pytest.raises(RuntimeError, match="call reset"):
+        env.step(0)
+
+
+GOOD = "time_budget_ms,energy_budget_mj,load_a15,load_a7\n20,50,1,0\n30,40,0,2.5\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "expect"),
+    [
+        ("time_budget_ms,energy_budget_mj,load_a15\n20,50,1\n", r":1: missing column 'load_a7'"),
+        ("time_budget_ms,energy_budget_mj,load_a15,load_a7\n20,-5,1,0\n", r":2: column 'energy_budget_mj': must be positive"),
+        (
+            "time_budget_ms,energy_budget_mj,load_a15,load_a7\n20,50,1,0\n20,50,nan,0\n",
+            r":3: column 'load_a15': 'nan' is not a finite number",
+        ),
+        (
+            "time_budget_ms,energy_budget_mj,load_a15,load_gpu\n20,50,1,0\n",
+            r":1: unknown column 'load_gpu' \(this platform's units: a15, a7\)",
+        ),
+        ("time_budget_ms,energy_budget_mj,load_a15,load_a7,mem_a7\n20,50,1,0,1.5\n", r":2: column 'mem_a7': must be in \[0, 1\]"),
+        ("time_budget_ms,energy_budget_mj,load_a15,load_a7\n20,50,1\n", r":2: 3 fields, the header has 4"),
+    ],
+)
+def test_bad_traces_name_file_line_and_column(tmp_path: Path, text: str, expect: str) -> None:
+    p = tmp_path / "bad.csv"
+    p.write_text(text)
+    with pytest.raises(ScenarioError, match=expect) as e:
+        TraceScenario.from_csv(p, ("a15", "a7"))
+    assert str(p) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_good_trace_defaults(tmp_path: Path) -> None:
+    p = tmp_path / "ok.csv"
+    p.write_text(GOOD)
+    t = TraceScenario.from_csv(p, ("a15", "a7")).trace
+    assert len(t) == 2 and t.period_ms.tolist() == [100.0, 100.0] and t.mem.sum() == 0
+
+
+def test_scenarios_change_the_best_configuration() -> None:
+    from envs.stats import scenario_stats
+
+    s = scenario_stats("xu3", "default", [0, 1], episode_length=600, progress=False)
+    assert s["oracle_changes_between_phases"] > 0.5 and s["oracle_distinct_configs"] > 5
+    assert s["max_accuracy_miss_rate"] > 0.2
