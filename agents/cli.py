@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from agents import train_cli
 from dnn import cli as dnn_cli
 from dnn.data import DatasetError
-from dnn.evaluate import ProfileError
+from dnn.profile import ProfileError
 from dnn.train import WeightsError
 from envs import cli as envs_cli
 from envs.scenario import ScenarioError
@@ -36,11 +37,12 @@ def build_parser() -> argparse.ArgumentParser:
     dnn_cli.add_commands(sub)
     hwmodels_cli.add_commands(sub)
     envs_cli.add_commands(sub)
+    train_cli.add_commands(sub)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run_with_errors(args: argparse.Namespace) -> int:
+    """Run a parsed command; user errors become one line on stderr and exit code 2."""
     try:
         return int(args.func(args) or 0)
     except USER_ERRORS as exc:
@@ -49,6 +51,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("dynscale: interrupted", file=sys.stderr)
         return 130
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_with_errors(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

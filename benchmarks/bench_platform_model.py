@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks._common import print_table, time_call, write_results
-from dnn.evaluate import load_dnn_profile
+from dnn.profile import load_dnn_profile
 from hwmodels.model import PlatformModel, State
 from hwmodels.profile import load_platform
 

@@ -95,7 +95,8 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from dnn.evaluate import evaluate_configs, format_table, write_profile
+    from dnn.evaluate import evaluate_configs, format_table
+    from dnn.profile import write_profile
     from dnn.train import load_weights
 
     ckpt = load_weights(args.weights)

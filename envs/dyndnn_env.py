@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 import gymnasium as gym
 import numpy as np
 
-from dnn.evaluate import DNNProfile, load_dnn_profile
+from dnn.profile import DNNProfile, load_dnn_profile
 from envs.observation import ObservationBuilder, ObservationSpec
 from envs.reward import RewardConfig
 from envs.scenario import EpisodeTrace, ScenarioGenerator, TraceScenario, load_scenario

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from dnn.evaluate import DNNProfile, GroupCost
+from dnn.profile import DNNProfile, GroupCost
 from hwmodels.config import Config
 from hwmodels.model import PlatformModel, State
 from hwmodels.profile import PlatformSpec, load_platform

@@ -59,7 +59,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _model(args: argparse.Namespace):
-    from dnn.evaluate import load_dnn_profile
+    from dnn.profile import load_dnn_profile
     from hwmodels.model import PlatformModel
     from hwmodels.profile import load_platform
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dnn.evaluate import DNNProfile
+from dnn.profile import DNNProfile
 from hwmodels.config import Config, ConfigSpace
 from hwmodels.profile import PlatformSpec
 

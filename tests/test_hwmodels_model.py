@@ -4,7 +4,7 @@ import itertools
 import numpy as np
 import pytest
 
-from dnn.evaluate import load_dnn_profile
+from dnn.profile import load_dnn_profile
 from hwmodels.config import Config, ConfigError
 from hwmodels.model import PlatformModel, State
 from hwmodels.profile import Measured, load_platform

@@ -1,0 +1,162 @@
+"""Compare trained policies with the baselines, in simulation; tables, JSON and plots."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from agents.controllers import Controller, GreedyController, OracleController, RandomController, max_accuracy, min_energy
+from agents.evaluate import EpisodeLog, compare
+from agents.numpy_policy import NumpyPolicy, PolicyFileError, policy_paths
+from envs.dyndnn_env import DynDNNEnv
+
+BASELINES: dict[str, Callable[[DynDNNEnv], Controller]] = {
+    "oracle": OracleController,
+    "greedy": lambda env: GreedyController(env.model),
+    "random": lambda env: RandomController(env.action_space.n),
+    "fixed-max-accuracy": lambda env: max_accuracy(env.model),
+    "fixed-min-energy": lambda env: min_energy(env.model),
+}
+
+
+def load_policy_for(path: str | os.PathLike, env: DynDNNEnv) -> NumpyPolicy:
+    """An exported policy (a ``.npz``/``.json`` or a run folder holding ``policy.npz``), checked
+    against the env's platform, observation and action order."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "policy.npz"
+        if not p.is_file():
+            raise PolicyFileError(f"{path}: a run folder holds policy.npz; none there (dynscale export RUN_DIR)")
+    policy = NumpyPolicy(policy_paths(p)[0])
+    actions = [[c.groups, c.unit, c.cores, c.freq_mhz] for c in (env.decode(i) for i in range(env.action_space.n))]
+    policy.check_compatible(env.model.spec.name, env.observation_names, actions)
+    return policy
+
+
+def agent_name(path: str | os.PathLike) -> str:
+    p = Path(path)
+    return f"agent:{p.name if p.is_dir() else p.stem}"
+
+
+def controllers_for(agents: list[str], baselines: list[str] | None = None) -> dict[str, Callable[[DynDNNEnv], Controller]]:
+    """Controller factories: the named baselines (default: all) and one per agent path."""
+    names = list(BASELINES) if baselines is None else baselines
+    out: dict[str, Callable[[DynDNNEnv], Controller]] = {}
+    for a in agents:
+        out[agent_name(a)] = lambda env, a=a: load_policy_for(a, env)
+    for n in names:
+        if n not in BASELINES:
+            raise ValueError(f"unknown baseline {n!r}; valid: {', '.join(BASELINES)}")
+        out[n] = BASELINES[n]
+    return out
+
+
+def compare_run(run: str | os.PathLike, platform: str, env_kwargs: dict, seeds: list[int], progress: bool = True) -> dict:
+    """Evaluate a run folder's exported policy against every baseline; write table and plots."""
+    run = Path(run)
+    report, logs = compare(lambda: DynDNNEnv(platform=platform, **env_kwargs), controllers_for([str(run)]), seeds, progress)
+    from agents.evaluate import format_report
+
+    (run / "evaluation.txt").write_text(format_report(report) + "\n")
+    plot_tradeoff(report, run / "tradeoff.png")
+    units = tuple(u.name for u in DynDNNEnv(platform=platform, **env_kwargs).model.spec.units)
+    plot_episode(
+        logs[agent_name(run)][0],
+        logs["greedy"][0],
+        run / "episode.png",
+        title=f"{report['platform']} / {report['scenario']}, seed {seeds[0]}",
+        units=units,
+    )
+    return report
+
+
+def plot_tradeoff(report: dict, path: str | os.PathLike) -> None:
+    """Accuracy delivered vs energy per inference, colour = deadline-miss rate."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    names = list(report["controllers"])
+    ms = [report["controllers"][n] for n in names]
+    sc = ax.scatter(
+        [m["energy_mj"] for m in ms],
+        [m["mean_accuracy"] * 100 for m in ms],
+        c=[m["deadline_miss_rate"] * 100 for m in ms],
+        s=120,
+        cmap="viridis_r",
+        vmin=0,
+        edgecolors="k",
+    )
+    for n, m in zip(names, ms):
+        ax.annotate(
+            f"{n}\n miss {m['deadline_miss_rate'] * 100:.0f}% / energy {m['energy_violation_rate'] * 100:.0f}%",
+            (m["energy_mj"], m["mean_accuracy"] * 100),
+            fontsize=7,
+            xytext=(6, 4),
+            textcoords="offset points",
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("energy per inference (mJ, log)")
+    ax.set_ylabel("mean top-1 accuracy delivered (%)")
+    ax.set_title(f"{report['platform']} / {report['scenario']}: {report['requests']} requests per controller")
+    fig.colorbar(sc, ax=ax, label="deadline-miss rate (%)")
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_episode(
+    agent: EpisodeLog, greedy: EpisodeLog | None, path: str | os.PathLike, title: str = "", units: tuple[str, ...] = ()
+) -> None:
+    """One episode as a time series: budget vs latency, groups and frequency, load, temperature."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    t = np.arange(len(agent.actions))
+    fig, axes = plt.subplots(4, 1, figsize=(10, 9), sharex=True)
+    ax = axes[0]
+    ax.plot(t, agent.time_budget_ms, "k-", lw=1.2, label="time budget")
+    ax.plot(t, agent.latency_ms, ".", ms=2, label="agent latency")
+    if greedy is not None:
+        ax.plot(t, greedy.latency_ms, ".", ms=2, alpha=0.5, label="greedy latency")
+    ax.set_yscale("log")
+    ax.set_ylabel("ms")
+    ax.legend(fontsize=7, loc="upper right")
+    ax = axes[1]
+    ax.step(t, agent.groups, where="post", label="groups (agent)")
+    ax.set_ylabel("groups")
+    ax2 = ax.twinx()
+    ax2.plot(t, agent.freq_mhz, "r.", ms=2, label="frequency (agent)")
+    ax2.set_ylabel("MHz", color="r")
+    units = sorted(set(agent.unit))
+    ax.set_title(
+        "agent's unit per request: " + ", ".join(f"{u} {agent.unit.count(u) / len(agent.unit) * 100:.0f}%" for u in units),
+        fontsize=8,
+    )
+    ax = axes[2]
+    load = np.array(agent.load)
+    for i in range(load.shape[1]):
+        ax.plot(t, load[:, i], lw=1, label=f"load {units[i] if i < len(units) else i}")
+    ax.set_ylabel("busy threads")
+    ax.legend(fontsize=7, loc="upper right")
+    axes[3].plot(t, agent.temperature, "m-")
+    axes[3].set_ylabel("temperature (C)")
+    axes[3].set_xlabel("request")
+    fig.suptitle(title)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _save(fig, path: str | os.PathLike) -> None:
+    import matplotlib.pyplot as plt
+
+    from dnn.fileio import atomic_write
+
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=110)
+    plt.close(fig)

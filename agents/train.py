@@ -1,0 +1,229 @@
+"""Train an SB3 agent on a platform model, evaluate it against the baselines, write a run folder.
+
+Hyperparameters come from ``agents/hyperparams/<algo>.yml`` (rl-baselines3-zoo format: one
+entry per env id with ``n_timesteps``, ``n_envs``, ``policy``, ``policy_kwargs``, schedules such
+as ``lin_3e-4``, and ``env_kwargs``), or from a file given with ``--hyperparams``.
+
+Seeds: training envs draw episodes from ``seed`` onwards (each env its own stream), the
+evaluation callback uses the validation seeds ``VALIDATION_SEEDS`` and the final comparison the
+test seeds ``TEST_SEEDS``; the three never overlap.
+
+The run folder holds ``model.zip`` (the best model on the validation seeds), ``config.yaml``
+(everything that describes the run, resolved), ``policy.npz`` + ``policy.json`` (the exported
+policy for the board), ``evaluation.json`` and ``evaluation.txt`` (the comparison), and
+``tradeoff.png`` and ``episode.png``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dnn.fileio import atomic_write
+
+HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
+ALGOS = ("ppo", "maskable_ppo", "a2c", "dqn")
+VALIDATION_SEEDS = list(range(500, 505))
+TEST_SEEDS = list(range(1000, 1020))
+TRAIN_SEED_OFFSET = 10_000_000
+
+
+class HyperparamsError(ValueError):
+    """A hyperparameter file or entry that cannot be used (the message names file and key)."""
+
+
+@dataclass
+class RunConfig:
+    """Everything that describes a training run (written resolved to ``config.yaml``)."""
+
+    platform: str
+    algo: str = "ppo"
+    env_id: str = ""
+    scenario: str | None = None
+    timesteps: int | None = None
+    n_envs: int | None = None
+    seed: int = 0
+    hyperparams_file: str = ""
+    hyperparams: dict[str, Any] = field(default_factory=dict)
+    env_kwargs: dict[str, Any] = field(default_factory=dict)
+    eval_seeds: list[int] = field(default_factory=lambda: list(TEST_SEEDS))
+    eval_freq: int = 20_000
+
+
+def load_hyperparams(algo: str, env_id: str, path: str | os.PathLike | None = None) -> tuple[dict, str]:
+    """The hyperparameter entry for ``env_id`` (rl-zoo format) and the file it came from."""
+    if algo not in ALGOS:
+        raise HyperparamsError(f"unknown algo {algo!r}; valid: {', '.join(ALGOS)}")
+    p = Path(path) if path else HYPERPARAMS_DIR / f"{algo}.yml"
+    if not p.is_file():
+        raise HyperparamsError(f"{p}: no such hyperparameter file")
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise HyperparamsError(f"{p}: not valid YAML ({exc})") from exc
+    if not isinstance(doc, dict) or env_id not in doc:
+        raise HyperparamsError(f"{p}: no entry for env id {env_id!r}; entries: {', '.join(sorted(doc or {}))}")
+    entry = dict(doc[env_id])
+    for key in ("n_timesteps", "policy"):
+        if key not in entry:
+            raise HyperparamsError(f"{p}: {env_id}.{key} is missing")
+    return entry, str(p)
+
+
+def _schedule(value: Any, where: str) -> Any:
+    """rl-zoo schedules: ``lin_3e-4`` is a linear decay from 3e-4 to 0 over training."""
+    if isinstance(value, str) and value.startswith("lin_"):
+        try:
+            start = float(value[4:])
+        except ValueError:
+            raise HyperparamsError(f"{where}: {value!r} is not lin_<number>") from None
+        return lambda progress_remaining: progress_remaining * start
+    return value
+
+
+def _policy_kwargs(value: Any, where: str) -> dict:
+    """rl-zoo writes policy_kwargs as a Python expression string such as ``dict(net_arch=[64, 64])``."""
+    if value is None:
+        return {}
+    if isinstance(value, dict):
+        return value
+    import torch
+
+    try:
+        out = eval(value, {"__builtins__": {}}, {"dict": dict, "nn": torch.nn})
+    except (SyntaxError, NameError, TypeError, ValueError, AttributeError) as exc:
+        raise HyperparamsError(f"{where}: policy_kwargs {value!r} is not a dict(...) expression ({exc})") from None
+    if not isinstance(out, dict):
+        raise HyperparamsError(f"{where}: policy_kwargs must evaluate to a dict")
+    return out
+
+
+def resolve(cfg: RunConfig, hyperparams_path: str | None = None) -> RunConfig:
+    """Fill ``cfg`` from the hyperparameter file: env id, timesteps, n_envs, env kwargs."""
+    from envs import env_id
+
+    cfg.env_id = cfg.env_id or env_id(cfg.platform)
+    entry, cfg.hyperparams_file = load_hyperparams(cfg.algo, cfg.env_id, hyperparams_path)
+    cfg.timesteps = int(cfg.timesteps or entry.pop("n_timesteps"))
+    entry.pop("n_timesteps", None)
+    cfg.n_envs = int(cfg.n_envs or entry.pop("n_envs", 1))
+    entry.pop("n_envs", None)
+    env_kwargs = dict(entry.pop("env_kwargs", None) or {})
+    if cfg.scenario:
+        env_kwargs["scenario"] = cfg.scenario
+    cfg.scenario = env_kwargs.get("scenario", "default")
+    cfg.env_kwargs = env_kwargs
+    cfg.hyperparams = entry
+    return cfg
+
+
+def make_env_kwargs(cfg: RunConfig) -> dict:
+    """Keyword arguments of :class:`envs.DynDNNEnv` for this run (picklable)."""
+    return {"platform": cfg.platform, **cfg.env_kwargs}
+
+
+def build_model(cfg: RunConfig, tensorboard: str | None = None):
+    """The SB3 algorithm object for ``cfg`` on a vectorised env."""
+    from stable_baselines3 import A2C, DQN, PPO
+    from stable_baselines3.common.env_util import make_vec_env
+
+    from envs import DynDNNEnv
+
+    where = f"{cfg.hyperparams_file}: {cfg.env_id}"
+    hp = dict(cfg.hyperparams)
+    policy = hp.pop("policy")
+    kwargs = {k: _schedule(v, where) for k, v in hp.items() if k != "policy_kwargs"}
+    kwargs["policy_kwargs"] = _policy_kwargs(hp.get("policy_kwargs"), where)
+    vec = make_vec_env(DynDNNEnv, n_envs=cfg.n_envs, seed=TRAIN_SEED_OFFSET + cfg.seed * 1000, env_kwargs=make_env_kwargs(cfg))
+    if cfg.algo == "maskable_ppo":
+        from sb3_contrib import MaskablePPO
+
+        cls = MaskablePPO
+    else:
+        cls = {"ppo": PPO, "a2c": A2C, "dqn": DQN}[cfg.algo]
+    try:
+        return cls(policy, vec, seed=cfg.seed, verbose=0, tensorboard_log=tensorboard, device="cpu", **kwargs)
+    except TypeError as exc:
+        raise HyperparamsError(f"{where}: {exc}") from None
+
+
+def train(
+    cfg: RunConfig,
+    out: str | os.PathLike,
+    hyperparams_path: str | None = None,
+    tensorboard: str | None = None,
+    progress: bool = True,
+) -> dict:
+    """Train, keep the best model on the validation seeds, export, evaluate; return the report.
+
+    :param cfg: the run (``platform`` and ``algo`` at least; the rest from the hyperparameters)
+    :param out: the run folder
+    """
+    from stable_baselines3.common.callbacks import EvalCallback
+
+    from agents.export import export_policy
+    from envs import DynDNNEnv
+
+    cfg = resolve(cfg, hyperparams_path)
+    run = Path(out)
+    run.mkdir(parents=True, exist_ok=True)
+    with atomic_write(run / "config.yaml") as f:
+        yaml.safe_dump({k: v for k, v in cfg.__dict__.items()}, f, sort_keys=False)
+    model = build_model(cfg, tensorboard)
+    eval_env = _seeded_eval_env(DynDNNEnv(**make_env_kwargs(cfg)), VALIDATION_SEEDS)
+    if cfg.algo == "maskable_ppo":
+        from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback as Callback
+    else:
+        Callback = EvalCallback
+    callback = Callback(
+        eval_env,
+        n_eval_episodes=len(VALIDATION_SEEDS),
+        eval_freq=max(cfg.eval_freq // cfg.n_envs, 1),
+        best_model_save_path=str(run / "best"),
+        log_path=str(run / "eval_log"),
+        deterministic=True,
+        verbose=0,
+    )
+    t0 = time.perf_counter()
+    model.learn(total_timesteps=cfg.timesteps, callback=callback, progress_bar=progress)
+    train_s = time.perf_counter() - t0
+    best = run / "best" / "best_model.zip"
+    if best.is_file():
+        model = type(model).load(best, device="cpu")
+    model.save(run / "model.zip")
+    env = DynDNNEnv(**make_env_kwargs(cfg))
+    export_policy(model, env, run / "policy", name=f"{cfg.algo}-{env.model.spec.name}")
+    from agents.compare import compare_run
+
+    report = compare_run(run, cfg.platform, cfg.env_kwargs, cfg.eval_seeds, progress=progress)
+    report["training"] = {"seconds": train_s, "timesteps": cfg.timesteps, "algo": cfg.algo, "env_id": cfg.env_id}
+    with atomic_write(run / "evaluation.json") as f:
+        import json
+
+        json.dump(report, f, indent=2)
+    return report
+
+
+def _seeded_eval_env(env, seeds: list[int]):
+    """Wrap ``env`` so that its resets cycle through ``seeds`` (held-out validation episodes)."""
+    import gymnasium as gym
+
+    class CycleSeeds(gym.Wrapper):
+        def __init__(self, inner):
+            super().__init__(inner)
+            self._k = 0
+
+        def reset(self, *, seed=None, options=None):
+            s = seeds[self._k % len(seeds)]
+            self._k += 1
+            return self.env.reset(seed=s, options=options)
+
+        def action_masks(self):
+            return self.env.unwrapped.action_masks()
+
+    return CycleSeeds(env)

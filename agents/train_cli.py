@@ -1,0 +1,206 @@
+"""Command lines of the agents package: ``train`` (also ``train_agent.py``), ``compare``, ``export``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from envs.cli import parse_seeds
+
+
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--platform", default="xu3", help="xu3, nano, or a platform profile YAML (default: xu3)")
+    p.add_argument("--algo", default="ppo", choices=("ppo", "maskable_ppo", "a2c", "dqn"))
+    p.add_argument("--scenario", help="scenario preset or YAML (default: the hyperparameter file's env_kwargs.scenario)")
+    p.add_argument("--timesteps", type=int, help="training steps (default: n_timesteps of the hyperparameter file)")
+    p.add_argument("--n-envs", type=int, help="parallel envs (default: n_envs of the hyperparameter file)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hyperparams", help="rl-zoo style YAML (default: agents/hyperparams/ALGO.yml)")
+    p.add_argument("--out", help="run folder (default: runs/ALGO-PLATFORM-sSEED)")
+    p.add_argument("--tensorboard", help="TensorBoard log folder")
+    p.add_argument(
+        "--eval-seeds",
+        type=parse_seeds,
+        default=parse_seeds("1000-1019"),
+        help="held-out test seeds of the final comparison (default: 1000-1019)",
+    )
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.set_defaults(func=run_train)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from agents.evaluate import format_report
+    from agents.train import VALIDATION_SEEDS, RunConfig, train
+
+    if any(s in VALIDATION_SEEDS for s in args.eval_seeds):
+        raise SystemExit(f"dynscale: --eval-seeds overlap the validation seeds {VALIDATION_SEEDS[0]}-{VALIDATION_SEEDS[-1]}")
+    name = Path(args.platform).stem
+    out = args.out or f"runs/{args.algo}-{name}-s{args.seed}"
+    cfg = RunConfig(
+        platform=args.platform,
+        algo=args.algo,
+        scenario=args.scenario,
+        timesteps=args.timesteps,
+        n_envs=args.n_envs,
+        seed=args.seed,
+        eval_seeds=args.eval_seeds,
+    )
+    report = train(cfg, out, hyperparams_path=args.hyperparams, tensorboard=args.tensorboard, progress=not args.json)
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_report(report))
+        print(f"\ntrained {report['training']['timesteps']:,} steps in {report['training']['seconds']:.0f} s; run folder: {out}")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """Register ``train``, ``compare`` and ``export`` under ``sub``."""
+    t = sub.add_parser(
+        "train",
+        help="train an RL agent on a platform model, then compare it",
+        description="Train an SB3 agent offline on a platform model and compare it with the baselines on held-out seeds.",
+    )
+    add_train_arguments(t)
+
+    c = sub.add_parser(
+        "compare",
+        help="compare trained policies with greedy, oracle and fixed baselines",
+        description="Evaluate policies (run folders or policy.npz files) and the baselines on the same held-out episodes.",
+    )
+    c.add_argument("--platform", default="xu3")
+    c.add_argument("--agents", nargs="*", default=[], metavar="RUN_DIR_OR_POLICY")
+    c.add_argument(
+        "--baselines", nargs="*", help="subset of: oracle greedy random fixed-max-accuracy fixed-min-energy (default: all)"
+    )
+    src = c.add_mutually_exclusive_group()
+    src.add_argument("--traces", help="folder of trace CSVs to replay (one episode each)")
+    src.add_argument("--scenario", default=None, help="scenario preset (default: default)")
+    c.add_argument("--seeds", type=parse_seeds, default=parse_seeds("1000-1019"))
+    c.add_argument("--episode-length", type=int, default=1000)
+    c.add_argument("--no-noise", action="store_true", help="evaluate on the noise-free model")
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--plot", help="write the trade-off plot (PNG)")
+    c.set_defaults(func=run_compare)
+
+    e = sub.add_parser(
+        "export",
+        help="export a run's policy as numpy arrays + JSON for the board",
+        description="Write the policy network of RUN_DIR/model.zip as .npz + .json (numpy-only inference).",
+    )
+    e.add_argument("run_dir")
+    e.add_argument("--out", help="policy file (default: RUN_DIR/policy.npz)")
+    e.set_defaults(func=run_export)
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    from agents.compare import controllers_for, plot_tradeoff
+    from agents.evaluate import compare, format_report
+    from envs.dyndnn_env import DynDNNEnv
+
+    ctrls = controllers_for(args.agents, args.baselines)
+    noise = not args.no_noise
+    if args.traces:
+        files = sorted(Path(args.traces).glob("*.csv"))
+        if not files:
+            raise SystemExit(f"dynscale: --traces {args.traces}: no .csv files there")
+        reports = []
+        for f in files:
+            r, _ = compare(
+                lambda f=f: DynDNNEnv(platform=args.platform, scenario=str(f), episode_length=None, noise=noise),
+                ctrls,
+                [0],
+                progress=not args.json,
+            )
+            reports.append((f, r))
+        report = _merge(reports)
+    else:
+        report, _ = compare(
+            lambda: DynDNNEnv(
+                platform=args.platform, scenario=args.scenario or "default", episode_length=args.episode_length, noise=noise
+            ),
+            ctrls,
+            args.seeds,
+            progress=not args.json,
+        )
+    if args.plot:
+        plot_tradeoff(report, args.plot)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def _merge(reports: list) -> dict:
+    """One report over several replayed traces: metrics weighted by requests."""
+    total = sum(r["requests"] for _, r in reports)
+    first = reports[0][1]
+    merged = {
+        "platform": first["platform"],
+        "scenario": f"{len(reports)} traces",
+        "seeds": [],
+        "requests": total,
+        "noise": first["noise"],
+        "traces": [str(f) for f, _ in reports],
+        "controllers": {},
+    }
+    for name in first["controllers"]:
+        m = {}
+        for key in first["controllers"][name]:
+            vals = [(r["controllers"][name][key], r["requests"]) for _, r in reports]
+            m[key] = None if any(v is None for v, _ in vals) else sum(v * n for v, n in vals) / total
+        merged["controllers"][name] = m
+    if "oracle" in merged["controllers"]:
+        ref = merged["controllers"]["oracle"]["mean_reward"]
+        for m in merged["controllers"].values():
+            m["oracle_gap"] = (1 - m["mean_reward"] / ref) if ref > 0 else None
+    return merged
+
+
+def run_export(args: argparse.Namespace) -> int:
+    import yaml
+    from stable_baselines3.common.base_class import BaseAlgorithm  # noqa: F401 (SB3 import check)
+
+    from agents.export import export_policy
+    from agents.numpy_policy import PolicyFileError
+    from agents.train import RunConfig, make_env_kwargs
+    from envs.dyndnn_env import DynDNNEnv
+
+    run = Path(args.run_dir)
+    cfg_path, model_path = run / "config.yaml", run / "model.zip"
+    for f in (cfg_path, model_path):
+        if not f.is_file():
+            raise PolicyFileError(f"{f}: missing (is {run} a run folder of dynscale train?)")
+    cfg = RunConfig(**yaml.safe_load(cfg_path.read_text()))
+    model = _load_model(cfg.algo, model_path)
+    npz, meta = export_policy(
+        model, DynDNNEnv(**make_env_kwargs(cfg)), args.out or run / "policy", name=f"{cfg.algo}-{Path(cfg.platform).stem}"
+    )
+    print(f"wrote {npz} and {meta}")
+    return 0
+
+
+def _load_model(algo: str, path: Path):
+    if algo == "maskable_ppo":
+        from sb3_contrib import MaskablePPO
+
+        return MaskablePPO.load(path, device="cpu")
+    from stable_baselines3 import A2C, DQN, PPO
+
+    return {"ppo": PPO, "a2c": A2C, "dqn": DQN}[algo].load(path, device="cpu")
+
+
+def train_agent_main(argv: list[str] | None = None) -> int:
+    """``python train_agent.py ...``: the same as ``dynscale train ...``."""
+    from agents.cli import run_with_errors
+
+    p = argparse.ArgumentParser(
+        prog="train_agent.py",
+        description="Train an RL agent on a platform model, then compare it with greedy, oracle and fixed baselines.",
+    )
+    add_train_arguments(p)
+    return run_with_errors(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(train_agent_main())
