@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-from dnn.fileio import atomic_write
+from dnn.fileio import atomic_write, read_yaml
 
 HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
 ALGOS = ("ppo", "maskable_ppo", "a2c", "dqn")
@@ -60,12 +60,7 @@ def load_hyperparams(algo: str, env_id: str, path: str | os.PathLike | None = No
     if algo not in ALGOS:
         raise HyperparamsError(f"unknown algo {algo!r}; valid: {', '.join(ALGOS)}")
     p = Path(path) if path else HYPERPARAMS_DIR / f"{algo}.yml"
-    if not p.is_file():
-        raise HyperparamsError(f"{p}: no such hyperparameter file")
-    try:
-        doc = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise HyperparamsError(f"{p}: not valid YAML ({exc})") from exc
+    doc = read_yaml(p, HyperparamsError, "hyperparameter file")
     if not isinstance(doc, dict) or env_id not in doc:
         raise HyperparamsError(f"{p}: no entry for env id {env_id!r}; entries: {', '.join(sorted(doc or {}))}")
     entry = dict(doc[env_id])
@@ -164,18 +159,22 @@ def train(
     :param cfg: the run (``platform`` and ``algo`` at least; the rest from the hyperparameters)
     :param out: the run folder
     """
+    import torch
     from stable_baselines3.common.callbacks import EvalCallback
 
     from agents.export import export_policy
     from envs import DynDNNEnv
 
+    torch.set_num_threads(1)  # the policy MLP is tiny: extra threads only add synchronisation
     cfg = resolve(cfg, hyperparams_path)
     run = Path(out)
     run.mkdir(parents=True, exist_ok=True)
     with atomic_write(run / "config.yaml") as f:
         yaml.safe_dump({k: v for k, v in cfg.__dict__.items()}, f, sort_keys=False)
     model = build_model(cfg, tensorboard)
-    eval_env = _seeded_eval_env(DynDNNEnv(**make_env_kwargs(cfg)), VALIDATION_SEEDS)
+    from stable_baselines3.common.monitor import Monitor
+
+    eval_env = Monitor(_seeded_eval_env(DynDNNEnv(**make_env_kwargs(cfg)), VALIDATION_SEEDS))
     if cfg.algo == "maskable_ppo":
         from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback as Callback
     else:
@@ -225,5 +224,6 @@ def _seeded_eval_env(env, seeds: list[int]):
 
         def action_masks(self):
             return self.env.unwrapped.action_masks()
+
 
     return CycleSeeds(env)

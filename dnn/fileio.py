@@ -1,4 +1,4 @@
-"""Atomic file writing shared by every package: a reader never sees a half-written file."""
+"""File helpers shared by every package: atomic writes, and YAML reads with errors naming the file."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
+
+import yaml
 
 
 @contextmanager
@@ -34,3 +36,20 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def read_yaml(path: str | os.PathLike, error: type[Exception], what: str = "file") -> Any:
+    """Parse a YAML file; a missing file, an unreadable one or bad YAML raises ``error`` with
+    one line that names the path.
+
+    :param error: the exception class of the caller's domain (its message names the file)
+    :param what: what the file is, for the missing-file message ("DNN profile", ...)
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise error(f"{p}: no such {what}")
+    try:
+        return yaml.safe_load(p.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        reason = str(exc).replace("\n", " ")
+        raise error(f"{p}: not readable YAML ({reason})") from exc

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from dnn.fileio import atomic_write
+from dnn.fileio import atomic_write, read_yaml
 
 #: The DNN profile shipped with the package, made by ``dynscale dnn eval --write-profile``.
 SHIPPED_PROFILE = Path(__file__).resolve().parent / "dynalexnet_profile.yaml"
@@ -72,12 +72,7 @@ def load_dnn_profile(path: str | os.PathLike | None = None) -> DNNProfile:
     :raises ProfileError: missing file, wrong format, or a missing or out-of-range field
     """
     p = Path(path) if path is not None else SHIPPED_PROFILE
-    if not p.is_file():
-        raise ProfileError(f"{p}: no such DNN profile")
-    try:
-        doc = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise ProfileError(f"{p}: not valid YAML ({exc})") from exc
+    doc = read_yaml(p, ProfileError, "DNN profile")
     if not isinstance(doc, dict) or doc.get("format") != PROFILE_FORMAT:
         raise ProfileError(f"{p}: field 'format' must be {PROFILE_FORMAT!r}")
     raw = doc.get("configs")

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from dnn.fileio import atomic_write
+from dnn.fileio import atomic_write, read_yaml
 
 SCENARIOS_FILE = Path(__file__).resolve().parent / "scenarios.yaml"
 DEFAULT_PERIOD_MS = 100.0
@@ -138,10 +138,7 @@ def load_scenario(name_or_path: str) -> ScenarioConfig:
         p = Path(name_or_path)
         if not p.is_file():
             raise ScenarioError(f"{name_or_path}: neither a scenario preset ({', '.join(scenario_names())}) nor a YAML file")
-        try:
-            raw = yaml.safe_load(p.read_text())
-        except yaml.YAMLError as exc:
-            raise ScenarioError(f"{p}: not valid YAML ({exc})") from exc
+        raw = read_yaml(p, ScenarioError, "scenario file")
         if not isinstance(raw, dict) or len(raw) != 1:
             raise ScenarioError(f"{p}: must hold exactly one preset (name: {{...}})")
         (name, doc), where = next(iter(raw.items())), p

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
+
+from dnn.fileio import read_yaml
 
 PLATFORM_FORMAT = "dynscale-platform"
 SHIPPED_DIR = Path(__file__).resolve().parent / "platforms"
@@ -185,10 +186,7 @@ def load_platform(name_or_path: str | os.PathLike) -> PlatformSpec:
     :raises PlatformProfileError: naming the file and field at fault
     """
     path = resolve_platform_path(name_or_path)
-    try:
-        doc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise PlatformProfileError(f"{path}: not readable YAML ({exc})") from exc
+    doc = read_yaml(path, PlatformProfileError, "platform profile")
     return parse_platform(doc, str(path))
 
 
