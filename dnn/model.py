@@ -1,13 +1,19 @@
 """The dynamic DNN: AlexNet for 32x32 CIFAR-10 with G channel groups in every layer.
 
 Group g of layer l reads only group g of layer l-1 (block-diagonal weights, i.e. a grouped
-convolution); the first layer of every group reads the image. Configuration k runs groups
-1..k and its own classifier ``heads[k-1]``, a linear layer over the concatenated features of
-those groups. Group g's parameters and head g are trained in stage g with groups 1..g-1 frozen,
+convolution); the first layer of every group reads the image. Every group ends in its own
+linear classifier; configuration k runs groups 1..k and averages their classifiers' logits,
+which is one linear classifier over the concatenated features of groups 1..k (block weights
+divided by k). Group g and its classifier are trained in stage g with groups 1..g-1 frozen,
 so adding group g never changes what configurations 1..g-1 compute.
 
-Work and weights grow linearly with k: every group has the same widths, and head k reads
-k groups' features.
+Why averaged per-group classifiers rather than one jointly trained classifier per k: a joint
+classifier over groups 1..k learns within a few dozen steps to lean on the frozen, already
+fitted groups, and the residual gradient that reaches the new group is too small to train it
+(in our first training run, k = 2 did not improve on k = 1 over several epochs). Trained on its own, each group
+becomes a full classifier and configuration k is an ensemble of k of them.
+
+Work and weights grow linearly with k: every group has the same widths and classifier size.
 """
 
 from __future__ import annotations
@@ -88,7 +94,7 @@ class DynamicAlexNet(nn.Module):
         self.arch = arch or Architecture()
         g = self.arch.groups
         self.towers = nn.ModuleList(GroupTower(self.arch) for _ in range(g))
-        self.heads = nn.ModuleList(nn.Linear(k * self.arch.fc_hidden, self.arch.num_classes) for k in range(1, g + 1))
+        self.heads = nn.ModuleList(nn.Linear(self.arch.fc_hidden, self.arch.num_classes) for _ in range(g))
         self.active_groups = g
         self.trainable_stage: int | None = None
 
@@ -101,7 +107,7 @@ class DynamicAlexNet(nn.Module):
         self.active_groups = self._check_k(k)
 
     def begin_stage(self, k: int) -> list[nn.Parameter]:
-        """Prepare incremental training stage ``k``: group k and head k train, all else frozen.
+        """Prepare incremental training stage ``k``: group k and its classifier train, all else frozen.
 
         Frozen groups get ``requires_grad=False`` and stay in eval mode (BatchNorm running
         statistics frozen, no dropout) even under ``model.train()``.
@@ -132,27 +138,22 @@ class DynamicAlexNet(nn.Module):
                     tower.eval()
         return self
 
-    def features(self, x: torch.Tensor, k: int) -> torch.Tensor:
-        """Concatenated fc7 features of groups 1..k, shape (N, k * fc_hidden)."""
-        feats = []
-        for i in range(k):
-            tower = self.towers[i]
-            if self.trainable_stage is not None and i != self.trainable_stage - 1:
-                with torch.no_grad():  # frozen group: no graph, no BN update
-                    feats.append(tower(x))
-            else:
-                feats.append(tower(x))
-        return torch.cat(feats, dim=1)
+    def group_logits(self, x: torch.Tensor, g: int) -> torch.Tensor:
+        """Logits of group ``g``'s own classifier (1-based ``g``)."""
+        return self.heads[g - 1](self.towers[g - 1](x))
 
     def forward(self, x: torch.Tensor, groups: int | None = None) -> torch.Tensor:
-        """Logits of configuration ``groups`` (default: the active configuration)."""
+        """Logits of configuration ``groups`` (default: the active one): the mean of groups 1..k's."""
         k = self.active_groups if groups is None else self._check_k(groups)
-        return self.heads[k - 1](self.features(x, k))
+        total = self.group_logits(x, 1)
+        for g in range(2, k + 1):
+            total = total + self.group_logits(x, g)
+        return total / k
 
     def config_parameters(self, k: int) -> list[nn.Parameter]:
         """The parameters configuration ``k`` uses."""
         k = self._check_k(k)
-        return [p for t in self.towers[:k] for p in t.parameters()] + list(self.heads[k - 1].parameters())
+        return [p for t, h in zip(self.towers[:k], self.heads[:k]) for p in (*t.parameters(), *h.parameters())]
 
     def _check_k(self, k: int) -> int:
         if not isinstance(k, int) or not 1 <= k <= self.arch.groups:
@@ -199,6 +200,6 @@ def count_params(model: DynamicAlexNet, k: int) -> int:
 
 def weight_bytes(model: DynamicAlexNet, k: int) -> int:
     """Bytes of weights and BatchNorm statistics configuration ``k`` needs at inference."""
-    towers = model.towers[:k]
-    tensors = [*model.heads[k - 1].parameters()] + [t for tw in towers for t in (*tw.parameters(), *tw.buffers())]
+    modules = [*model.towers[:k], *model.heads[:k]]
+    tensors = [t for m in modules for t in (*m.parameters(), *m.buffers())]
     return sum(t.numel() * t.element_size() for t in tensors if t.is_floating_point())

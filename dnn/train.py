@@ -1,7 +1,9 @@
 """Incremental training of the dynamic DNN, and its weight file.
 
-Stage k trains group k and head k with groups 1..k-1 frozen (no gradient, BatchNorm in eval
-mode), so configurations 1..k-1 compute bit-identical outputs before and after stage k. The
+Stage k trains group k and its classifier with groups 1..k-1 frozen (no gradient, BatchNorm in
+eval mode), so configurations 1..k-1 compute bit-identical outputs before and after stage k.
+Group k learns on its own (its classifier's loss); the per-epoch log reports the test accuracy
+of configuration k, the average of groups 1..k. The
 weight file is rewritten (atomically) after every stage, which is also the resume point; the
 random streams of stage k depend only on ``(seed, k)``, so a resumed run equals an
 uninterrupted one.
@@ -45,7 +47,6 @@ class TrainSettings:
     :param momentum: SGD (Nesterov) momentum
     :param weight_decay: L2 weight decay
     :param seed: seed of initialisation, shuffling and augmentation
-    :param aux_weight: weight of stage k's auxiliary loss on group k's own features (k >= 2)
     """
 
     epochs_per_stage: int = 6
@@ -54,7 +55,6 @@ class TrainSettings:
     momentum: float = 0.9
     weight_decay: float = 5e-4
     seed: int = 0
-    aux_weight: float = 1.0
 
 
 @dataclass
@@ -199,13 +199,6 @@ def _train_stage(
     gen = torch.Generator().manual_seed(s.seed * 1000 + stage)
     torch.manual_seed(s.seed * 1000 + stage)  # dropout
     params = model.begin_stage(stage)
-    # Deep supervision: from stage 2 on, the head over groups 1..k quickly learns to lean on
-    # the frozen, already-fitted groups, and the residual gradient reaching the new group is
-    # too small to train it. A training-only linear classifier on group k's own features gives
-    # it a signal of its own; it is discarded after the stage (no configuration runs it).
-    aux = nn.Linear(model.arch.fc_hidden, model.arch.num_classes).to(device) if stage > 1 else None
-    if aux is not None:
-        params = params + list(aux.parameters())
     opt = torch.optim.SGD(params, lr=s.lr, momentum=s.momentum, nesterov=True, weight_decay=s.weight_decay)
     n = len(train_x)
     steps = math.ceil(n / s.batch_size)
@@ -227,14 +220,8 @@ def _train_stage(
             idx = perm[b * s.batch_size : (b + 1) * s.batch_size]
             x = augment(train_x[idx], gen).to(device)
             y = train_y[idx].to(device)
-            if aux is None:
-                logits = model(x, groups=stage)
-                loss = loss_fn(logits, y)
-            else:
-                feats = model.features(x, stage)
-                logits = model.heads[stage - 1](feats)
-                own = feats[:, (stage - 1) * model.arch.fc_hidden :]
-                loss = loss_fn(logits, y) + s.aux_weight * loss_fn(aux(own), y)
+            logits = model.group_logits(x, stage)  # group k learns alone; configuration k averages
+            loss = loss_fn(logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
