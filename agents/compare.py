@@ -90,12 +90,12 @@ def plot_tradeoff(report: dict, path: str | os.PathLike) -> None:
         vmin=0,
         edgecolors="k",
     )
-    for n, m in zip(names, ms):
+    for i, (n, m) in enumerate(zip(names, ms)):  # alternate label sides: controllers often share an accuracy
         ax.annotate(
             f"{n}\n miss {m['deadline_miss_rate'] * 100:.0f}% / energy {m['energy_violation_rate'] * 100:.0f}%",
             (m["energy_mj"], m["mean_accuracy"] * 100),
             fontsize=7,
-            xytext=(6, 4),
+            xytext=(6, 6) if i % 2 == 0 else (6, -22),
             textcoords="offset points",
         )
     ax.set_xscale("log")
@@ -108,7 +108,12 @@ def plot_tradeoff(report: dict, path: str | os.PathLike) -> None:
 
 
 def plot_episode(
-    agent: EpisodeLog, greedy: EpisodeLog | None, path: str | os.PathLike, title: str = "", units: tuple[str, ...] = ()
+    agent: EpisodeLog,
+    greedy: EpisodeLog | None,
+    path: str | os.PathLike,
+    title: str = "",
+    units: tuple[str, ...] = (),
+    max_groups: int = 4,
 ) -> None:
     """One episode as a time series: budget vs latency, groups and frequency, load, temperature."""
     import matplotlib
@@ -129,6 +134,8 @@ def plot_episode(
     ax.legend(fontsize=7, loc="upper right")
     ax = axes[1]
     ax.step(t, agent.groups, where="post", label="groups (agent)")
+    ax.set_ylim(0.5, max_groups + 0.5)
+    ax.set_yticks(range(1, max_groups + 1))
     ax.set_ylabel("groups")
     ax2 = ax.twinx()
     ax2.plot(t, agent.freq_mhz, "r.", ms=2, label="frequency (agent)")

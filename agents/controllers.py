@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwmodels.model import PlatformModel, State
+from hwmodels.model import PlatformModel
 
 
 class Controller:
@@ -31,13 +31,6 @@ class Controller:
         raise NotImplementedError
 
 
-def _idle_table(model: PlatformModel) -> tuple[np.ndarray, np.ndarray]:
-    """Latency and energy of every configuration on the idle board at the profile's start
-    temperature, no DVFS switch: the look-up table a greedy manager is built from."""
-    o = model.expected_all(State.idle(model.n_units, model.spec.thermal.start_c))
-    return o.latency_ms.copy(), o.energy_mj.copy()
-
-
 class GreedyController(Controller):
     """The look-up-table manager: from the idle-board profile, the most accurate configuration
     whose profiled latency and energy meet the budgets, ties to lower energy; the fastest
@@ -49,7 +42,7 @@ class GreedyController(Controller):
     name = "greedy"
 
     def __init__(self, model: PlatformModel) -> None:
-        self.latency, self.energy = _idle_table(model)
+        self.latency, self.energy = model.idle_table()
         acc = np.array([model.dnn.cost(int(k)).top1 for k in model.space.groups])
         # rank: accuracy first (descending), then energy (ascending): a stable order to scan
         self._order = np.lexsort((self.energy, -acc))
@@ -127,12 +120,10 @@ class FixedController(Controller):
 
 def max_accuracy(model: PlatformModel) -> FixedController:
     """The full network on the mapping fastest on the idle board."""
-    t, _ = _idle_table(model)
-    full = np.flatnonzero(model.space.groups == model.dnn.max_groups)
-    return FixedController(int(full[np.argmin(t[full])]), "fixed-max-accuracy", model)
+    return FixedController(model.fastest_action(model.dnn.max_groups), "fixed-max-accuracy", model)
 
 
 def min_energy(model: PlatformModel) -> FixedController:
     """The configuration with the least energy per inference on the idle board."""
-    _, e = _idle_table(model)
-    return FixedController(int(np.argmin(e)), "fixed-min-energy", model)
+    _, energy = model.idle_table()
+    return FixedController(int(np.argmin(energy)), "fixed-min-energy", model)

@@ -209,21 +209,32 @@ def train(
 
 
 def _seeded_eval_env(env, seeds: list[int]):
-    """Wrap ``env`` so that its resets cycle through ``seeds`` (held-out validation episodes)."""
+    """Wrap ``env`` for the evaluation callback: resets cycle through ``seeds`` (held-out
+    validation episodes), and the last step's ``is_success`` (which SB3's callback logs) is the
+    episode's success rate over all its requests rather than that of its last request."""
     import gymnasium as gym
 
-    class CycleSeeds(gym.Wrapper):
+    class ValidationEpisodes(gym.Wrapper):
         def __init__(self, inner):
             super().__init__(inner)
             self._k = 0
+            self._met = self._n = 0
 
         def reset(self, *, seed=None, options=None):
             s = seeds[self._k % len(seeds)]
             self._k += 1
+            self._met = self._n = 0
             return self.env.reset(seed=s, options=options)
+
+        def step(self, action):
+            obs, reward, term, trunc, info = self.env.step(action)
+            self._met += bool(info["is_success"])
+            self._n += 1
+            if term or trunc:
+                info = {**info, "is_success": self._met / self._n}
+            return obs, reward, term, trunc, info
 
         def action_masks(self):
             return self.env.unwrapped.action_masks()
 
-
-    return CycleSeeds(env)
+    return ValidationEpisodes(env)

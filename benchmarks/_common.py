@@ -46,7 +46,7 @@ def write_results(name: str, rows: list[dict], extra: dict | None = None) -> Pat
 
 def print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
     """Print ``rows`` with ``columns`` = [(key, header, format)]."""
-    widths = [max(len(h), 12) for _, h, _ in columns]
+    widths = [max(len(h), 12, *(len(format(r[k], f)) for r in rows)) for k, h, f in columns]
     print("  ".join(f"{h:>{w}}" for (_, h, _), w in zip(columns, widths)))
     for r in rows:
         print("  ".join(f"{format(r[k], fmt):>{w}}" for (k, _, fmt), w in zip(columns, widths)))

@@ -19,24 +19,24 @@ from hwmodels.profile import PlatformSpec, load_platform
 def observation_spec(model: PlatformModel) -> ObservationSpec:
     """The observation constants of a platform: log-scale bounds span every configuration's
     idle-board latency and energy, with a factor 4 of headroom for load and a factor 2 below."""
-    idle = model.expected_all(State.idle(model.n_units, model.spec.thermal.start_c))
+    latency, energy = model.idle_table()
     spec = model.spec
     return ObservationSpec(
         units=tuple(u.name for u in spec.units),
         cores=tuple(u.cores for u in spec.units),
         max_freq_mhz=tuple(u.max_freq_mhz for u in spec.units),
         max_groups=model.dnn.max_groups,
-        latency_range_ms=(float(idle.latency_ms.min()) / 2, float(idle.latency_ms.max()) * 4),
-        energy_range_mj=(float(idle.energy_mj.min()) / 2, float(idle.energy_mj.max()) * 4),
+        latency_range_ms=(float(latency.min()) / 2, float(latency.max()) * 4),
+        energy_range_mj=(float(energy.min()) / 2, float(energy.max()) * 4),
     )
 
 
 def reference_budgets(model: PlatformModel) -> tuple[float, float]:
     """(t_ref, e_ref): latency of the fastest and energy of the most frugal full-accuracy
     configuration on the idle board; scenario budgets are multiples of these."""
-    idle = model.expected_all(State.idle(model.n_units, model.spec.thermal.start_c))
+    latency, energy = model.idle_table()
     full = model.space.groups == model.dnn.max_groups
-    return float(idle.latency_ms[full].min()), float(idle.energy_mj[full].min())
+    return float(latency[full].min()), float(energy[full].min())
 
 
 class DynDNNEnv(gym.Env):

@@ -11,19 +11,9 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from envs.dyndnn_env import DynDNNEnv
-from hwmodels.model import State
-
-
-def fastest_full_accuracy_action(env: DynDNNEnv) -> int:
-    """The full network on the mapping that is fastest on the idle board."""
-    m = env.model
-    idle = m.expected_all(State.idle(m.n_units, m.spec.thermal.start_c))
-    full = np.flatnonzero(env.space.groups == m.dnn.max_groups)
-    return int(full[np.argmin(idle.latency_ms[full])])
 
 
 def scenario_stats(
@@ -31,7 +21,7 @@ def scenario_stats(
 ) -> dict:
     """Oracle switching and max-accuracy miss statistics over ``seeds`` (noise-free model)."""
     env = DynDNNEnv(platform=platform, scenario=scenario, episode_length=episode_length, noise=False, **env_kwargs)
-    fixed = fastest_full_accuracy_action(env)
+    fixed = env.model.fastest_action(env.model.dnn.max_groups)
     boundaries = changed = within = requests = 0
     oracle_miss = fixed_miss = fixed_deadline = fixed_energy = 0
     distinct: set[int] = set()

@@ -223,6 +223,19 @@ class PlatformModel:
         np.multiply(p, t, out=b["e"])
         return Outcome(t, p, b["e"], f)
 
+    def idle_table(self, temp_c: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(latency_ms, energy_mj) of every configuration on the idle board, no DVFS switch: the
+        table a look-up-table manager is built from (copies; default temperature: the
+        profile's ``thermal.start_c``)."""
+        o = self.expected_all(State.idle(self.n_units, self.spec.thermal.start_c if temp_c is None else temp_c))
+        return o.latency_ms.copy(), o.energy_mj.copy()
+
+    def fastest_action(self, groups: int) -> int:
+        """The configuration with ``groups`` groups that is fastest on the idle board."""
+        latency, _ = self.idle_table()
+        candidates = np.flatnonzero(self.space.groups == groups)
+        return int(candidates[np.argmin(latency[candidates])])
+
     # ------------------------------------------------------------------ scalar
 
     def expected(self, index: int, state: State) -> Outcome:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from hwmodels.model import PlatformModel, State
+from hwmodels.model import PlatformModel
 
 #: Xun et al. (MLCAD 2019): mapping and DVFS make the range this much wider than the DNN alone.
 PAPER_WIDER = {"time": 41.6, "energy": 10.6}
@@ -13,8 +13,7 @@ PAPER_WIDER = {"time": 41.6, "energy": 10.6}
 def dynamic_ranges(model: PlatformModel, temp_c: float = 25.0) -> dict:
     """Ranges on an idle board at ``temp_c``: the DNN alone (k = 1..G at the mapping fastest for
     k = G) and DNN x mapping x DVFS (all configurations), and how much wider the second is."""
-    out = model.expected_all(State.idle(model.n_units, temp_c))
-    t, e = out.latency_ms.copy(), out.energy_mj.copy()
+    t, e = model.idle_table(temp_c)
     sp = model.space
     full = sp.groups == model.dnn.max_groups
     best = int(np.flatnonzero(full)[np.argmin(t[full])])
