@@ -10,8 +10,9 @@ test seeds ``TEST_SEEDS``; the three never overlap.
 
 The run folder holds ``model.zip`` (the best model on the validation seeds), ``config.yaml``
 (everything that describes the run, resolved), ``policy.npz`` + ``policy.json`` (the exported
-policy for the board), ``evaluation.json`` and ``evaluation.txt`` (the comparison), and
-``tradeoff.png`` and ``episode.png``.
+policy for the board), ``evaluation.json`` and ``evaluation.txt`` (the comparison), ``tradeoff.png`` and
+``episode.png``, and ``logs/progress.csv`` (SB3's training log; TensorBoard with
+``--tensorboard DIR``).
 """
 
 from __future__ import annotations
@@ -172,6 +173,11 @@ def train(
     with atomic_write(run / "config.yaml") as f:
         yaml.safe_dump({k: v for k, v in cfg.__dict__.items()}, f, sort_keys=False)
     model = build_model(cfg, tensorboard)
+    if tensorboard is None:
+        # SB3's default logger would create an empty SB3-<date> folder in /tmp on every run
+        from stable_baselines3.common.logger import configure
+
+        model.set_logger(configure(str(run / "logs"), ["csv"]))
     from stable_baselines3.common.monitor import Monitor
 
     eval_env = Monitor(_seeded_eval_env(DynDNNEnv(**make_env_kwargs(cfg)), VALIDATION_SEEDS))
