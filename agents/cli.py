@@ -6,6 +6,8 @@ import argparse
 import sys
 
 from agents import train_cli
+from agents.numpy_policy import PolicyFileError
+from agents.train import HyperparamsError
 from dnn import cli as dnn_cli
 from dnn.data import DatasetError
 from dnn.profile import ProfileError
@@ -25,6 +27,9 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     PlatformProfileError,
     ConfigError,
     ScenarioError,
+    PolicyFileError,
+    HyperparamsError,
+    train_cli.UsageError,
 )
 
 

@@ -10,6 +10,10 @@ from pathlib import Path
 from envs.cli import parse_seeds
 
 
+class UsageError(ValueError):
+    """Flags that contradict each other or name nothing (reported in one line, exit code 2)."""
+
+
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--platform", default="xu3", help="xu3, nano, or a platform profile YAML (default: xu3)")
     p.add_argument("--algo", default="ppo", choices=("ppo", "maskable_ppo", "a2c", "dqn"))
@@ -35,7 +39,7 @@ def run_train(args: argparse.Namespace) -> int:
     from agents.train import VALIDATION_SEEDS, RunConfig, train
 
     if any(s in VALIDATION_SEEDS for s in args.eval_seeds):
-        raise SystemExit(f"dynscale: --eval-seeds overlap the validation seeds {VALIDATION_SEEDS[0]}-{VALIDATION_SEEDS[-1]}")
+        raise UsageError(f"--eval-seeds overlap the validation seeds {VALIDATION_SEEDS[0]}-{VALIDATION_SEEDS[-1]}")
     name = Path(args.platform).stem
     out = args.out or f"runs/{args.algo}-{name}-s{args.seed}"
     cfg = RunConfig(
@@ -105,7 +109,7 @@ def run_compare(args: argparse.Namespace) -> int:
     if args.traces:
         files = sorted(Path(args.traces).glob("*.csv"))
         if not files:
-            raise SystemExit(f"dynscale: --traces {args.traces}: no .csv files there")
+            raise UsageError(f"--traces {args.traces}: no .csv files there")
         reports = []
         for f in files:
             r, _ = compare(
@@ -159,7 +163,6 @@ def _merge(reports: list) -> dict:
 
 def run_export(args: argparse.Namespace) -> int:
     import yaml
-    from stable_baselines3.common.base_class import BaseAlgorithm  # noqa: F401 (SB3 import check)
 
     from agents.export import export_policy
     from agents.numpy_policy import PolicyFileError

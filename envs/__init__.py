@@ -7,7 +7,7 @@ reward weights, episode length, noise) are keyword arguments of ``gymnasium.make
 
 from gymnasium.envs.registration import register, registry
 
-from envs.dyndnn_env import DynDNNEnv, make_env
+from envs.dyndnn_env import DynDNNEnv
 
 ENV_IDS = {"xu3": "dynscale/DynDNN-XU3-v0", "nano": "dynscale/DynDNN-Nano-v0"}
 GENERIC_ID = "dynscale/DynDNN-v0"
@@ -24,4 +24,4 @@ for _platform, _id in ENV_IDS.items():
 if GENERIC_ID not in registry:
     register(id=GENERIC_ID, entry_point="envs.dyndnn_env:DynDNNEnv")
 
-__all__ = ["ENV_IDS", "GENERIC_ID", "DynDNNEnv", "env_id", "make_env"]
+__all__ = ["ENV_IDS", "GENERIC_ID", "DynDNNEnv", "env_id"]

@@ -254,8 +254,3 @@ class DynDNNEnv(gym.Env):
 
     def close(self) -> None:
         self.trace = None
-
-
-def make_env(**kwargs: Any) -> DynDNNEnv:
-    """Build the env from plain keyword arguments (picklable, for SubprocVecEnv)."""
-    return DynDNNEnv(**kwargs)

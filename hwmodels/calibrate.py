@@ -225,22 +225,7 @@ def calibration_report(spec: PlatformSpec) -> list[CalibrationRow]:
                     "temperature C", f"{th['unit']} rail {p:g} W, steady", temp, steady, th.get("tolerance_c"), th["source"]
                 )
             )
-    for c in cal.get("checks", []):
-        rows.append(
-            CalibrationRow(c["quantity"], c["condition"], c["value"], _check_value(spec, c), c.get("tolerance"), c["source"])
-        )
     return rows
-
-
-def _check_value(spec: PlatformSpec, c: dict) -> float:
-    """Model values for the named whole-board checks a profile can list."""
-    probe = PlatformModel(spec, reference_profile("alexnet"))
-    kind = c["check"]
-    ui = spec.unit_index(c["unit"])
-    u = spec.unit(c["unit"])
-    if kind == "power":
-        return probe.unit_power(ui, c["freq_mhz"], c["busy"], c.get("temp_c", u.power.leak_ref_c))
-    raise ValueError(f"{spec.path}: calibration.checks: unknown check {kind!r}")
 
 
 def format_report(rows: list[CalibrationRow]) -> str:

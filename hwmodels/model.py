@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dnn.profile import DNNProfile
-from hwmodels.config import Config, ConfigSpace
+from hwmodels.config import ConfigSpace
 from hwmodels.profile import PlatformSpec
 
 
@@ -300,9 +300,6 @@ class PlatformModel:
         th = self.spec.thermal
         steady = th.ambient_c + th.r_th_c_per_w * (power_w + th.other_rails_w)
         return steady + (temp_c - steady) * math.exp(-dt_s / th.tau_s)
-
-    def config(self, index: int) -> Config:
-        return self.space.decode(index)
 
     # ------------------------------------------------------------------ measured tables
 

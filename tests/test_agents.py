@@ -208,6 +208,33 @@ def test_train_agent_smoke(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stderr[-2000:]
     report = json.loads(res.stdout)
     assert set(report["controllers"]) >= {"agent:run", "oracle", "greedy"}
-    for f in ("model.zip", "config.yaml", "policy.npz", "policy.json", "evaluation.json", "tradeoff.png", "episode.png", "logs/progress.csv"):
+    for f in (
+        "model.zip",
+        "config.yaml",
+        "policy.npz",
+        "policy.json",
+        "evaluation.json",
+        "tradeoff.png",
+        "episode.png",
+        "logs/progress.csv",
+    ):
         assert (out / f).is_file(), f
     assert run_episode  # imported API stays public
+
+
+@pytest.mark.parametrize(
+    ("argv", "expect"),
+    [
+        (["compare", "--platform", "xu3", "--agents", "nowhere/policy.npz"], "nowhere/policy.npz: no such policy file"),
+        (["compare", "--traces", "no-such-folder"], "--traces no-such-folder: no .csv files there"),
+        (["train", "--eval-seeds", "500-501"], "--eval-seeds overlap the validation seeds 500-504"),
+        (["train", "--hyperparams", "missing.yml"], "missing.yml: no such hyperparameter file"),
+        (["export", "no-run-folder"], "no-run-folder/config.yaml: missing"),
+    ],
+)
+def test_agent_commands_bad_input_is_one_line_exit_2(argv: list[str], expect: str, capsys: pytest.CaptureFixture) -> None:
+    from agents.cli import main
+
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert expect in err and "\n" not in err
