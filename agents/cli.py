@@ -16,6 +16,7 @@ from envs import cli as envs_cli
 from envs.scenario import ScenarioError
 from hwmodels import cli as hwmodels_cli
 from hwmodels.config import ConfigError
+from hwmodels.live import LiveError
 from hwmodels.profile import PlatformProfileError
 
 #: Errors caused by what the user gave (a path, a file's content, a flag); reported in one
@@ -30,6 +31,7 @@ USER_ERRORS: tuple[type[Exception], ...] = (
     PolicyFileError,
     HyperparamsError,
     train_cli.UsageError,
+    LiveError,
 )
 
 
@@ -41,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     dnn_cli.add_commands(sub)
     hwmodels_cli.add_commands(sub)
+    hwmodels_cli.add_board_commands(sub)
     envs_cli.add_commands(sub)
     train_cli.add_commands(sub)
     return parser

@@ -58,6 +58,43 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=_query)
 
 
+def add_board_commands(sub: argparse._SubParsersAction) -> None:
+    """Register ``board info``."""
+    b = sub.add_parser(
+        "board",
+        help="this machine as a live board",
+        description="What the machine offers: units, DVFS control, power sensors, thermal zones.",
+    )
+    bsub = b.add_subparsers(dest="board_command", required=True, metavar="COMMAND")
+    i = bsub.add_parser("info", help="units, cores, DVFS control (yes/no, why), sensors, thermal zones")
+    i.add_argument("--root", default="/", help="sysfs root (default: /; a fake tree for tests)")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=_board_info)
+
+
+def _board_info(args: argparse.Namespace) -> int:
+    from hwmodels.live import Sysfs, board_info
+
+    info = board_info(Sysfs(args.root))
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    for u in info["units"]:
+        freqs = (
+            f"{len(u['freqs_mhz'])} DVFS points {u['freqs_mhz'][0]:g}-{u['freqs_mhz'][-1]:g} MHz"
+            if u["freqs_mhz"]
+            else "no DVFS table"
+        )
+        cpus = f" cpus {','.join(map(str, u['cpus']))}" if u.get("cpus") else ""
+        control = "DVFS control: yes" if u["dvfs_control"] else f"DVFS control: no ({u['why_not']})"
+        print(f"{u['name']} ({u['kind']}{cpus}): {freqs}; {control}")
+    rails = ", ".join(f"{k} ({v})" for k, v in info["power_rails"].items())
+    print(f"power: {rails or info['power']}")
+    zones = ", ".join(info["thermal_zones"]) or "none"
+    print(f"thermal zones: {zones}")
+    return 0
+
+
 def _model(args: argparse.Namespace):
     from dnn.profile import load_dnn_profile
     from hwmodels.model import PlatformModel

@@ -169,17 +169,207 @@ class Cpufreq:
         self.restore()
 
 
-def restore_on_exit(cpufreq: Cpufreq) -> None:
-    """Restore ``cpufreq``'s saved settings at interpreter exit and on SIGTERM / SIGINT."""
-    atexit.register(cpufreq.restore)
+class GpuDevfreq:
+    """A GPU devfreq device (the Nano's GM20B): pinned by writing ``min_freq = max_freq``.
+
+    :param fs: the sysfs root
+    :param allow_dvfs: permit frequency writes
+    """
+
+    CANDIDATES = ("/sys/devices/gpu.0/devfreq/57000000.gpu", "/sys/devices/57000000.gpu/devfreq/57000000.gpu")
+
+    def __init__(self, fs: Sysfs, allow_dvfs: bool = False) -> None:
+        self.fs, self.allow_dvfs = fs, allow_dvfs
+        self.directory = next((d for d in self.CANDIDATES if fs.exists(f"{d}/available_frequencies")), None)
+        self.freqs_hz: tuple[int, ...] = ()
+        if self.directory:
+            self.freqs_hz = tuple(sorted(int(f) for f in fs.read(f"{self.directory}/available_frequencies").split()))
+        self._saved: tuple[str, str] | None = None
+
+    @property
+    def present(self) -> bool:
+        return self.directory is not None
+
+    def current_hz(self) -> int:
+        return int(self.fs.read(f"{self._dir()}/cur_freq"))
+
+    def set_hz(self, hz: int) -> None:
+        d = self._dir()
+        if not self.allow_dvfs:
+            raise LiveError("gpu: DVFS writes are off; pass --allow-dvfs to let dynscale set frequencies")
+        if hz not in self.freqs_hz:
+            raise LiveError(f"gpu: {hz} Hz is not offered; valid: {', '.join(map(str, self.freqs_hz))}")
+        if self._saved is None:
+            self._saved = (self.fs.read(f"{d}/min_freq"), self.fs.read(f"{d}/max_freq"))
+        # order matters: the kernel refuses min > max, so widen first, then pin
+        if hz > int(self.fs.read(f"{d}/max_freq")):
+            self.fs.write(f"{d}/max_freq", hz)
+            self.fs.write(f"{d}/min_freq", hz)
+        else:
+            self.fs.write(f"{d}/min_freq", hz)
+            self.fs.write(f"{d}/max_freq", hz)
+
+    def restore(self) -> list[str]:
+        if self._saved is None:
+            return []
+        d = self._dir()
+        lo, hi = self._saved
+        self.fs.write(f"{d}/max_freq", max(hi, self.fs.read(f"{d}/min_freq"), key=int))
+        self.fs.write(f"{d}/min_freq", lo)
+        self.fs.write(f"{d}/max_freq", hi)
+        self._saved = None
+        return [d]
+
+    def _dir(self) -> str:
+        if self.directory is None:
+            raise LiveError(f"gpu: no devfreq device (looked for {', '.join(self.CANDIDATES)})")
+        return self.directory
+
+
+def restore_on_exit(*controls: Cpufreq | GpuDevfreq) -> None:
+    """Restore the controls' saved settings at interpreter exit and on SIGTERM / SIGINT."""
+
+    def restore_all() -> None:
+        for c in controls:
+            c.restore()
+
+    atexit.register(restore_all)
 
     def handler(signum, _frame):
-        cpufreq.restore()
+        restore_all()
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)  # die of the same signal, as the caller expects
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, handler)
+
+
+@dataclass(frozen=True)
+class PowerRail:
+    """One power reading: a rail name and the file that gives its power, with the unit scale."""
+
+    name: str
+    path: str
+    watts_per_unit: float
+    enable: str | None = None
+
+
+#: XU3 INA231 addresses -> rail (mainline exynos5422-odroidxu3.dts; FACTS A)
+INA231_RAILS = {"0040": "a15", "0041": "mem", "0044": "gpu", "0045": "a7"}
+#: Nano INA3221 rail names -> rail (energymon JetsonPowerRails; FACTS A)
+INA3221_RAILS = {"POM_5V_IN": "total", "POM_5V_CPU": "a57", "POM_5V_GPU": "gpu"}
+
+
+def discover_power_rails(fs: Sysfs) -> list[PowerRail]:
+    """Power rails the board exposes: XU3 INA231 (bus discovered by listing), Nano INA3221."""
+    rails: list[PowerRail] = []
+    ina231 = fs.path("/sys/bus/i2c/drivers/INA231")
+    if ina231.is_dir():
+        for dev in sorted(ina231.iterdir()):
+            addr = dev.name.split("-")[-1]
+            if addr in INA231_RAILS and (dev / "sensor_W").exists():
+                rel = f"/sys/bus/i2c/drivers/INA231/{dev.name}"
+                rails.append(PowerRail(INA231_RAILS[addr], f"{rel}/sensor_W", 1.0, f"{rel}/enable"))
+    for drv in ("ina3221x",):
+        base = fs.path(f"/sys/bus/i2c/drivers/{drv}")
+        if not base.is_dir():
+            continue
+        for iio in sorted(base.glob("*/iio:device*")):
+            for name_file in sorted(iio.glob("rail_name_*")):
+                n = name_file.name.rsplit("_", 1)[-1]
+                label = name_file.read_text().strip()
+                rel = f"/{iio.relative_to(fs.root)}/in_power{n}_input"
+                if fs.exists(rel):
+                    rails.append(PowerRail(INA3221_RAILS.get(label, label.lower()), rel, 1e-3))
+    return rails
+
+
+def read_power_w(fs: Sysfs, rail: PowerRail) -> float:
+    """Instantaneous power of ``rail`` in watts (enabling an INA231 sensor on first use)."""
+    if rail.enable and fs.read(rail.enable) != "1":
+        fs.write(rail.enable, 1)
+    return float(fs.read(rail.path)) * rail.watts_per_unit
+
+
+def thermal_zones(fs: Sysfs) -> dict[str, str]:
+    """Thermal zone type -> its temperature file (millidegrees C)."""
+    out = {}
+    base = fs.path("/sys/class/thermal")
+    if base.is_dir():
+        for z in sorted(base.glob("thermal_zone*"), key=lambda p: int(p.name[12:] or 0)):
+            if (z / "type").exists() and (z / "temp").exists():
+                out.setdefault(z.joinpath("type").read_text().strip(), f"/sys/class/thermal/{z.name}/temp")
+    return out
+
+
+def read_temp_c(fs: Sysfs, path: str) -> float:
+    return int(fs.read(path)) / 1000.0
+
+
+def online_cpus(fs: Sysfs) -> list[int]:
+    """Online logical CPUs from ``/sys/devices/system/cpu/online`` (``0-3,6``), else all of them."""
+    text = (
+        fs.read("/sys/devices/system/cpu/online")
+        if fs.exists("/sys/devices/system/cpu/online")
+        else f"0-{(os.cpu_count() or 1) - 1}"
+    )
+    cpus: list[int] = []
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        cpus.extend(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def board_info(fs: Sysfs) -> dict:
+    """What the board offers and what dynscale can do with it (``dynscale board info``)."""
+    cf = Cpufreq(fs)
+    units = []
+    for p in cf.policies:
+        ok, why = cf.can_control(p)
+        cap = fs.path(f"/sys/devices/system/cpu/cpu{p.cpus[0]}/cpu_capacity")
+        units.append(
+            {
+                "name": p.name,
+                "kind": "cpu",
+                "cpus": list(p.cpus),
+                "capacity": int(cap.read_text()) if cap.exists() else None,
+                "freqs_mhz": [f / 1000 for f in p.freqs_khz],
+                "dvfs_control": ok,
+                "why_not": why or None,
+            }
+        )
+    if not units:  # no cpufreq (a VM, a container): the CPUs are still there, without DVFS
+        units.append(
+            {
+                "name": "cpu",
+                "kind": "cpu",
+                "cpus": online_cpus(fs),
+                "capacity": None,
+                "freqs_mhz": [],
+                "dvfs_control": False,
+                "why_not": f"{fs.path(Cpufreq.BASE)}/cpu*/cpufreq missing (no cpufreq driver)",
+            }
+        )
+    gpu = GpuDevfreq(fs)
+    if gpu.present:
+        writable = os.access(fs.path(f"{gpu.directory}/min_freq"), os.W_OK)
+        units.append(
+            {
+                "name": "gpu",
+                "kind": "gpu",
+                "freqs_mhz": [f / 1e6 for f in gpu.freqs_hz],
+                "dvfs_control": writable,
+                "why_not": None if writable else f"{gpu.directory}/min_freq is not writable (needs root)",
+            }
+        )
+    rails = discover_power_rails(fs)
+    return {
+        "root": str(fs.root),
+        "units": units,
+        "power_rails": {r.name: r.path for r in rails},
+        "power": "measured" if rails else "none: no INA231, INA3221 or other supported sensor; energy can only be estimated",
+        "thermal_zones": thermal_zones(fs),
+    }
 
 
 def cpu_times(proc_stat: str) -> dict[int, tuple[int, int]]:

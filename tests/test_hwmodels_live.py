@@ -128,3 +128,124 @@ def test_proc_stat_load_matches_hand_computation() -> None:
     assert before[0] == (150, 400) and after[1] == (200, 520)
     assert busy_threads(before, after, (0,)) == pytest.approx(1.0)
     assert busy_threads(before, after, (0, 1)) == pytest.approx(1.0 + 50 / 120)
+
+
+def add_xu3_sensors(root: Path, bus: str = "3") -> None:
+    """INA231 sensors under an I2C bus whose number varies between kernels, and thermal zones."""
+    for addr, watts in (("0040", "1.234"), ("0041", "0.051"), ("0044", "0.102"), ("0045", "0.088")):
+        d = root / f"sys/bus/i2c/drivers/INA231/{bus}-{addr}"
+        d.mkdir(parents=True)
+        (d / "enable").write_text("0\n")
+        (d / "sensor_W").write_text(watts + "\n")
+    for i, (kind, milli) in enumerate((("cpu-thermal", 52000), ("gpu-thermal", 48000))):
+        z = root / f"sys/class/thermal/thermal_zone{i}"
+        z.mkdir(parents=True)
+        (z / "type").write_text(kind + "\n")
+        (z / "temp").write_text(f"{milli}\n")
+
+
+def fake_nano(root: Path) -> Path:
+    """A Nano-shaped sysfs: A57 cpu0-3, GPU devfreq, INA3221 rails named by rail_name files."""
+    khz = [
+        102000,
+        204000,
+        307200,
+        403200,
+        518400,
+        614400,
+        710400,
+        825600,
+        921600,
+        1036800,
+        1132800,
+        1224000,
+        1326000,
+        1428000,
+        1479000,
+    ]
+    for cpu in range(4):
+        d = root / f"sys/devices/system/cpu/cpu{cpu}/cpufreq"
+        d.mkdir(parents=True)
+        for name, text in {
+            "related_cpus": "0 1 2 3",
+            "scaling_available_frequencies": " ".join(map(str, khz)),
+            "scaling_available_governors": "schedutil userspace",
+            "scaling_governor": "schedutil",
+            "scaling_setspeed": "<unsupported>",
+            "scaling_cur_freq": "1479000",
+        }.items():
+            (d / name).write_text(text + "\n")
+    g = root / "sys/devices/gpu.0/devfreq/57000000.gpu"
+    g.mkdir(parents=True)
+    hz = [int(76.8e6 * i) for i in range(1, 13)]
+    for name, text in {
+        "available_frequencies": " ".join(map(str, hz)),
+        "min_freq": str(hz[0]),
+        "max_freq": str(hz[-1]),
+        "cur_freq": str(hz[-1]),
+    }.items():
+        (g / name).write_text(text + "\n")
+    iio = root / "sys/bus/i2c/drivers/ina3221x/6-0040/iio:device0"
+    iio.mkdir(parents=True)
+    for n, (label, mw) in enumerate((("POM_5V_IN", 2003), ("POM_5V_GPU", 0), ("POM_5V_CPU", 320))):
+        (iio / f"rail_name_{n}").write_text(label + "\n")
+        (iio / f"in_power{n}_input").write_text(f"{mw}\n")
+    return root
+
+
+def test_xu3_ina231_bus_is_discovered_and_enabled(tmp_path: Path) -> None:
+    from hwmodels.live import discover_power_rails, read_power_w, read_temp_c, thermal_zones
+
+    root = fake_xu3(tmp_path)
+    add_xu3_sensors(root, bus="3")
+    fs = Sysfs(root)
+    rails = {r.name: r for r in discover_power_rails(fs)}
+    assert set(rails) == {"a15", "a7", "mem", "gpu"}
+    assert read_power_w(fs, rails["a15"]) == pytest.approx(1.234)
+    assert (root / "sys/bus/i2c/drivers/INA231/3-0040/enable").read_text().strip() == "1"
+    zones = thermal_zones(fs)
+    assert read_temp_c(fs, zones["cpu-thermal"]) == 52.0
+
+
+def test_nano_rails_by_name_and_gpu_pinning(tmp_path: Path) -> None:
+    from hwmodels.live import GpuDevfreq, board_info, discover_power_rails, read_power_w
+
+    root = fake_nano(tmp_path)
+    fs = Sysfs(root)
+    rails = {r.name: r for r in discover_power_rails(fs)}
+    assert read_power_w(fs, rails["a57"]) == pytest.approx(0.320) and read_power_w(fs, rails["total"]) == pytest.approx(2.003)
+    g = root / "sys/devices/gpu.0/devfreq/57000000.gpu"
+    gpu = GpuDevfreq(fs, allow_dvfs=True)
+    gpu.set_hz(int(76.8e6 * 5))
+    assert (g / "min_freq").read_text().strip() == (g / "max_freq").read_text().strip() == str(int(76.8e6 * 5))
+    gpu.restore()
+    assert (g / "min_freq").read_text().strip() == str(int(76.8e6)) and (g / "max_freq").read_text().strip() == str(
+        int(76.8e6 * 12)
+    )
+    with pytest.raises(LiveError, match="gpu: DVFS writes are off"):
+        GpuDevfreq(fs).set_hz(int(76.8e6))
+    info = board_info(fs)
+    assert [u["name"] for u in info["units"]] == ["cpu0-3", "gpu"] and info["power_rails"]["gpu"].endswith("in_power1_input")
+
+
+def test_board_info_cli_on_a_fake_xu3_and_on_a_machine_without_cpufreq(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from agents.cli import main
+
+    root = fake_xu3(tmp_path / "xu3")
+    add_xu3_sensors(root)
+    assert main(["board", "info", "--root", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "cpu0-3 (cpu cpus 0,1,2,3): 13 DVFS points 200-1400 MHz; DVFS control: yes" in out and "a15 (" in out
+    bare = tmp_path / "vm"
+    (bare / "sys/devices/system/cpu").mkdir(parents=True)
+    (bare / "sys/devices/system/cpu/online").write_text("0-1\n")
+    assert main(["board", "info", "--root", str(bare), "--json"]) == 0
+    import json
+
+    info = json.loads(capsys.readouterr().out)
+    assert (
+        info["units"][0]["cpus"] == [0, 1]
+        and not info["units"][0]["dvfs_control"]
+        and "no cpufreq driver" in info["units"][0]["why_not"]
+    )
+    assert info["power"].startswith("none")
