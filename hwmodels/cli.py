@@ -90,6 +90,8 @@ def _board_info(args: argparse.Namespace) -> int:
         print(f"{u['name']} ({u['kind']}{cpus}): {freqs}; {control}")
     rails = ", ".join(f"{k} ({v})" for k, v in info["power_rails"].items())
     print(f"power: {rails or info['power']}")
+    counters = ", ".join(f"{k} ({v})" for k, v in info["energy_counters"].items())
+    print(f"energy counters (RAPL): {counters or 'none'}")
     zones = ", ".join(info["thermal_zones"]) or "none"
     print(f"thermal zones: {zones}")
     return 0

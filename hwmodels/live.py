@@ -291,6 +291,47 @@ def read_power_w(fs: Sysfs, rail: PowerRail) -> float:
     return float(fs.read(rail.path)) * rail.watts_per_unit
 
 
+@dataclass(frozen=True)
+class EnergyCounter:
+    """A cumulative energy counter (Intel/AMD RAPL through powercap), in microjoules."""
+
+    name: str
+    path: str
+    max_range_uj: int
+
+
+def discover_energy_counters(fs: Sysfs) -> list[EnergyCounter]:
+    """RAPL domains under ``/sys/class/powercap`` (package, core, dram, ...)."""
+    out = []
+    base = fs.path("/sys/class/powercap")
+    if base.is_dir():
+        for d in sorted(base.glob("intel-rapl:*")):
+            rel = f"/sys/class/powercap/{d.name}"
+            if fs.exists(f"{rel}/energy_uj") and fs.exists(f"{rel}/name"):
+                rng = int(fs.read(f"{rel}/max_energy_range_uj")) if fs.exists(f"{rel}/max_energy_range_uj") else 0
+                out.append(EnergyCounter(f"{fs.read(f'{rel}/name')}:{d.name.split(':', 1)[1]}", f"{rel}/energy_uj", rng))
+    return out
+
+
+def energy_j(before_uj: int, after_uj: int, counter: EnergyCounter) -> float:
+    """Energy between two readings of ``counter``, allowing for one wrap of the counter."""
+    delta = after_uj - before_uj
+    if delta < 0:
+        if counter.max_range_uj <= 0:
+            raise LiveError(f"{counter.path}: counter went backwards and its range is unknown")
+        delta += counter.max_range_uj
+    return delta / 1e6
+
+
+def set_affinity(cpus: list[int] | tuple[int, ...], pid: int = 0) -> None:
+    """Pin ``pid`` (0: this process) to ``cpus``; a clear error for CPUs that are not online."""
+    try:
+        os.sched_setaffinity(pid, set(cpus))
+    except OSError as exc:
+        allowed = sorted(os.sched_getaffinity(pid))
+        raise LiveError(f"cannot run on cpus {sorted(cpus)} ({exc.strerror}); this process may use {allowed}") from None
+
+
 def thermal_zones(fs: Sysfs) -> dict[str, str]:
     """Thermal zone type -> its temperature file (millidegrees C)."""
     out = {}
@@ -368,6 +409,7 @@ def board_info(fs: Sysfs) -> dict:
         "units": units,
         "power_rails": {r.name: r.path for r in rails},
         "power": "measured" if rails else "none: no INA231, INA3221 or other supported sensor; energy can only be estimated",
+        "energy_counters": {c.name: c.path for c in discover_energy_counters(fs)},
         "thermal_zones": thermal_zones(fs),
     }
 

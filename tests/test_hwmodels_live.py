@@ -1,3 +1,4 @@
+import os
 import signal
 import subprocess
 import sys
@@ -249,3 +250,32 @@ def test_board_info_cli_on_a_fake_xu3_and_on_a_machine_without_cpufreq(tmp_path:
         and "no cpufreq driver" in info["units"][0]["why_not"]
     )
     assert info["power"].startswith("none")
+
+
+def test_rapl_counters_and_wraparound(tmp_path: Path) -> None:
+    from hwmodels.live import EnergyCounter, discover_energy_counters, energy_j
+
+    d = tmp_path / "sys/class/powercap/intel-rapl:0"
+    d.mkdir(parents=True)
+    (d / "name").write_text("package-0\n")
+    (d / "energy_uj").write_text("123456\n")
+    (d / "max_energy_range_uj").write_text("1000000\n")
+    (counter,) = discover_energy_counters(Sysfs(tmp_path))
+    assert counter.name == "package-0:0" and counter.max_range_uj == 1_000_000
+    assert energy_j(100_000, 600_000, counter) == pytest.approx(0.5)
+    assert energy_j(900_000, 100_000, counter) == pytest.approx(0.2)  # wrapped once
+    with pytest.raises(LiveError, match="range is unknown"):
+        energy_j(900_000, 100_000, EnergyCounter("x", "/x", 0))
+
+
+def test_affinity_pins_and_refuses_offline_cpus() -> None:
+    from hwmodels.live import set_affinity
+
+    original = sorted(os.sched_getaffinity(0))
+    try:
+        set_affinity([original[0]])
+        assert sorted(os.sched_getaffinity(0)) == [original[0]]
+        with pytest.raises(LiveError, match=r"cannot run on cpus \[4096\]"):
+            set_affinity([4096])
+    finally:
+        os.sched_setaffinity(0, set(original))
