@@ -10,33 +10,16 @@ import statistics
 import time
 
 import torch
-from torch import nn
 
 from dnn.data import Cifar10, to_tensor
-from dnn.model import DynamicAlexNet, count_macs, count_params, weight_bytes
+from dnn.model import DynamicAlexNet, count_macs, count_params, trace_layers, weight_bytes
 from dnn.train import Checkpoint, predict_proba
 
 
 def activation_stats(model: DynamicAlexNet, k: int) -> tuple[int, int]:
     """(bytes of layer outputs, number of conv/linear layers) of one image through configuration k."""
-    total, layers = 0, 0
-
-    def hook(_m: nn.Module, _inp, out: torch.Tensor) -> None:
-        nonlocal total, layers
-        total += out.numel() * out.element_size()
-        layers += 1
-
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, 3, model.arch.image_size, model.arch.image_size), groups=k)
-    finally:
-        for h in handles:
-            h.remove()
-        model.train(was_training)
-    return total, layers
+    layers = trace_layers(model, k)
+    return sum(out.numel() * out.element_size() for _, out in layers), len(layers)
 
 
 @torch.no_grad()

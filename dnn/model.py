@@ -161,25 +161,15 @@ class DynamicAlexNet(nn.Module):
         return k
 
 
-def count_macs(model: DynamicAlexNet, k: int) -> int:
-    """Multiply-accumulates of one image through configuration ``k``, counted from the layers run."""
-    macs = 0
-
-    def conv_hook(m: nn.Conv2d, _inp, out: torch.Tensor) -> None:
-        nonlocal macs
-        kh, kw = m.kernel_size
-        macs += out.shape[1] * out.shape[2] * out.shape[3] * (m.in_channels // m.groups) * kh * kw
-
-    def linear_hook(m: nn.Linear, _inp, _out) -> None:
-        nonlocal macs
-        macs += m.in_features * m.out_features
-
-    handles = []
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            handles.append(m.register_forward_hook(conv_hook))
-        elif isinstance(m, nn.Linear):
-            handles.append(m.register_forward_hook(linear_hook))
+def trace_layers(model: DynamicAlexNet, k: int) -> list[tuple[nn.Module, torch.Tensor]]:
+    """Every convolution and linear layer configuration ``k`` runs, with its output, for one
+    (zero) image in evaluation mode; the model's mode is restored afterwards."""
+    seen: list[tuple[nn.Module, torch.Tensor]] = []
+    handles = [
+        m.register_forward_hook(lambda mod, _inp, out: seen.append((mod, out)))
+        for m in model.modules()
+        if isinstance(m, (nn.Conv2d, nn.Linear))
+    ]
     was_training = model.training
     model.eval()
     try:
@@ -190,6 +180,18 @@ def count_macs(model: DynamicAlexNet, k: int) -> int:
         for h in handles:
             h.remove()
         model.train(was_training)
+    return seen
+
+
+def count_macs(model: DynamicAlexNet, k: int) -> int:
+    """Multiply-accumulates of one image through configuration ``k``, counted from the layers run."""
+    macs = 0
+    for m, out in trace_layers(model, k):
+        if isinstance(m, nn.Conv2d):
+            kh, kw = m.kernel_size
+            macs += out.shape[1] * out.shape[2] * out.shape[3] * (m.in_channels // m.groups) * kh * kw
+        else:
+            macs += m.in_features * m.out_features
     return macs
 
 
