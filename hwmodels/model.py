@@ -142,7 +142,6 @@ class PlatformModel:
                 "_k_core",
                 "_k_leak",
                 "_f",
-                "_v",
                 "_cf",
                 "_v2f",
                 "_kl_v",
@@ -164,10 +163,6 @@ class PlatformModel:
             if temp_c >= t and cap < caps[ui]:
                 caps[ui] = cap
         return caps
-
-    def freq_caps_mhz(self, temp_c: float) -> np.ndarray:
-        """Highest allowed frequency per unit at ``temp_c``."""
-        return np.array([self.spec.units[i].freqs_mhz[c] for i, c in enumerate(self.freq_caps_idx(temp_c))])
 
     def available(self, temp_c: float, out: np.ndarray | None = None) -> np.ndarray:
         """Boolean mask of configurations whose frequency is allowed at ``temp_c``."""
