@@ -108,6 +108,16 @@ def summarize(logs: list[EpisodeLog]) -> dict:
     }
 
 
+def fill_oracle_gap(metrics: dict[str, dict]) -> None:
+    """Set every controller's ``oracle_gap`` = 1 - mean_reward / the oracle's (when the oracle
+    ran and its reward is positive; otherwise the gap is undefined and left ``None``)."""
+    if "oracle" not in metrics:
+        return
+    ref = metrics["oracle"]["mean_reward"]
+    for m in metrics.values():
+        m["oracle_gap"] = (1.0 - m["mean_reward"] / ref) if ref > 0 else None
+
+
 def compare(
     env_factory: Callable[[], DynDNNEnv],
     controllers: dict[str, Callable[[DynDNNEnv], Controller]],
@@ -134,10 +144,7 @@ def compare(
             bar.update()
     bar.close()
     metrics = {name: summarize(lg) for name, lg in logs.items()}
-    if "oracle" in metrics:
-        ref = metrics["oracle"]["mean_reward"]
-        for m in metrics.values():
-            m["oracle_gap"] = (1.0 - m["mean_reward"] / ref) if ref > 0 else None
+    fill_oracle_gap(metrics)
     report = {
         "platform": env.model.spec.name,
         "scenario": env.scenario_name,

@@ -137,6 +137,8 @@ def run_compare(args: argparse.Namespace) -> int:
 
 def _merge(reports: list) -> dict:
     """One report over several replayed traces: metrics weighted by requests."""
+    from agents.evaluate import fill_oracle_gap
+
     total = sum(r["requests"] for _, r in reports)
     first = reports[0][1]
     merged = {
@@ -154,10 +156,7 @@ def _merge(reports: list) -> dict:
             vals = [(r["controllers"][name][key], r["requests"]) for _, r in reports]
             m[key] = None if any(v is None for v, _ in vals) else sum(v * n for v, n in vals) / total
         merged["controllers"][name] = m
-    if "oracle" in merged["controllers"]:
-        ref = merged["controllers"]["oracle"]["mean_reward"]
-        for m in merged["controllers"].values():
-            m["oracle_gap"] = (1 - m["mean_reward"] / ref) if ref > 0 else None
+    fill_oracle_gap(merged["controllers"])  # recomputed from the merged rewards, not averaged
     return merged
 
 
