@@ -9,13 +9,14 @@ evaluates every published point with :class:`PlatformModel` itself and states th
 from __future__ import annotations
 
 import dataclasses
+import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import yaml
 
+from dnn.fileio import read_yaml
 from dnn.profile import DNNProfile, GroupCost
 from hwmodels.config import Config
 from hwmodels.model import PlatformModel, State
@@ -48,11 +49,14 @@ class CalibrationRow:
 
 
 def reference_networks() -> dict[str, dict]:
-    return yaml.safe_load(REFERENCE_NETWORKS_FILE.read_text())
+    """The published networks' work (``reference_networks.yaml``)."""
+    return read_yaml(REFERENCE_NETWORKS_FILE, ValueError, "reference network table")
 
 
+@functools.cache
 def reference_profile(name: str) -> DNNProfile:
-    """A one-configuration DNN profile with the work of a published reference network."""
+    """A one-configuration DNN profile with the work of a published reference network (cached:
+    the fits evaluate the same few networks hundreds of times)."""
     n = reference_networks()[name]
     cost = GroupCost(
         groups=1,
