@@ -65,6 +65,14 @@ class Sysfs:
             raise LiveError(f"{f}: write of {value!r} refused ({exc.strerror})") from None
 
 
+def _check_dvfs_write(name: str, allowed: bool, value: int, offered: tuple[int, ...], unit: str) -> None:
+    """Refuse a frequency write without the opt-in, or of a frequency the device does not offer."""
+    if not allowed:
+        raise LiveError(f"{name}: DVFS writes are off; pass --allow-dvfs to let dynscale set frequencies")
+    if value not in offered:
+        raise LiveError(f"{name}: {value} {unit} is not offered; valid: {', '.join(map(str, offered))}")
+
+
 @dataclass(frozen=True)
 class CpuPolicy:
     """One cpufreq policy: CPUs that share a clock, and the frequencies it offers (kHz)."""
@@ -139,10 +147,7 @@ class Cpufreq:
     def set_khz(self, cpu: int, khz: int) -> None:
         """Pin the policy of ``cpu`` to ``khz`` (saving its original settings first)."""
         p = self.policy_of(cpu)
-        if not self.allow_dvfs:
-            raise LiveError(f"{p.name}: DVFS writes are off; pass --allow-dvfs to let dynscale set frequencies")
-        if khz not in p.freqs_khz:
-            raise LiveError(f"{p.name}: {khz} kHz is not offered; valid: {', '.join(map(str, p.freqs_khz))}")
+        _check_dvfs_write(p.name, self.allow_dvfs, khz, p.freqs_khz, "kHz")
         d = p.directory
         if d not in self._saved:
             gov = self.fs.read(f"{d}/scaling_governor")
@@ -195,10 +200,7 @@ class GpuDevfreq:
 
     def set_hz(self, hz: int) -> None:
         d = self._dir()
-        if not self.allow_dvfs:
-            raise LiveError("gpu: DVFS writes are off; pass --allow-dvfs to let dynscale set frequencies")
-        if hz not in self.freqs_hz:
-            raise LiveError(f"gpu: {hz} Hz is not offered; valid: {', '.join(map(str, self.freqs_hz))}")
+        _check_dvfs_write("gpu", self.allow_dvfs, hz, self.freqs_hz, "Hz")
         if self._saved is None:
             self._saved = (self.fs.read(f"{d}/min_freq"), self.fs.read(f"{d}/max_freq"))
         # order matters: the kernel refuses min > max, so widen first, then pin
