@@ -77,7 +77,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--platform", default="xu3")
     c.add_argument("--agents", nargs="*", default=[], metavar="RUN_DIR_OR_POLICY")
     c.add_argument(
-        "--baselines", nargs="*", help="subset of: oracle greedy random fixed-max-accuracy fixed-min-energy (default: all)"
+        "--baselines",
+        nargs="*",
+        help="subset of: oracle greedy random fixed-max-accuracy fixed-min-energy (default: all); live: greedy random fixed-max (default: greedy)",
     )
     src = c.add_mutually_exclusive_group()
     src.add_argument("--traces", help="folder of trace CSVs to replay (one episode each)")
@@ -87,7 +89,24 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--no-noise", action="store_true", help="evaluate on the noise-free model")
     c.add_argument("--json", action="store_true")
     c.add_argument("--plot", help="write the trade-off plot (PNG)")
+    live = c.add_argument_group("live comparison (--live): the controllers run one after the other on this board")
+    live.add_argument("--live", action="store_true", help="run live on this board instead of in simulation")
+    live.add_argument("--log-dir", help="folder for one JSON-lines log per controller (default: runs/live)")
+    _add_live_arguments(live, budgets_required=False)
     c.set_defaults(func=run_compare)
+
+    d = sub.add_parser(
+        "deploy",
+        help="run a policy or a baseline live on this board",
+        description="Drive real inference of the dynamic DNN on this board with a controller, request by request, "
+        "against a budget trace (and a load schedule); log one JSON line per request and print the metrics.",
+    )
+    d.add_argument("--controller", required=True, help="policy .npz, a run folder, greedy, random or fixed-max")
+    d.add_argument("--platform", required=True, help="the board's platform profile (dynscale profile --out board.yaml)")
+    d.add_argument("--log", required=True, help="JSON-lines log, one line per request")
+    d.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    _add_live_arguments(d, budgets_required=True)
+    d.set_defaults(func=run_deploy)
 
     e = sub.add_parser(
         "export",
@@ -99,8 +118,69 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.set_defaults(func=run_export)
 
 
+def _add_live_arguments(p, budgets_required: bool) -> None:
+    """The flags ``deploy`` and ``compare --live`` share."""
+    p.add_argument("--budgets", required=budgets_required, help="budget trace CSV (dynscale env record)")
+    p.add_argument("--load", help="load schedule CSV (t_s, unit, threads, mem_intensity)")
+    p.add_argument("--duration", type=float, help="seconds per run (the trace repeats); default: one pass of the trace")
+    p.add_argument("--allow-dvfs", action="store_true", help="let the runtime set frequencies (needs root)")
+    p.add_argument("--data", help="CIFAR-10 whose test images are classified (default: a random image)")
+    p.add_argument("--root", default="/", help="sysfs root (default: /; a fake tree for tests)")
+
+
+def _run_live(args: argparse.Namespace, runs: list[tuple[str, str, Path]], log_note: str) -> int:
+    """Deploy each (controller, label, log) in turn on the same trace and schedule; one table."""
+    from agents.deploy import deploy, format_live_extras, live_report
+    from agents.evaluate import format_report
+    from hwmodels.live import Sysfs
+
+    if args.duration is not None and not args.duration > 0:
+        raise UsageError(f"--duration must be a positive number of seconds, got {args.duration:g}")
+    done = []
+    for controller, label, log in runs:
+        run = deploy(
+            controller,
+            args.platform,
+            args.budgets,
+            log,
+            load=args.load,
+            duration_s=args.duration,
+            allow_dvfs=args.allow_dvfs,
+            data=args.data,
+            fs=Sysfs(args.root),
+            progress=not args.json,
+        )
+        run.controller = label or run.controller
+        done.append(run)
+    report = live_report(done, Path(args.platform).stem, args.budgets, args.load)
+    print(json.dumps(report, indent=2) if args.json else f"{format_report(report)}\n{format_live_extras(report)}\n{log_note}")
+    return 0
+
+
+def run_deploy(args: argparse.Namespace) -> int:
+    return _run_live(args, [(args.controller, "", Path(args.log))], f"log: {args.log}")
+
+
+def run_compare_live(args: argparse.Namespace) -> int:
+    if not args.budgets:
+        raise UsageError("--live needs --budgets TRACE.csv")
+    if args.traces or args.scenario:
+        raise UsageError("--live replays one --budgets trace; --traces and --scenario are for simulation")
+    from agents.compare import agent_name
+
+    log_dir = Path(args.log_dir or "runs/live")
+    runs = []
+    for name in list(args.agents) + (args.baselines if args.baselines is not None else ["greedy"]):
+        label = agent_name(name) if Path(name).exists() else name
+        runs.append((name, label, log_dir / f"{label.replace('agent:', '')}.jsonl"))
+    return _run_live(args, runs, f"logs: {log_dir}")
+
+
 def run_compare(args: argparse.Namespace) -> int:
     from agents.compare import controllers_for, plot_tradeoff
+
+    if args.live:
+        return run_compare_live(args)
     from agents.evaluate import compare, format_report
     from envs.dyndnn_env import DynDNNEnv
 

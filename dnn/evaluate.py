@@ -6,13 +6,11 @@
 
 from __future__ import annotations
 
-import statistics
-import time
-
 import torch
 
 from dnn.data import Cifar10, to_tensor
 from dnn.model import DynamicAlexNet, count_macs, count_params, trace_layers, weight_bytes
+from dnn.runner import median_latency_ms
 from dnn.train import Checkpoint, predict_proba
 
 
@@ -20,26 +18,6 @@ def activation_stats(model: DynamicAlexNet, k: int) -> tuple[int, int]:
     """(bytes of layer outputs, number of conv/linear layers) of one image through configuration k."""
     layers = trace_layers(model, k)
     return sum(out.numel() * out.element_size() for _, out in layers), len(layers)
-
-
-@torch.no_grad()
-def measure_latency_ms(model: DynamicAlexNet, k: int, threads: int, repeats: int = 50, warmup: int = 10) -> float:
-    """Median batch-1 latency (ms) of configuration ``k`` with ``threads`` torch threads."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    model.eval()
-    x = torch.randn(1, 3, model.arch.image_size, model.arch.image_size)
-    try:
-        for _ in range(warmup):
-            model(x, groups=k)
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model(x, groups=k)
-            times.append((time.perf_counter() - t0) * 1e3)
-    finally:
-        torch.set_num_threads(previous)
-    return statistics.median(times)
 
 
 def evaluate_configs(ckpt: Checkpoint, data: Cifar10, weights: str, repeats: int = 50, progress: bool = True) -> dict:
@@ -73,8 +51,8 @@ def evaluate_configs(ckpt: Checkpoint, data: Cifar10, weights: str, repeats: int
                 "activation_bytes": act_bytes,
                 "layers": layers,
                 "latency_ms": {
-                    "threads_1": measure_latency_ms(model, k, 1, repeats),
-                    f"threads_{all_threads}": measure_latency_ms(model, k, all_threads, repeats),
+                    "threads_1": median_latency_ms(ckpt, k, 1, repeats),
+                    f"threads_{all_threads}": median_latency_ms(ckpt, k, all_threads, repeats),
                 },
             }
         )

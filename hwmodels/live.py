@@ -12,11 +12,15 @@ numpy-free and torch-free: this is what the board runs beside the exported polic
 from __future__ import annotations
 
 import atexit
+import ctypes
 import os
 import signal
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:  # annotation only: nothing extra to install on the board
     from typing_extensions import Self
@@ -228,22 +232,31 @@ class GpuDevfreq:
         return self.directory
 
 
-def restore_on_exit(*controls: Cpufreq | GpuDevfreq) -> None:
-    """Restore the controls' saved settings at interpreter exit and on SIGTERM / SIGINT."""
+class Restorable(Protocol):
+    """Anything that puts the board back as it found it (DVFS controls, the load generator)."""
+
+    def restore(self) -> list[str]: ...
+
+
+def restore_on_exit(*things: Restorable) -> Callable[[], None]:
+    """Restore ``things`` at interpreter exit and on SIGTERM / SIGINT (then die of that signal,
+    as the caller expects); returns the function that restores them all, to call on a normal end.
+    """
 
     def restore_all() -> None:
-        for c in controls:
-            c.restore()
+        for t in things:
+            t.restore()
 
     atexit.register(restore_all)
 
     def handler(signum, _frame):
         restore_all()
         signal.signal(signum, signal.SIG_DFL)
-        os.kill(os.getpid(), signum)  # die of the same signal, as the caller expects
+        os.kill(os.getpid(), signum)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, handler)
+    return restore_all
 
 
 @dataclass(frozen=True)
@@ -406,12 +419,15 @@ def board_info(fs: Sysfs) -> dict:
             }
         )
     rails = discover_power_rails(fs)
+    nvml = Nvml()
     return {
         "root": str(fs.root),
         "units": units,
         "power_rails": {r.name: r.path for r in rails},
         "power": "measured" if rails else "none: no INA231, INA3221 or other supported sensor; energy can only be estimated",
         "energy_counters": {c.name: c.path for c in discover_energy_counters(fs)},
+        "nvml": nvml.devices if nvml.available else f"none: {nvml.why_not}",
+        "cpu_clusters": [list(c) for c in cpu_clusters(fs)],
         "thermal_zones": thermal_zones(fs),
     }
 
@@ -439,3 +455,165 @@ def busy_threads(before: dict[int, tuple[int, int]], after: dict[int, tuple[int,
         if t1 > t0:
             busy += (b1 - b0) / (t1 - t0)
     return busy
+
+
+def cpu_clusters(fs: Sysfs) -> list[tuple[int, ...]]:
+    """Online CPUs grouped into clusters: same package, same cluster id (where the kernel knows
+    one: 65535 and -1 mean unknown) and same ``cpu_capacity`` (big.LITTLE)."""
+    groups: dict[tuple[str, str, str], list[int]] = {}
+    for cpu in online_cpus(fs):
+        topo = f"/sys/devices/system/cpu/cpu{cpu}/topology"
+        key = []
+        for name in (f"{topo}/physical_package_id", f"{topo}/cluster_id", f"/sys/devices/system/cpu/cpu{cpu}/cpu_capacity"):
+            v = fs.read(name) if fs.exists(name) else ""
+            key.append("" if v in ("65535", "-1") else v)
+        groups.setdefault(tuple(key), []).append(cpu)
+    return sorted((tuple(c) for c in groups.values()), key=lambda c: c[0])
+
+
+def nominal_cpu_mhz(fs: Sysfs) -> float | None:
+    """The clock /proc/cpuinfo reports for the first CPU (machines without cpufreq), if any."""
+    if not fs.exists("/proc/cpuinfo"):
+        return None
+    for line in fs.read("/proc/cpuinfo").splitlines():
+        key, _, val = line.partition(":")
+        if key.strip() in ("cpu MHz", "CPU MHz"):
+            try:
+                return float(val)
+            except ValueError:
+                return None
+    return None
+
+
+class Nvml:
+    """Power of CUDA GPUs through NVML (``libnvidia-ml.so.1``), where a driver provides it.
+
+    ``available`` says whether it works; ``why_not`` says why it does not.
+    """
+
+    def __init__(self) -> None:
+        self.why_not = ""
+        self._lib = None
+        self.devices: list[str] = []
+        try:
+            lib = ctypes.CDLL("libnvidia-ml.so.1")
+        except OSError:
+            self.why_not = "libnvidia-ml.so.1 not found (no NVIDIA driver)"
+            return
+        if lib.nvmlInit_v2() != 0:
+            self.why_not = "nvmlInit failed (driver not loaded?)"
+            return
+        count = ctypes.c_uint(0)
+        lib.nvmlDeviceGetCount_v2(ctypes.byref(count))
+        for i in range(count.value):
+            h = ctypes.c_void_p()
+            name = ctypes.create_string_buffer(96)
+            lib.nvmlDeviceGetHandleByIndex_v2(i, ctypes.byref(h))
+            lib.nvmlDeviceGetName(h, name, 96)
+            self.devices.append(name.value.decode(errors="replace"))
+        self._lib = lib
+        if not self.devices:
+            self.why_not = "NVML sees no GPU"
+
+    @property
+    def available(self) -> bool:
+        return bool(self.devices)
+
+    def power_w(self, index: int = 0) -> float:
+        """Board power of GPU ``index`` (W)."""
+        if not self.available:
+            raise LiveError(f"nvml: {self.why_not}")
+        h = ctypes.c_void_p()
+        mw = ctypes.c_uint(0)
+        self._lib.nvmlDeviceGetHandleByIndex_v2(index, ctypes.byref(h))
+        if self._lib.nvmlDeviceGetPowerUsage(h, ctypes.byref(mw)) != 0:
+            raise LiveError(f"nvml: GPU {index} does not report power")
+        return mw.value / 1e3
+
+
+class LoadMonitor:
+    """Background load per unit: busy CPUs from ``/proc/stat`` minus this process's own CPU
+    time, over a sliding window of recent samples.
+
+    ``/proc/stat`` counts in ticks of 10 ms, so one request's interval (tens of ms) is too short
+    to measure alone; the window (default 0.3 s) smooths that while still following load
+    phases that last seconds. The process's own time (the DNN's threads, the controller) is
+    attributed to the CPUs it was allowed to run on, which the caller reports with
+    :meth:`ran_on`.
+
+    :param fs: the sysfs root (``/proc/stat`` is read through it)
+    :param units: CPUs of each unit, in profile order
+    :param window_s: length of the sliding window
+    """
+
+    def __init__(self, fs: Sysfs, units: list[tuple[int, ...]], window_s: float = 0.3) -> None:
+        self.fs, self.units, self.window_s = fs, [tuple(u) for u in units], window_s
+        self.cpus = sorted({c for u in self.units for c in u})
+        self._pos = {c: j for j, c in enumerate(self.cpus)}
+        n = len(self.cpus)
+        # per interval: (seconds, busy ticks per CPU, total ticks per CPU, own CPU-seconds per CPU);
+        # the window's sums are kept up to date as intervals enter and leave
+        self._intervals: deque[tuple[float, list[int], list[int], list[float]]] = deque()
+        self._sum_dt, self._sum_busy, self._sum_ticks, self._sum_own = 0.0, [0] * n, [0] * n, [0.0] * n
+        self._fd: int | None = None
+        self._last = (time.perf_counter(), self._snapshot(), time.process_time())
+        self._own = [self._pos[c] for c in sorted(os.sched_getaffinity(0)) if c in self._pos]
+        self.per_cpu: dict[int, float] = dict.fromkeys(self.cpus, 0.0)
+
+    def _snapshot(self) -> list[tuple[int, int]]:
+        if self._fd is None:  # held open: one pread per sample is several times cheaper than open + read
+            self.fs.read("/proc/stat")  # a clear error if it cannot be read
+            self._fd = os.open(self.fs.path("/proc/stat"), os.O_RDONLY)
+        times = cpu_times(os.pread(self._fd, 1 << 20, 0).decode())
+        try:
+            return [times[c] for c in self.cpus]
+        except KeyError as exc:
+            raise LiveError(f"{self.fs.path('/proc/stat')}: no line for cpu{exc.args[0]}") from None
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __del__(self) -> None:
+        self.close()
+
+    def ran_on(self, cpus: tuple[int, ...] | list[int]) -> None:
+        """This process runs on ``cpus`` from now on (for attributing its own time)."""
+        self._own = [self._pos[c] for c in cpus if c in self._pos]
+
+    def sample(self) -> list[float]:
+        """Busy background threads per unit over the window ending now (0..cores each)."""
+        now, snap, own = time.perf_counter(), self._snapshot(), time.process_time()
+        t0, snap0, own0 = self._last
+        self._last = (now, snap, own)
+        n = len(self.cpus)
+        busy = [snap[j][0] - snap0[j][0] for j in range(n)]
+        ticks = [snap[j][1] - snap0[j][1] for j in range(n)]
+        mine = [0.0] * n
+        for j in self._own:
+            mine[j] = (own - own0) / len(self._own)
+        self._add((now - t0, busy, ticks, mine), 1)
+        while len(self._intervals) > 1 and self._sum_dt - self._intervals[0][0] >= self.window_s:
+            self._add(self._intervals.popleft(), -1)
+        wall = self._sum_dt
+        for j, c in enumerate(self.cpus):
+            frac = self._sum_busy[j] / self._sum_ticks[j] if self._sum_ticks[j] else 0.0
+            self.per_cpu[c] = max(0.0, frac - (self._sum_own[j] / wall if wall > 0 else 0.0))
+        return [min(float(len(u)), sum(self.per_cpu[c] for c in u)) for u in self.units]
+
+    def _add(self, interval: tuple[float, list[int], list[int], list[float]], sign: int) -> None:
+        dt, busy, ticks, mine = interval
+        if sign > 0:
+            self._intervals.append(interval)
+        self._sum_dt += sign * dt
+        for j in range(len(busy)):
+            self._sum_busy[j] += sign * busy[j]
+            self._sum_ticks[j] += sign * ticks[j]
+            self._sum_own[j] += sign * mine[j]
+
+    def least_loaded(self, cpus: tuple[int, ...], n: int) -> tuple[int, ...]:
+        """The ``n`` CPUs of ``cpus`` with the least background load in the last sample (ties:
+        the lower-numbered CPU), sorted."""
+        ranked = sorted(cpus, key=lambda c: (round(self.per_cpu.get(c, 0.0), 1), c))
+        return tuple(sorted(ranked[:n]))

@@ -1,0 +1,343 @@
+"""The profiler: measure every configuration of the dynamic DNN on the live board and write a
+platform profile (the hwmodels YAML format) that ``train_agent.py --platform board.yaml``
+trains on.
+
+For each configuration the board offers (groups x unit x cores x frequency, in
+:class:`hwmodels.config.ConfigSpace` order) it runs real CIFAR-10 test images one at a time:
+``warmup`` inferences, then ``repeats`` timed ones; it records the median and p90 latency and,
+where the unit has a sensor, the mean power. The analytic coefficients that describe what the
+table does not (how latency grows with background load and memory contention, power of
+background load, heat) are fitted to the same measurements, or, where nothing can be measured,
+set to stated assumptions that the profile's ``sources`` list as ASSUMED. Without a power
+sensor the profile says ``power_is_estimate: true`` and its energies are relative estimates.
+
+Resumable: results so far go to ``OUT.partial.json`` after every configuration; a rerun with
+the same settings skips what is there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from dnn.fileio import atomic_write
+from hwmodels.board import LiveBoard, LiveUnit, discover_units
+from hwmodels.config import ConfigSpace
+from hwmodels.live import LiveError, Sysfs, restore_on_exit
+from hwmodels.loadgen import LoadGenerator, LoadSchedule, LoadStep
+from hwmodels.profile import PLATFORM_FORMAT, parse_platform
+
+#: background load (busy threads) above which the board is not idle enough to profile
+IDLE_LOAD_LIMIT = 0.3
+#: nominal voltage where the board does not publish a V-f table (the power terms are relative)
+NOMINAL_VOLT = 1.0
+
+
+def profile_board(
+    out: str | os.PathLike,
+    data: str | os.PathLike,
+    weights: str | os.PathLike | None = None,
+    repeats: int = 20,
+    warmup: int = 5,
+    allow_dvfs: bool = False,
+    name: str = "board",
+    fs: Sysfs | None = None,
+    cuda: bool = False,
+    allow_busy: bool = False,
+    progress: bool = True,
+) -> dict:
+    """Profile this board and write its platform profile to ``out``.
+
+    :param out: the profile YAML to write (atomically)
+    :param data: CIFAR-10 (any layout :func:`dnn.data.load_cifar10` reads); its test images are run
+    :param weights: weight file (default: the shipped weights)
+    :param repeats: timed inferences per configuration
+    :param warmup: untimed inferences before them
+    :param allow_dvfs: profile every frequency (writes cpufreq/devfreq; restored at the end)
+    :param name: the platform's name in the profile (policies are checked against it)
+    :param fs: sysfs root (tests: a fake tree)
+    :param cuda: profile the CUDA GPU as a unit too
+    :param allow_busy: profile even when background load is found (the result is then not an idle-board table)
+    :param progress: show a progress bar
+    :return: the profile document that was written
+    """
+    import torch
+    from tqdm.auto import tqdm
+
+    from dnn.data import load_cifar10
+    from dnn.runner import InferenceRunner
+    from dnn.train import load_weights
+
+    if repeats < 3 or warmup < 0:
+        raise LiveError(f"--repeats must be >= 3 (got {repeats}) and --warmup >= 0 (got {warmup})")
+    fs = fs or Sysfs("/")
+    out = Path(out)
+    ckpt = load_weights(weights)
+    cifar = load_cifar10(data)
+    units = discover_units(fs, cuda)
+    board = LiveBoard(units, fs, allow_dvfs)
+    # a unit profiled without DVFS control is profiled (and described) at the one clock it runs at
+    current = board.freqs_mhz()
+    units = [
+        u if d is None else LiveUnit(u.name, u.kind, u.cpus, (current[i],)) for i, (u, d) in enumerate(zip(units, board.dvfs))
+    ]
+    board.units = units
+    finish = restore_on_exit(board)
+    threads_before = torch.get_num_threads()
+    try:
+        time.sleep(0.5)
+        idle = board.sample_load()
+        if max(idle) > IDLE_LOAD_LIMIT and not allow_busy:
+            raise LiveError(
+                f"the board is not idle: background load {', '.join(f'{u.name} {x:.2f}' for u, x in zip(units, idle))} busy threads "
+                f"(limit {IDLE_LOAD_LIMIT}); stop other work, or pass --allow-busy to profile anyway"
+            )
+        draft = _draft_spec(units, name, fs)
+        space = ConfigSpace(parse_platform(draft, f"{out} (draft)"), ckpt.model.groups)
+        settings = {"repeats": repeats, "warmup": warmup, "units": [u.name for u in units], "weights": str(weights or "shipped")}
+        partial = out.with_name(out.name + ".partial.json")
+        results = _load_partial(partial, settings)
+        runners = {u.kind: None for u in units}
+        bar = tqdm(total=len(space), desc="profiling", disable=not progress)
+        for i in range(len(space)):
+            cfg = space.decode(i)
+            key = f"{cfg.groups}/{cfg.unit}/{cfg.cores}/{cfg.freq_mhz:g}"
+            bar.set_postfix_str(key)
+            if key not in results:
+                ui = space.unit_idx[i]
+                kind = units[ui].kind
+                if runners[kind] is None:
+                    runners[kind] = InferenceRunner(ckpt, cifar.test_x, cifar.test_y, device="cuda" if kind == "gpu" else "cpu")
+                results[key] = _measure(board, runners[kind], int(ui), cfg, repeats, warmup)
+                _write_partial(partial, settings, results)
+            bar.update()
+        bar.close()
+        keys = [f"{c.groups}/{c.unit}/{c.cores}/{c.freq_mhz:g}" for c in (space.decode(i) for i in range(len(space)))]
+        doc = _finish_profile(draft, space, ckpt, [results[k] for k in keys], board, runners.get("cpu"), idle)
+        with atomic_write(out) as f:
+            f.write(f"# Measured by `dynscale profile` on {time.strftime('%Y-%m-%d %H:%M')} ({os.uname().nodename}).\n")
+            yaml.safe_dump(doc, f, sort_keys=False, width=120)
+        partial.unlink(missing_ok=True)
+        return doc
+    finally:
+        torch.set_num_threads(threads_before)
+        finish()
+
+
+def _measure(board: LiveBoard, runner, unit: int, cfg, repeats: int, warmup: int) -> dict:
+    """Median and p90 latency (ms) and, with a sensor, mean power (W) of one configuration."""
+    board.sample_load()
+    board.apply(unit, cfg.cores, cfg.freq_mhz, board.freqs_mhz()[unit])
+    runner.set_threads(cfg.cores)
+    for _ in range(warmup):
+        runner.infer(cfg.groups)
+    lat, power = [], []
+    for _ in range(repeats):
+        mark = board.energy_begin(unit)
+        ms, _ = runner.infer(cfg.groups)
+        _, w, est = board.energy_end(unit, mark, ms, 0.0)
+        lat.append(ms)
+        if not est:
+            power.append(w)
+    lat.sort()
+    return {
+        "latency_ms": statistics.median(lat),
+        "latency_p90_ms": lat[min(len(lat) - 1, round(0.9 * (len(lat) - 1)))],
+        "latency_cv": statistics.pstdev(lat) / statistics.fmean(lat),
+        "power_w": statistics.fmean(power) if power else None,
+    }
+
+
+def _draft_spec(units: list[LiveUnit], name: str, fs: Sysfs) -> dict:
+    """The profile document before measuring: units and DVFS tables, placeholder coefficients."""
+    doc_units = []
+    for u in units:
+        latency_us = 0.0
+        path = f"/sys/devices/system/cpu/cpu{u.cpus[0]}/cpufreq/cpuinfo_transition_latency" if u.cpus else ""
+        if path and fs.exists(path) and fs.read(path).isdigit():
+            latency_us = int(fs.read(path)) / 1e3
+        doc_units.append(
+            {
+                "name": u.name,
+                "kind": u.kind,
+                "cores": len(u.cpus) if u.kind == "cpu" else 1,
+                "cpus": list(u.cpus),
+                "switch_latency_us": latency_us,
+                "dvfs": {"freq_mhz": [float(f) for f in u.freqs_mhz], "volt_v": [NOMINAL_VOLT] * len(u.freqs_mhz)},
+                "perf": {
+                    "macs_per_cycle": 1.0,
+                    "serial_fraction": 0.0,
+                    "overhead_mcycles": 0.0,
+                    "layer_overhead_kcycles": 0.0,
+                    "sync_kcycles": 0.0,
+                    "mem_bw_gbps": 1.0,
+                },
+                # 1 W per busy core at the top clock (P = per_core V^2 f, V = 1, f in GHz)
+                "power": {
+                    "idle_dyn": 0.0,
+                    "leak": 0.0,
+                    "leak_temp_coeff": 0.0,
+                    "leak_ref_c": 25.0,
+                    "uncore": 0.0,
+                    "per_core": round(1e3 / max(u.freqs_mhz), 6) if max(u.freqs_mhz) > 0 else 1.0,
+                },
+            }
+        )
+    return {
+        "format": PLATFORM_FORMAT,
+        "name": name,
+        "description": f"profiled live by dynscale profile ({len(units)} unit{'s' if len(units) > 1 else ''})",
+        "units": doc_units,
+        "thermal": {"ambient_c": 25.0, "r_th_c_per_w": 1.0, "tau_s": 60.0, "start_c": 25.0, "trips": []},
+        "interference": {"mem_slowdown": 0.0},
+        "noise": {"latency_cv": 0.0, "power_cv": 0.0},
+        "sources": [],
+    }
+
+
+def stream_bandwidth_gbps(megabytes: int = 64, repeats: int = 5) -> float:
+    """Memory bandwidth one core streams at: best of ``repeats`` copies of a ``megabytes`` buffer
+    (read + write bytes over time)."""
+    src = np.ones(megabytes << 20, dtype=np.uint8)
+    dst = np.empty_like(src)
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        np.copyto(dst, src)
+        best = min(best, time.perf_counter() - t0)
+    return 2 * src.nbytes / best / 1e9
+
+
+def _fit_perf(space: ConfigSpace, ui: int, lat_ms: np.ndarray, macs: np.ndarray, t_mem: np.ndarray) -> dict:
+    """Non-negative least-squares fit of ``cycles = W_k (s + (1 - s)/c) / mpc + O`` to the unit's
+    compute time (latency less the memory term): ``cycles = a W_k + b W_k / c + O`` over every
+    subset of the three terms, keeping the best fit whose coefficients are all non-negative."""
+    idx = np.flatnonzero(space.unit_idx == ui)
+    c = space.cores[idx].astype(float)
+    w = macs[space.groups[idx] - 1]
+    cycles = np.maximum(lat_ms[idx] - t_mem[idx], 1e-6) * space.freq_mhz[idx] * 1e3
+    cols = np.stack([w, w / c, np.ones_like(w)], 1)
+    best, coef = np.inf, np.array([0.0, float(np.mean(cycles / w)), 0.0])
+    for subset in ([1], [0, 1], [1, 2], [0, 1, 2]):  # the parallel term is always there
+        sol, *_ = np.linalg.lstsq(cols[:, subset], cycles, rcond=None)
+        if np.any(sol < 0):
+            continue
+        err = float(np.sum((cols[:, subset] @ sol - cycles) ** 2))
+        if err < best:
+            best, coef = err, np.zeros(3)
+            coef[subset] = sol
+    a, b, o = (float(x) for x in coef)
+    return {"macs_per_cycle": 1 / (a + b), "serial_fraction": a / (a + b), "overhead_mcycles": o / 1e6}
+
+
+def _finish_profile(
+    draft: dict, space: ConfigSpace, ckpt, results: list[dict], board: LiveBoard, runner, idle: list[float]
+) -> dict:
+    """Fill the draft with the measured table and the coefficients fitted to it."""
+    from dnn.evaluate import activation_stats
+    from dnn.model import count_macs, weight_bytes
+
+    model = ckpt.model
+    g = model.groups
+    macs = np.array([count_macs(model, k) for k in range(1, g + 1)], dtype=float)
+    moved = np.array([weight_bytes(model, k) + activation_stats(model, k)[0] for k in range(1, g + 1)], dtype=float)
+    lat = np.array([r["latency_ms"] for r in results])
+    power = [r["power_w"] for r in results]
+    bw = stream_bandwidth_gbps()
+    doc = draft
+    sources = doc["sources"]
+    measured_power = all(p is not None for p in power)
+    for ui, u in enumerate(doc["units"]):
+        t_mem = moved[space.groups - 1] / (bw * np.minimum(space.cores, 2) * 1e6)
+        u["perf"].update(_fit_perf(space, ui, lat, macs, t_mem))
+        u["perf"]["mem_bw_gbps"] = round(bw, 3)
+    sources.append(
+        {
+            "figure": "dynscale profile: median batch-1 latency of every configuration (measured.latency_ms)",
+            "used_for": "perf (least-squares fit), measured.latency_ms",
+        }
+    )
+    sources.append({"figure": f"dynscale profile: best single-core 64 MB copy, {bw:.2f} GB/s", "used_for": "perf.mem_bw_gbps"})
+    doc["interference"]["mem_slowdown"] = round(_measure_interference(board, runner, space, lat, moved, bw), 4)
+    sources.append(
+        {
+            "figure": "dynscale profile: slowdown of the full network on one core beside one memory-streaming worker",
+            "used_for": "interference.mem_slowdown",
+        }
+    )
+    if not measured_power:
+        sources.append(
+            {
+                "figure": "ASSUMED (no power sensor on this board): 1 W per busy core at the top clock, scaling with f, no idle power; energies are relative estimates",
+                "used_for": "power, measured.power_is_estimate",
+            }
+        )
+    cvs = [r["latency_cv"] for r in results]
+    doc["noise"] = {"latency_cv": round(float(np.median(cvs)), 4), "power_cv": round(float(np.median(cvs)), 4)}
+    sources.append(
+        {
+            "figure": "dynscale profile: median coefficient of variation of the timed runs",
+            "used_for": "noise (power_cv assumed equal)",
+        }
+    )
+    temp = board.temperature_c(25.0)
+    doc["thermal"].update({"ambient_c": round(temp, 1), "start_c": round(temp, 1)})
+    sources.append(
+        {
+            "figure": f"ASSUMED: thermal RC not profiled (die {'read from ' + board.temp_path if board.temp_path else 'not readable'}), no trip points",
+            "used_for": "thermal",
+        }
+    )
+    doc["measured"] = {
+        "latency_ms": [round(float(x), 4) for x in lat],
+        "latency_p90_ms": [round(float(r["latency_p90_ms"]), 4) for r in results],
+        "power_w": [round(float(p), 4) for p in power] if measured_power else [None] * len(power),
+        "power_is_estimate": not measured_power,
+        "idle_load": [round(x, 3) for x in idle],
+        "board": board.describe(),
+    }
+    doc = json.loads(json.dumps(doc, default=float))  # plain YAML: numpy scalars become floats
+    parse_platform(doc, "profile")  # what is written must load
+    return doc
+
+
+def _measure_interference(board: LiveBoard, runner, space: ConfigSpace, lat: np.ndarray, moved: np.ndarray, bw: float) -> float:
+    """``mem_slowdown`` from the full network on one core of the first CPU unit with one
+    memory-streaming worker on another of its cores (0 where the unit has one core)."""
+    cpu = next((i for i, u in enumerate(board.units) if u.kind == "cpu" and len(u.cpus) >= 2), None)
+    if cpu is None or runner is None:
+        return 0.0
+    g = int(space.groups.max())
+    idx = np.flatnonzero((space.groups == g) & (space.unit_idx == cpu) & (space.cores == 1))
+    i = int(idx[-1])
+    u = board.units[cpu]
+    sched = LoadSchedule((LoadStep(0.0, u.name, 1, 1.0),))
+    with LoadGenerator(sched, {u.name: u.cpus}):
+        time.sleep(0.5)
+        board.sample_load()  # so the mapping sees the worker and takes another core
+        board.apply(cpu, 1, float(space.freq_mhz[i]), board.freqs_mhz()[cpu])
+        loaded = statistics.median(runner.time_config(g, 1, 20, 5))
+    t_mem = moved[g - 1] / (bw * 1e6)
+    # loaded = idle + t_mem * m * (mem 1 x 1 thread)
+    return max(0.0, (loaded - float(lat[i])) / t_mem)
+
+
+def _load_partial(path: Path, settings: dict) -> dict:
+    if not path.is_file():
+        return {}
+    try:
+        doc = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return {}
+    return doc.get("results", {}) if doc.get("settings") == settings else {}
+
+
+def _write_partial(path: Path, settings: dict, results: dict) -> None:
+    with atomic_write(path) as f:
+        json.dump({"settings": settings, "results": results}, f)

@@ -1,0 +1,328 @@
+"""The live runtime: load monitor, load generator, live board, profiler and deploy loop.
+
+Sysfs-dependent parts run against fake trees; the profiler and the deploy loop run for real on
+this machine (one CPU, the tiny CIFAR fixture, a few seconds), so CI exercises them end to end.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from test_hwmodels_live import STAT_AFTER, STAT_BEFORE, add_xu3_sensors, fake_xu3
+
+from hwmodels.live import LiveError, LoadMonitor, Sysfs
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _clock(monkeypatch: pytest.MonkeyPatch, wall: list[float], own: list[float]) -> None:
+    from hwmodels import live
+
+    monkeypatch.setattr(live.time, "perf_counter", lambda: wall[0])
+    monkeypatch.setattr(live.time, "process_time", lambda: own[0])
+
+
+def test_load_monitor_subtracts_this_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "proc").mkdir()
+    stat = tmp_path / "proc/stat"
+    stat.write_text(STAT_BEFORE)
+    wall, own = [10.0], [5.0]
+    _clock(monkeypatch, wall, own)
+    mon = LoadMonitor(Sysfs(tmp_path), [(0,), (1,)], window_s=0.5)
+    mon.ran_on((0,))
+    stat.write_text(STAT_AFTER)
+    wall[0], own[0] = 11.0, 5.2  # 1 s later; this process used 0.2 CPU-s on cpu0
+    # cpu0: 100 busy of 100 ticks = 1.0, less 0.2 of our own; cpu1: 50 of 120 (see test_hwmodels_live)
+    assert mon.sample() == pytest.approx([0.8, 50 / 120])
+    assert mon.least_loaded((0, 1), 1) == (1,)
+
+
+def test_load_monitor_window_drops_old_intervals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "proc").mkdir()
+    stat = tmp_path / "proc/stat"
+    wall, own = [0.0], [0.0]
+    _clock(monkeypatch, wall, own)
+    busy = 0
+
+    def write(busy_ticks: int, total: int) -> None:
+        stat.write_text(f"cpu0 {busy_ticks} 0 0 {total - busy_ticks} 0 0 0 0 0 0\n")
+
+    write(0, 0)
+    mon = LoadMonitor(Sysfs(tmp_path), [(0,)], window_s=0.3)
+    total = 0
+    for step in range(10):  # 0.1 s per sample: fully busy for 5 samples, then idle
+        wall[0] += 0.1
+        total += 10
+        busy += 10 if step < 5 else 0
+        write(busy, total)
+        load = mon.sample()[0]
+    assert load == pytest.approx(0.0)  # the busy intervals left the 0.3 s window
+    assert len(mon._intervals) == 3
+
+
+# ---------------------------------------------------------------- load generator
+
+
+def _worker_pids(parent: int) -> list[int]:
+    """Live load workers started by ``parent`` (their command line names it)."""
+    out = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                argv = (d / "cmdline").read_bytes().split(b"\0")
+                state = (d / "stat").read_text().split(") ", 1)[1][0]
+            except OSError:
+                continue
+            if b"hwmodels.load_worker" in argv and str(parent).encode() in argv and state != "Z":
+                out.append(int(d.name))
+    return out
+
+
+def test_schedule_errors_name_file_row_and_column(tmp_path: Path) -> None:
+    from hwmodels.loadgen import load_schedule
+
+    units = {"cpu": (0,), "gpu": ()}
+    cases = {
+        "t_s,unit,threads\n": "header must be t_s,unit,threads,mem_intensity",
+        "t_s,unit,threads,mem_intensity\n0,big,1,0\n": "row 2, column 'unit': unknown unit 'big'; valid: cpu, gpu",
+        "t_s,unit,threads,mem_intensity\n0,cpu,1.5,0\n": "row 2, column 'threads': '1.5' is not a whole number",
+        "t_s,unit,threads,mem_intensity\n0,cpu,1,2\n": "row 2, column 'mem_intensity': '2' is not in",
+        "t_s,unit,threads,mem_intensity\n5,cpu,1,0\n1,cpu,0,0\n": "row 3, column 't_s': 1 comes before",
+        "t_s,unit,threads,mem_intensity\n0,gpu,1,0\n": "gpu has no CPUs",
+    }
+    for text, msg in cases.items():
+        f = tmp_path / "s.csv"
+        f.write_text(text)
+        with pytest.raises(LiveError, match=msg.replace("(", r"\(")) as e:
+            load_schedule(f, units)
+        assert str(f) in str(e.value)
+
+
+def test_load_generator_pins_workers_and_stops_them(tmp_path: Path) -> None:
+    from hwmodels.loadgen import LoadGenerator, load_schedule
+
+    cpus = tuple(sorted(os.sched_getaffinity(0)))
+    f = tmp_path / "s.csv"
+    f.write_text("t_s,unit,threads,mem_intensity\n0,cpu,1,0.5\n0.3,cpu,0,0\n")
+    gen = LoadGenerator(load_schedule(f, {"cpu": cpus}), {"cpu": cpus})
+    with gen:
+        (pid,) = gen.pids()
+        assert os.sched_getaffinity(pid) == {cpus[-1]}  # the highest-numbered CPU first
+        assert gen.running() == {"cpu": (1, 0.5)}
+        time.sleep(0.4)
+        assert gen.tick() == {"cpu": (0, 0.0)} and gen.pids() == [] and _worker_pids(os.getpid()) == []
+        f.write_text("t_s,unit,threads,mem_intensity\n0,cpu,2,0\n")
+    gen = LoadGenerator(load_schedule(f, {"cpu": cpus}), {"cpu": cpus})
+    gen.start()
+    assert len(_worker_pids(os.getpid())) == 2
+    assert gen.restore() == ["load on cpu: 2 worker(s) stopped"] and _worker_pids(os.getpid()) == []
+
+
+# ---------------------------------------------------------------- live board on fake trees
+
+
+def _xu3_with_stat(root: Path) -> Path:
+    fake_xu3(root)
+    add_xu3_sensors(root)
+    (root / "proc").mkdir()
+    # cpu4 busy, the other A15 cores idle
+    lines = ["cpu  0 0 0 0 0 0 0 0 0 0"] + [f"cpu{c} {500 if c == 4 else 0} 0 0 1000 0 0 0 0 0 0" for c in range(8)]
+    (root / "proc/stat").write_text("\n".join(lines) + "\n")
+    (root / "sys/devices/system/cpu/online").write_text("0-7\n")
+    return root
+
+
+def test_live_board_maps_sets_dvfs_meters_and_restores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hwmodels import board as board_mod
+    from hwmodels.board import LiveBoard, units_of_spec
+    from hwmodels.profile import load_platform
+
+    root = _xu3_with_stat(tmp_path)
+    pinned = []
+    monkeypatch.setattr(board_mod, "set_affinity", lambda cpus: pinned.append(tuple(cpus)))
+    spec = load_platform("xu3")
+    b = LiveBoard(units_of_spec(spec, Sysfs(root)), Sysfs(root), allow_dvfs=True)
+    assert [u.name for u in b.units] == ["a15", "a7"] and b.units[0].cpus == (4, 5, 6, 7)
+    stat = root / "proc/stat"
+    stat.write_text(stat.read_text().replace("cpu4 500 0 0 1000", "cpu4 600 0 0 1000"))  # cpu4 stays busy
+    b.sample_load()
+    cpus, f = b.apply(0, 2, 1200.0, 2000.0)
+    assert cpus == (5, 6) and pinned == [(5, 6)] and f == 1200.0  # the busy cpu4 is avoided
+    a15 = root / "sys/devices/system/cpu/cpu4/cpufreq"
+    assert (a15 / "scaling_governor").read_text().strip() == "userspace"
+    assert (a15 / "scaling_setspeed").read_text().strip() == "1200000"
+    assert b.temperature_c(25.0) == 52.0 and b.freqs_mhz() == [2000.0, 1400.0]
+    assert b.energy_source(0).startswith("rail a15")
+    energy, power, estimated = b.energy_end(0, b.energy_begin(0), 10.0, estimate_w=99.0)
+    assert (energy, power, estimated) == (pytest.approx(12.34), pytest.approx(1.234), False)
+    b.restore()
+    assert (a15 / "scaling_governor").read_text().strip() == "performance"
+    # without --allow-dvfs the frequency is left to the governor, and said so
+    b2 = LiveBoard(units_of_spec(spec, Sysfs(root)), Sysfs(root))
+    assert b2.apply(0, 1, 1200.0, 2000.0)[1] == 2000.0 and b2.dvfs[0].startswith("DVFS writes are off")
+    assert (a15 / "scaling_governor").read_text().strip() == "performance"
+
+
+def test_units_of_spec_refuses_cpus_that_are_not_online(tmp_path: Path) -> None:
+    from hwmodels.board import units_of_spec
+    from hwmodels.profile import load_platform
+
+    (tmp_path / "sys/devices/system/cpu").mkdir(parents=True)
+    (tmp_path / "sys/devices/system/cpu/online").write_text("0-1\n")
+    with pytest.raises(LiveError, match=r"unit a15 needs cpus \[4, 5, 6, 7\], but \[4, 5, 6, 7\] are not online here"):
+        units_of_spec(load_platform("xu3"), Sysfs(tmp_path))
+
+
+# ---------------------------------------------------------------- profiler and deploy loop on this machine
+
+
+def fake_one_cpu_board(root: Path, governor: str = "ondemand") -> Path:
+    """This machine's cpu0 with a fake two-step cpufreq policy (so DVFS writes land in files)."""
+    d = root / "sys/devices/system/cpu/cpu0/cpufreq"
+    d.mkdir(parents=True)
+    for name, text in {
+        "related_cpus": "0",
+        "scaling_available_frequencies": "1000000 2000000",
+        "scaling_available_governors": "ondemand userspace",
+        "scaling_governor": governor,
+        "scaling_setspeed": "<unsupported>",
+        "scaling_cur_freq": "2000000",
+    }.items():
+        (d / name).write_text(text + "\n")
+    (root / "sys/devices/system/cpu/online").write_text("0\n")
+    (root / "proc").mkdir()
+    (root / "proc/stat").write_text("cpu  0 0 0 0 0 0 0 0\ncpu0 100 0 0 1000 0 0 0 0 0 0\n")
+    return root
+
+
+@pytest.fixture
+def profiled(tmp_path: Path, batches_dir: Path) -> tuple[Path, Path, Path]:
+    """(fake sysfs root, board.yaml profiled on it, a 60-request budget trace for it)."""
+    from agents.cli import main
+
+    root = fake_one_cpu_board(tmp_path / "root")
+    board = tmp_path / "board.yaml"
+    assert main(["profile", "--out", str(board), "--data", str(batches_dir), "--repeats", "3", "--warmup", "1",
+                 "--allow-dvfs", "--root", str(root), "--json"]) == 0  # fmt: skip
+    trace = tmp_path / "trace.csv"
+    assert main(["env", "record", "--platform", str(board), "--scenario", "tiny", "--length", "60", "--out", str(trace)]) == 0
+    return root, board, trace
+
+
+def test_profile_measures_every_configuration_and_restores(profiled: tuple[Path, Path, Path], capsys) -> None:
+    from envs.dyndnn_env import DynDNNEnv
+    from hwmodels.profile import load_platform
+
+    root, board, _ = profiled
+    doc = yaml.safe_load(board.read_text())
+    spec = load_platform(board)
+    assert [u.name for u in spec.units] == ["cpu0"] and list(spec.units[0].freqs_mhz) == [1000.0, 2000.0]
+    m = spec.measured
+    assert len(m.latency_ms) == 8 and all(x > 0 for x in m.latency_ms)  # 4 groups x 1 core x 2 frequencies
+    assert m.power_is_estimate and doc["measured"]["power_w"] == [None] * 8
+    assert any(s["figure"].startswith("ASSUMED (no power sensor") for s in doc["sources"])
+    assert (root / "sys/devices/system/cpu/cpu0/cpufreq/scaling_governor").read_text().strip() == "ondemand"
+    assert not (board.parent / "board.yaml.partial.json").exists()
+    env = DynDNNEnv(platform=str(board), scenario="tiny", episode_length=5)
+    env.reset(seed=0)
+    env.step(0)
+
+
+def test_profile_resumes_where_it_stopped(tmp_path: Path, batches_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hwmodels import profiler
+
+    root = fake_one_cpu_board(tmp_path / "root")
+    real = profiler._measure
+    calls = []
+
+    def flaky(*args, **kwargs):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(profiler, "_measure", flaky)
+    out = tmp_path / "board.yaml"
+    kw = {"repeats": 3, "warmup": 0, "allow_dvfs": True, "fs": Sysfs(root), "progress": False}
+    with pytest.raises(KeyboardInterrupt):
+        profiler.profile_board(out, batches_dir, **kw)
+    assert len(json.loads((tmp_path / "board.yaml.partial.json").read_text())["results"]) == 3 and not out.exists()
+    monkeypatch.setattr(profiler, "_measure", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    profiler.profile_board(out, batches_dir, **kw)
+    assert len(calls) == 8 and out.exists()  # 3 before the interruption + the 5 left
+
+
+def test_deploy_runs_live_and_logs_every_request(profiled: tuple[Path, Path, Path], batches_dir: Path, capsys) -> None:
+    from agents.cli import main
+
+    root, board, trace = profiled
+    log = board.parent / "run.jsonl"
+    rc = main(["deploy", "--controller", "greedy", "--platform", str(board), "--budgets", str(trace), "--duration", "1.5",
+               "--data", str(batches_dir), "--log", str(log), "--root", str(root), "--json"])  # fmt: skip
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out)
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    m = report["controllers"]["greedy"]
+    assert report["requests"] == len(lines) >= 3
+    assert {"latency_ms", "energy_mj", "overhead_ms", "load", "cpus", "deadline_met", "correct"} <= set(lines[0])
+    assert m["deadline_miss_rate"] == pytest.approx(1 - sum(r["deadline_met"] for r in lines) / len(lines))
+    assert m["energy_is_estimate"] and 0 < m["overhead_ms_median"] < 50
+    assert all(r["cpus"] == [0] for r in lines)
+
+
+def test_deploy_refuses_what_it_cannot_run(profiled: tuple[Path, Path, Path], capsys) -> None:
+    from agents.cli import main
+
+    root, board, trace = profiled
+    base = [
+        "deploy",
+        "--platform",
+        str(board),
+        "--budgets",
+        str(trace),
+        "--log",
+        str(board.parent / "x.jsonl"),
+        "--root",
+        str(root),
+    ]
+    assert main([*base, "--controller", "oracle"]) == 2
+    assert "the oracle needs the simulated env" in capsys.readouterr().err
+    assert main([*base, "--controller", "nothing-here"]) == 2
+    assert "neither a controller (greedy, random, fixed-max) nor a policy" in capsys.readouterr().err
+    assert main([*base, "--controller", "greedy", "--duration", "0"]) == 2
+    assert main(["compare", "--live", "--platform", str(board)]) == 2
+    assert "--live needs --budgets" in capsys.readouterr().err
+
+
+def test_sigint_leaves_no_worker_and_no_changed_governor(profiled: tuple[Path, Path, Path], tmp_path: Path) -> None:
+    root, board, trace = profiled
+    sched = tmp_path / "load.csv"
+    sched.write_text("t_s,unit,threads,mem_intensity\n0,cpu0,2,0.5\n")
+    log = tmp_path / "run.jsonl"
+    gov = root / "sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"
+    cmd = [sys.executable, "-m", "agents.cli", "deploy", "--controller", "random", "--platform", str(board),
+           "--budgets", str(trace), "--load", str(sched), "--duration", "60", "--allow-dvfs", "--log", str(log),
+           "--root", str(root), "--json"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (
+        log.exists() and len(log.read_text().splitlines()) >= 5 and gov.read_text().strip() == "userspace"
+    ):
+        time.sleep(0.05)
+    assert gov.read_text().strip() == "userspace", proc.stderr.read().decode() if proc.poll() is not None else ""
+    assert len(_worker_pids(proc.pid)) == 2
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == -signal.SIGINT
+    time.sleep(0.2)
+    assert _worker_pids(proc.pid) == []
+    assert gov.read_text().strip() == "ondemand"
+    for line in log.read_text().splitlines():  # every line written is whole
+        json.loads(line)
