@@ -61,6 +61,7 @@ class LiveRun:
     correct: list[bool]
     energy_is_estimate: bool
     seconds: float
+    load_threads: list[int]
 
 
 def make_live_controller(name_or_path: str, model: PlatformModel, observation_names: tuple[str, ...]) -> Controller:
@@ -170,7 +171,7 @@ def deploy(
     gen = LoadGenerator(schedule, unit_cpus) if schedule else None
     finish = restore_on_exit(board, *([gen] if gen else []))
     log = EpisodeLog(None)
-    run = LiveRun(getattr(ctrl, "name", controller), log, [], [], False, 0.0)
+    run = LiveRun(getattr(ctrl, "name", controller), log, [], [], False, 0.0, [])
     bar = tqdm(total=n_total, desc=f"deploy {run.controller}", disable=not progress, unit="req")
     try:
         with _open_log(log_path) as out:
@@ -247,6 +248,7 @@ def deploy(
                 if correct is not None:
                     run.correct.append(correct)
                 run.energy_is_estimate |= estimated
+                run.load_threads.append(sum(v[0] for v in running.values()))
                 prev, last = (cfg.groups, u, cfg.cores, f), (ms, energy)
                 due = max(due + float(trace.period_ms[row]) / 1e3, time.perf_counter())
                 i += 1
@@ -286,7 +288,8 @@ def _record(log: EpisodeLog, rec: dict) -> None:
 
 def live_report(runs: list[LiveRun], platform: str, budgets: str, load: str | None) -> dict:
     """The metrics table of :func:`agents.evaluate.summarize` for live runs, plus what only a
-    live run has: median decision overhead, measured top-1 and whether energy was estimated."""
+    live run has: decision overhead, measured top-1, whether energy was estimated, and the miss
+    rate and accuracy per phase of the load schedule (by worker threads running)."""
     controllers = {}
     for r in runs:
         m = summarize([r.log])
@@ -295,6 +298,18 @@ def live_report(runs: list[LiveRun], platform: str, budgets: str, load: str | No
         m["measured_top1"] = float(np.mean(r.correct)) if r.correct else None
         m["energy_is_estimate"] = r.energy_is_estimate
         m["seconds"] = r.seconds
+        m["requests"] = len(r.log.actions)
+        threads = np.asarray(r.load_threads)
+        met = np.asarray(r.log.deadline_met, dtype=bool)
+        acc = np.asarray(r.log.accuracy)
+        m["by_load_threads"] = {
+            str(t): {
+                "requests": int((threads == t).sum()),
+                "deadline_miss_rate": float(1 - met[threads == t].mean()),
+                "mean_accuracy": float(acc[threads == t].mean()),
+            }
+            for t in sorted(set(r.load_threads))
+        }
         controllers[r.controller] = m
     return {
         "platform": platform,
@@ -316,4 +331,10 @@ def format_live_extras(report: dict) -> str:
             f"(p99 {m['overhead_ms_p99']:.3f}); measured top-1 {top1}; energy {'estimated' if m['energy_is_estimate'] else 'measured'}; "
             f"{m['seconds']:.0f} s"
         )
+    for name, m in report["controllers"].items():
+        phases = " | ".join(
+            f"{t} thr: miss {v['deadline_miss_rate'] * 100:.1f}% acc {v['mean_accuracy'] * 100:.2f}% ({v['requests']})"
+            for t, v in m["by_load_threads"].items()
+        )
+        lines.append(f"{name:<22} by generated load: {phases}")
     return "\n".join(lines)

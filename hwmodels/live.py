@@ -1,10 +1,12 @@
-"""Live Linux backends: sysfs access, cpufreq control with guaranteed restore, /proc/stat load.
+"""Live Linux backends: sysfs access, cpufreq and GPU devfreq control with guaranteed restore,
+power rails (INA231, INA3221), RAPL counters, NVML, thermal zones, CPU topology, and background
+load from /proc/stat less this process's own CPU time.
 
 Everything goes through one :class:`Sysfs` root, so tests point it at a fake tree shaped like
 an XU3 or a Nano. Writing a frequency needs an explicit ``allow_dvfs=True``; the original
 governor and frequency of every policy touched are saved before the first write and restored
 by :meth:`Cpufreq.restore`, which :func:`restore_on_exit` also runs on normal interpreter
-exit and on SIGTERM/SIGINT.
+exit and on SIGTERM/SIGINT. :class:`hwmodels.board.LiveBoard` puts these together.
 
 numpy-free and torch-free: this is what the board runs beside the exported policy.
 """

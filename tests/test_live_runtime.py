@@ -276,6 +276,9 @@ def test_deploy_runs_live_and_logs_every_request(profiled: tuple[Path, Path, Pat
     assert m["deadline_miss_rate"] == pytest.approx(1 - sum(r["deadline_met"] for r in lines) / len(lines))
     assert m["energy_is_estimate"] and 0 < m["overhead_ms_median"] < 50
     assert all(r["cpus"] == [0] for r in lines)
+    assert m["by_load_threads"] == {
+        "0": {"requests": len(lines), "deadline_miss_rate": m["deadline_miss_rate"], "mean_accuracy": m["mean_accuracy"]}
+    }
 
 
 def test_deploy_refuses_what_it_cannot_run(profiled: tuple[Path, Path, Path], capsys) -> None:
@@ -326,3 +329,29 @@ def test_sigint_leaves_no_worker_and_no_changed_governor(profiled: tuple[Path, P
     assert gov.read_text().strip() == "ondemand"
     for line in log.read_text().splitlines():  # every line written is whole
         json.loads(line)
+
+
+def test_nvml_says_why_it_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from hwmodels import live
+
+    def no_library(name, *args, **kwargs):
+        raise OSError(f"{name}: cannot open shared object file")
+
+    monkeypatch.setattr(live.ctypes, "CDLL", no_library)
+    nvml = live.Nvml()
+    assert not nvml.available and nvml.why_not == "libnvidia-ml.so.1 not found (no NVIDIA driver)"
+    with pytest.raises(LiveError, match="nvml: libnvidia-ml.so.1 not found"):
+        nvml.power_w()
+
+
+def test_cpu_clusters_split_big_little_by_capacity(tmp_path: Path) -> None:
+    from hwmodels.live import cpu_clusters
+
+    for cpu in range(8):
+        d = tmp_path / f"sys/devices/system/cpu/cpu{cpu}"
+        (d / "topology").mkdir(parents=True)
+        (d / "topology/physical_package_id").write_text("0\n")
+        (d / "topology/cluster_id").write_text("65535\n")  # unknown: the capacity decides
+        (d / "cpu_capacity").write_text("1024\n" if cpu >= 4 else "446\n")
+    (tmp_path / "sys/devices/system/cpu/online").write_text("0-7\n")
+    assert cpu_clusters(Sysfs(tmp_path)) == [(0, 1, 2, 3), (4, 5, 6, 7)]
