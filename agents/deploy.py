@@ -132,9 +132,8 @@ def deploy(
     live_units = units_of_spec(spec, fs)
     unit_cpus = {u.name: u.cpus for u in live_units}
     schedule = load_schedule(load, unit_cpus) if load else None
-    if any(u.kind == "gpu" for u in live_units) and any(
-        c.unit == "gpu" for c in map(model.space.decode, range(len(model.space)))
-    ):
+    has_gpu = any(u.kind == "gpu" for u in live_units)
+    if has_gpu:
         import torch
 
         if not torch.cuda.is_available():
@@ -147,7 +146,7 @@ def deploy(
         cifar = load_cifar10(data)
         images, labels = cifar.test_x, cifar.test_y
     runners = {"cpu": InferenceRunner(ckpt, images, labels)}
-    if any(u.kind == "gpu" for u in live_units):
+    if has_gpu:
         runners["gpu"] = InferenceRunner(load_weights(weights), images, labels, device="cuda")
 
     n_total = len(trace) if duration_s is None else None

@@ -242,23 +242,31 @@ class Restorable(Protocol):
 
 def restore_on_exit(*things: Restorable) -> Callable[[], None]:
     """Restore ``things`` at interpreter exit and on SIGTERM / SIGINT (then die of that signal,
-    as the caller expects); returns the function that restores them all, to call on a normal end.
+    as the caller expects).
+
+    :return: the function to call on a normal end: it restores them all and puts back the
+        signal handlers and exit hooks it replaced
     """
 
     def restore_all() -> None:
         for t in things:
             t.restore()
 
-    atexit.register(restore_all)
-
     def handler(signum, _frame):
         restore_all()
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, handler)
-    return restore_all
+    atexit.register(restore_all)
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+
+    def finish() -> None:
+        restore_all()
+        atexit.unregister(restore_all)
+        for sig, h in previous.items():
+            signal.signal(sig, h)
+
+    return finish
 
 
 @dataclass(frozen=True)
