@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -167,6 +168,9 @@ def deploy(
             for k in range(1, model.dnn.max_groups + 1):
                 runner.time_config(k, c, repeats=0, warmup=3)
     board = LiveBoard(live_units, fs, allow_dvfs)
+    for u, why in zip(live_units, board.dvfs):
+        if why is not None and len(u.freqs_mhz) > 1:
+            print(f"dynscale: {u.name}: frequencies left to the governor ({why}); the delivered one is logged", file=sys.stderr)
     gen = LoadGenerator(schedule, unit_cpus) if schedule else None
     finish = restore_on_exit(board, *([gen] if gen else []))
     log = EpisodeLog(None)

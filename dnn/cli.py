@@ -24,7 +24,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         required=True,
         help="CIFAR-10: cifar-10-batches-py/, cifar-10-python.tar.gz, or a train/ test/ class-folder tree or .tar.gz",
     )
-    t.add_argument("--epochs-per-stage", type=_positive_int, default=6, help="epochs of each of the G stages (default: 6)")
+    t.add_argument(
+        "--epochs-per-stage",
+        type=_positive_int,
+        default=16,
+        help="epochs of each of the G stages (default: 16, the shipped weights)",
+    )
     t.add_argument(
         "--out", required=True, help="weight file to write after every stage (its log goes next to it as NAME.log.csv)"
     )

@@ -49,7 +49,7 @@ class TrainSettings:
     :param seed: seed of initialisation, shuffling and augmentation
     """
 
-    epochs_per_stage: int = 6
+    epochs_per_stage: int = 16
     batch_size: int = 128
     lr: float = 0.08
     momentum: float = 0.9
