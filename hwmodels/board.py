@@ -252,6 +252,7 @@ class LiveBoard:
     def restore(self) -> list[str]:
         """Put back every governor and frequency touched, and the process's CPU affinity."""
         done = self.cpufreq.restore() + self.gpufreq.restore()
+        self.load.close()  # reopened by the next sample, if any
         if self.current_cpus != self._original_cpus:
             os.sched_setaffinity(0, self._original_cpus)
             self.current_cpus = self._original_cpus
