@@ -8,7 +8,7 @@ from pathlib import Path
 
 from agents.controllers import Controller, GreedyController, OracleController, RandomController, max_accuracy, min_energy
 from agents.evaluate import EpisodeLog, compare
-from agents.numpy_policy import NumpyPolicy, PolicyFileError, policy_paths
+from agents.numpy_policy import NumpyPolicy, load_policy
 from envs.dyndnn_env import DynDNNEnv
 
 BASELINES: dict[str, Callable[[DynDNNEnv], Controller]] = {
@@ -21,17 +21,8 @@ BASELINES: dict[str, Callable[[DynDNNEnv], Controller]] = {
 
 
 def load_policy_for(path: str | os.PathLike, env: DynDNNEnv) -> NumpyPolicy:
-    """An exported policy (a ``.npz``/``.json`` or a run folder holding ``policy.npz``), checked
-    against the env's platform, observation and action order."""
-    p = Path(path)
-    if p.is_dir():
-        p = p / "policy.npz"
-        if not p.is_file():
-            raise PolicyFileError(f"{path}: a run folder holds policy.npz; none there (dynscale export RUN_DIR)")
-    policy = NumpyPolicy(policy_paths(p)[0])
-    actions = [[c.groups, c.unit, c.cores, c.freq_mhz] for c in (env.decode(i) for i in range(env.action_space.n))]
-    policy.check_compatible(env.model.spec.name, env.observation_names, actions)
-    return policy
+    """An exported policy checked against the env's platform, observation and action order."""
+    return load_policy(path, env.model, env.observation_names)
 
 
 def agent_name(path: str | os.PathLike) -> str:

@@ -31,7 +31,7 @@ import numpy as np
 
 from agents.controllers import Controller, GreedyController, RandomController, max_accuracy
 from agents.evaluate import EpisodeLog, summarize
-from agents.numpy_policy import NumpyPolicy, PolicyFileError, policy_paths
+from agents.numpy_policy import PolicyFileError, load_policy, policy_paths
 from dnn.profile import load_dnn_profile
 from envs.dyndnn_env import observation_spec
 from envs.observation import ObservationBuilder
@@ -72,17 +72,11 @@ def make_live_controller(name_or_path: str, model: PlatformModel, observation_na
         return LIVE_BASELINES[name_or_path](model)
     if name_or_path == "oracle":
         raise LiveError("the oracle needs the simulated env's true model; it cannot run live")
-    p = Path(name_or_path)
-    if p.is_dir():
-        p = p / "policy.npz"
-    if not p.exists() and not policy_paths(p)[0].exists():
+    if not Path(name_or_path).exists() and not policy_paths(name_or_path)[0].exists():
         raise PolicyFileError(
             f"{name_or_path}: neither a controller ({', '.join(LIVE_BASELINES)}) nor a policy file or run folder"
         )
-    policy = NumpyPolicy(policy_paths(p)[0])
-    actions = [[c.groups, c.unit, c.cores, c.freq_mhz] for c in (model.space.decode(i) for i in range(len(model.space)))]
-    policy.check_compatible(model.spec.name, observation_names, actions)
-    return policy
+    return load_policy(name_or_path, model, observation_names)
 
 
 def deploy(
@@ -246,7 +240,23 @@ def deploy(
                 }
                 out.write(json.dumps(rec) + "\n")
                 out.flush()
-                _record(log, rec)
+                log.add(
+                    actions=a,
+                    rewards=rec["reward"],
+                    decision_us=decide_us,
+                    latency_ms=rec["latency_ms"],
+                    energy_mj=rec["energy_mj"],
+                    accuracy=accuracy[a],
+                    deadline_met=rec["deadline_met"],
+                    energy_met=rec["energy_met"],
+                    time_budget_ms=tb,
+                    energy_budget_mj=eb,
+                    temperature=temp,
+                    freq_mhz=f,
+                    load=rec["load"],
+                    groups=cfg.groups,
+                    unit=cfg.unit,
+                )
                 run.overhead_ms.append(overhead_ms)
                 if correct is not None:
                     run.correct.append(correct)
@@ -269,24 +279,6 @@ def _open_log(path: str | os.PathLike):
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     return open(p, "w", buffering=1)
-
-
-def _record(log: EpisodeLog, rec: dict) -> None:
-    log.actions.append(rec["action"])
-    log.rewards.append(rec["reward"])
-    log.latency_ms.append(rec["latency_ms"])
-    log.energy_mj.append(rec["energy_mj"])
-    log.accuracy.append(rec["accuracy"])
-    log.deadline_met.append(rec["deadline_met"])
-    log.energy_met.append(rec["energy_met"])
-    log.decision_us.append(rec["decide_us"])
-    log.time_budget_ms.append(rec["time_budget_ms"])
-    log.energy_budget_mj.append(rec["energy_budget_mj"])
-    log.temperature.append(rec["temp_c"])
-    log.freq_mhz.append(rec["freq_mhz"])
-    log.load.append(rec["load"])
-    log.groups.append(rec["groups"])
-    log.unit.append(rec["unit"])
 
 
 def live_report(runs: list[LiveRun], platform: str, budgets: str, load: str | None) -> dict:

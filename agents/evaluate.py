@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -58,6 +58,12 @@ class EpisodeLog:
     groups: list[int] = field(default_factory=list)
     unit: list[str] = field(default_factory=list)
 
+    def add(self, **request: object) -> None:
+        """Append one request: a keyword for every list field (simulated and live runs alike)."""
+        for f in fields(self):
+            if f.name != "seed":
+                getattr(self, f.name).append(request[f.name])
+
 
 def run_episode(env: DynDNNEnv, controller: Controller, seed: int | None) -> EpisodeLog:
     """One episode of ``controller`` on ``env`` reset with ``seed``."""
@@ -70,24 +76,27 @@ def run_episode(env: DynDNNEnv, controller: Controller, seed: int | None) -> Epi
         mask = env.action_masks()
         t0 = time.perf_counter()
         a = controller.act(obs, mask, request)
-        log.decision_us.append((time.perf_counter() - t0) * 1e6)
+        decision_us = (time.perf_counter() - t0) * 1e6
         obs, r, term, trunc, info = env.step(a)
         done = term or trunc
         cfg = info["config"]
-        log.actions.append(a)
-        log.rewards.append(r)
-        log.latency_ms.append(info["latency_ms"])
-        log.energy_mj.append(info["energy_mj"])
-        log.accuracy.append(info["accuracy"])
-        log.deadline_met.append(info["deadline_met"])
-        log.energy_met.append(info["energy_met"])
-        log.time_budget_ms.append(info["time_budget_ms"])
-        log.energy_budget_mj.append(info["energy_budget_mj"])
-        log.temperature.append(info["temperature"])
-        log.freq_mhz.append(info["freq_mhz"])
-        log.load.append(request["load"])
-        log.groups.append(cfg.groups)
-        log.unit.append(cfg.unit)
+        log.add(
+            actions=a,
+            rewards=r,
+            decision_us=decision_us,
+            latency_ms=info["latency_ms"],
+            energy_mj=info["energy_mj"],
+            accuracy=info["accuracy"],
+            deadline_met=info["deadline_met"],
+            energy_met=info["energy_met"],
+            time_budget_ms=info["time_budget_ms"],
+            energy_budget_mj=info["energy_budget_mj"],
+            temperature=info["temperature"],
+            freq_mhz=info["freq_mhz"],
+            load=request["load"],
+            groups=cfg.groups,
+            unit=cfg.unit,
+        )
     return log
 
 

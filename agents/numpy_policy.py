@@ -115,3 +115,21 @@ class NumpyPolicy(Controller):
         if mask is not None and self.meta.get("masked", False):
             s = np.where(mask, s, -np.inf)
         return int(np.argmax(s))
+
+
+def load_policy(path: str | os.PathLike, model, observation_names: tuple[str, ...]) -> NumpyPolicy:
+    """An exported policy (a ``.npz``/``.json`` or a run folder holding ``policy.npz``), checked
+    against a platform model's name and action order and the observation's names.
+
+    :param model: the :class:`hwmodels.model.PlatformModel` the policy will decide for
+    :param observation_names: names of the observation vector it will be given
+    """
+    p = Path(path)
+    if p.is_dir():
+        p = p / "policy.npz"
+        if not p.is_file():
+            raise PolicyFileError(f"{path}: a run folder holds policy.npz; none there (dynscale export RUN_DIR)")
+    policy = NumpyPolicy(policy_paths(p)[0])
+    actions = [[c.groups, c.unit, c.cores, c.freq_mhz] for c in (model.space.decode(i) for i in range(len(model.space)))]
+    policy.check_compatible(model.spec.name, observation_names, actions)
+    return policy
