@@ -129,6 +129,7 @@ class LiveBoard:
         self.counters = discover_energy_counters(self.fs)
         self._package = next((c for c in self.counters if c.name.startswith("package")), None)
         self.nvml = Nvml() if any(u.kind == "gpu" for u in units) else None
+        self._energy_sources = [self._find_energy_source(u) for u in units]
         self._original_cpus = tuple(sorted(os.sched_getaffinity(0)))
         self.current_cpus = self._original_cpus
 
@@ -160,7 +161,11 @@ class LiveBoard:
         }
 
     def energy_source(self, unit: int) -> str:
-        u = self.units[unit]
+        """How the energy of an inference on ``unit`` is found: ``rail NAME (path)``, ``nvml``,
+        ``rapl DOMAIN`` or ``estimate`` (resolved once, when the board is built)."""
+        return self._energy_sources[unit]
+
+    def _find_energy_source(self, u: LiveUnit) -> str:
         if u.name in self.rails:
             return f"rail {u.name} ({self.rails[u.name].path})"
         if u.kind == "gpu" and self.nvml is not None and self.nvml.available:

@@ -253,8 +253,8 @@ def _finish_profile(
     doc = draft
     sources = doc["sources"]
     measured_power = all(p is not None for p in power)
+    t_mem = moved[space.groups - 1] / (bw * np.minimum(space.cores, 2) * 1e6)
     for ui, u in enumerate(doc["units"]):
-        t_mem = moved[space.groups - 1] / (bw * np.minimum(space.cores, 2) * 1e6)
         u["perf"].update(_fit_perf(space, ui, lat, macs, t_mem))
         u["perf"]["mem_bw_gbps"] = round(bw, 3)
     sources.append(
