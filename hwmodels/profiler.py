@@ -78,6 +78,8 @@ def profile_board(
         raise LiveError(f"--repeats must be >= 3 (got {repeats}) and --warmup >= 0 (got {warmup})")
     fs = fs or Sysfs("/")
     out = Path(out)
+    if out.is_dir():
+        raise LiveError(f"{out}: --out is a directory; name the profile YAML to write (e.g. {out / 'board.yaml'})")
     ckpt = load_weights(weights)
     cifar = load_cifar10(data)
     units = discover_units(fs, cuda)

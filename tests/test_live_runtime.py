@@ -303,6 +303,8 @@ def test_deploy_refuses_what_it_cannot_run(profiled: tuple[Path, Path, Path], ca
     assert main([*base, "--controller", "greedy", "--duration", "0"]) == 2
     assert main(["compare", "--live", "--platform", str(board)]) == 2
     assert "--live needs --budgets" in capsys.readouterr().err
+    assert main(["profile", "--out", str(board.parent), "--data", str(board), "--root", str(root)]) == 2
+    assert "--out is a directory" in capsys.readouterr().err
 
 
 def test_sigint_leaves_no_worker_and_no_changed_governor(profiled: tuple[Path, Path, Path], tmp_path: Path) -> None:
