@@ -10,7 +10,7 @@ A thin command line over ``agents.train``; ``dynscale train`` is the same comman
 
 import sys
 
-from agents.train_cli import train_agent_main
+from agents.cli import train_agent_main
 
 if __name__ == "__main__":
     sys.exit(train_agent_main())

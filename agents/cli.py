@@ -1,69 +1,171 @@
-"""The ``dynscale`` command: one entry point, one subcommand group per package."""
+"""Command lines of the agents package: ``train`` (also ``train_agent.py``), ``compare`` (in
+simulation; :mod:`runtime.cli` adds ``--live``) and ``export``."""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
-from agents import train_cli
-from agents.numpy_policy import PolicyFileError
-from agents.train import HyperparamsError
-from dnn import cli as dnn_cli
-from dnn.data import DatasetError
-from dnn.profile import ProfileError
-from dnn.train import WeightsError
-from envs import cli as envs_cli
-from envs.scenario import ScenarioError
-from hwmodels import cli as hwmodels_cli
-from hwmodels.config import ConfigError
-from hwmodels.live import LiveError
-from hwmodels.profile import PlatformProfileError
-
-#: Errors caused by what the user gave (a path, a file's content, a flag); reported in one
-#: line with exit code 2. Anything else is a bug and keeps its traceback.
-USER_ERRORS: tuple[type[Exception], ...] = (
-    DatasetError,
-    WeightsError,
-    ProfileError,
-    PlatformProfileError,
-    ConfigError,
-    ScenarioError,
-    PolicyFileError,
-    HyperparamsError,
-    train_cli.UsageError,
-    LiveError,
-)
+from agents.algos import ALGOS
+from agents.controllers import CONTROLLERS
+from dnn.errors import UsageError, run_command
+from envs.cli import parse_seeds
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="dynscale",
-        description="RL control of a dynamic DNN's groups, mapping and DVFS on embedded boards.",
+def add_train_arguments(p: argparse.ArgumentParser) -> None:
+    """The flags of ``dynscale train`` and ``train_agent.py``."""
+    p.add_argument("--platform", default="xu3", help="xu3, nano, or a platform profile YAML (default: xu3)")
+    p.add_argument("--algo", default="ppo", choices=tuple(ALGOS))
+    p.add_argument("--scenario", help="scenario preset or YAML (default: the hyperparameter file's env_kwargs.scenario)")
+    p.add_argument("--timesteps", type=int, help="training steps (default: n_timesteps of the hyperparameter file)")
+    p.add_argument("--n-envs", type=int, help="parallel envs (default: n_envs of the hyperparameter file)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--hyperparams", help="rl-zoo style YAML (default: agents/hyperparams/ALGO.yml)")
+    p.add_argument("--out", help="run folder (default: runs/ALGO-PLATFORM-sSEED)")
+    p.add_argument("--tensorboard", help="TensorBoard log folder")
+    p.add_argument(
+        "--eval-seeds",
+        type=parse_seeds,
+        default=parse_seeds("1000-1019"),
+        help="held-out test seeds of the final comparison (default: 1000-1019)",
     )
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    dnn_cli.add_commands(sub)
-    hwmodels_cli.add_commands(sub)
-    hwmodels_cli.add_board_commands(sub)
-    envs_cli.add_commands(sub)
-    train_cli.add_commands(sub)
-    return parser
+    p.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(func=run_train)
 
 
-def run_with_errors(args: argparse.Namespace) -> int:
-    """Run a parsed command; user errors become one line on stderr and exit code 2."""
-    try:
-        return int(args.func(args) or 0)
-    except USER_ERRORS as exc:
-        print(f"dynscale: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("dynscale: interrupted", file=sys.stderr)
-        return 130
+def run_train(args: argparse.Namespace) -> int:
+    from agents.train import VALIDATION_SEEDS, RunConfig, train
+
+    if any(s in VALIDATION_SEEDS for s in args.eval_seeds):
+        raise UsageError(f"--eval-seeds overlap the validation seeds {VALIDATION_SEEDS[0]}-{VALIDATION_SEEDS[-1]}")
+    name = Path(args.platform).stem
+    out = args.out or f"runs/{args.algo}-{name}-s{args.seed}"
+    cfg = RunConfig(
+        platform=args.platform,
+        algo=args.algo,
+        scenario=args.scenario,
+        timesteps=args.timesteps,
+        n_envs=args.n_envs,
+        seed=args.seed,
+        eval_seeds=args.eval_seeds,
+    )
+    report = train(cfg, out, hyperparams_path=args.hyperparams, tensorboard=args.tensorboard, progress=not (args.json or args.quiet))
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        print(report.format())
+        print(f"\ntrained {report.training['timesteps']:,} steps in {report.training['seconds']:.0f} s; run folder: {out}")
+    return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run_with_errors(build_parser().parse_args(argv))
+def add_commands(sub: argparse._SubParsersAction) -> dict[str, argparse.ArgumentParser]:
+    """Register ``train``, ``compare`` and ``export`` under ``sub``; returns the parsers by name
+    (the runtime adds ``compare --live`` to the compare parser)."""
+    t = sub.add_parser(
+        "train",
+        help="train an RL agent on a platform model, then compare it",
+        description="Train an SB3 agent offline on a platform model and compare it with the baselines on held-out seeds.",
+    )
+    add_train_arguments(t)
+
+    c = sub.add_parser(
+        "compare",
+        help="compare trained policies with the baselines (in simulation, or --live on this board)",
+        description="Evaluate policies (run folders or policy.npz files) and the baselines on the same held-out episodes.",
+    )
+    c.add_argument("--platform", default="xu3")
+    c.add_argument("--agents", nargs="*", default=[], metavar="RUN_DIR_OR_POLICY")
+    c.add_argument(
+        "--baselines",
+        nargs="*",
+        metavar="NAME",
+        help=f"subset of: {' '.join(CONTROLLERS)} (default: all; --live: greedy)",
+    )
+    src = c.add_mutually_exclusive_group()
+    src.add_argument("--traces", help="folder of trace CSVs to replay (one episode each)")
+    src.add_argument("--scenario", default=None, help="scenario preset (default: default)")
+    c.add_argument("--seeds", type=parse_seeds, default=parse_seeds("1000-1019"))
+    c.add_argument("--episode-length", type=int, default=1000)
+    c.add_argument("--no-noise", action="store_true", help="evaluate on the noise-free model")
+    c.add_argument("--json", action="store_true")
+    c.add_argument("--quiet", action="store_true", help="no progress output")
+    c.add_argument("--plot", help="write the trade-off plot (PNG)")
+    c.set_defaults(func=run_compare)
+
+    e = sub.add_parser(
+        "export",
+        help="export a run's policy as numpy arrays + JSON for the board",
+        description="Write the policy network of RUN_DIR/model.zip as .npz + .json (numpy-only inference).",
+    )
+    e.add_argument("run_dir")
+    e.add_argument("--out", help="policy file (default: RUN_DIR/policy.npz)")
+    e.set_defaults(func=run_export)
+    return {"train": t, "compare": c, "export": e}
+
+
+def run_compare(args: argparse.Namespace) -> int:
+    """``dynscale compare`` in simulation: every controller on the same episodes (or traces)."""
+    from agents.compare import controllers_for, plot_tradeoff
+    from agents.evaluate import compare
+    from agents.report import Report
+    from envs.dyndnn_env import DynDNNEnv
+
+    ctrls = controllers_for(args.agents, args.baselines)
+    noise = not args.no_noise
+    progress = not (args.json or args.quiet)
+    if args.traces:
+        files = sorted(Path(args.traces).glob("*.csv"))
+        if not files:
+            raise UsageError(f"--traces {args.traces}: no .csv files there")
+        reports = []
+        for f in files:
+            env = DynDNNEnv(platform=args.platform, scenario=str(f), episode_length=None, noise=noise)
+            reports.append((f, compare(lambda env=env: env, ctrls, [0], progress=progress)[0]))
+        report = Report.merge(reports)
+    else:
+        scenario = args.scenario or "default"
+        env = DynDNNEnv(platform=args.platform, scenario=scenario, episode_length=args.episode_length, noise=noise)
+        report, _ = compare(lambda: env, ctrls, args.seeds, progress=progress)
+    if args.plot:
+        plot_tradeoff(report, args.plot)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    import yaml
+
+    from agents.export import export_policy
+    from agents.numpy_policy import PolicyFileError
+    from agents.train import RunConfig, make_env_kwargs
+    from envs.dyndnn_env import DynDNNEnv
+
+    run = Path(args.run_dir)
+    cfg_path, model_path = run / "config.yaml", run / "model.zip"
+    for f in (cfg_path, model_path):
+        if not f.is_file():
+            raise PolicyFileError(f"{f}: missing (is {run} a run folder of dynscale train?)")
+    cfg = RunConfig(**yaml.safe_load(cfg_path.read_text()))
+    model = ALGOS[cfg.algo].load(model_path)
+    npz, meta = export_policy(
+        model, DynDNNEnv(**make_env_kwargs(cfg)), args.out or run / "policy", name=f"{cfg.algo}-{Path(cfg.platform).stem}"
+    )
+    print(f"wrote {npz} and {meta}")
+    return 0
+
+
+def train_agent_main(argv: list[str] | None = None) -> int:
+    """``python train_agent.py ...``: the same as ``dynscale train ...``."""
+    p = argparse.ArgumentParser(
+        prog="train_agent.py",
+        description="Train an RL agent on a platform model, then compare it with greedy, oracle and fixed baselines.",
+    )
+    add_train_arguments(p)
+    return run_command(p.parse_args(argv), prog="train_agent.py")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(train_agent_main())

@@ -6,63 +6,56 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-from agents.controllers import Controller, GreedyController, OracleController, RandomController, max_accuracy, min_energy
-from agents.evaluate import EpisodeLog, compare
-from agents.numpy_policy import NumpyPolicy, load_policy
+from agents.controllers import CONTROLLERS, Controller, make_controller
+from agents.evaluate import compare
+from agents.numpy_policy import load_policy
+from agents.report import Report
 from envs.dyndnn_env import DynDNNEnv
-
-BASELINES: dict[str, Callable[[DynDNNEnv], Controller]] = {
-    "oracle": OracleController,
-    "greedy": lambda env: GreedyController(env.model),
-    "random": lambda env: RandomController(env.action_space.n),
-    "fixed-max-accuracy": lambda env: max_accuracy(env.model),
-    "fixed-min-energy": lambda env: min_energy(env.model),
-}
-
-
-def load_policy_for(path: str | os.PathLike, env: DynDNNEnv) -> NumpyPolicy:
-    """An exported policy checked against the env's platform, observation and action order."""
-    return load_policy(path, env.model, env.observation_names)
+from envs.step import EpisodeLog
 
 
 def agent_name(path: str | os.PathLike) -> str:
+    """The label of a policy in reports: ``agent:RUN_FOLDER`` or ``agent:POLICY_STEM``."""
     p = Path(path)
     return f"agent:{p.name if p.is_dir() else p.stem}"
 
 
 def controllers_for(agents: list[str], baselines: list[str] | None = None) -> dict[str, Callable[[DynDNNEnv], Controller]]:
-    """Controller factories: the named baselines (default: all) and one per agent path."""
-    names = list(BASELINES) if baselines is None else baselines
+    """Controller factories: one per agent path, then the named baselines (default: all of
+    :data:`agents.controllers.CONTROLLERS`).
+
+    :raises UsageError: an unknown baseline name
+    """
+    names = list(CONTROLLERS) if baselines is None else baselines
     out: dict[str, Callable[[DynDNNEnv], Controller]] = {}
     for a in agents:
-        out[agent_name(a)] = lambda env, a=a: load_policy_for(a, env)
+        out[agent_name(a)] = lambda env, a=a: load_policy(a, env.model)
     for n in names:
-        if n not in BASELINES:
-            raise ValueError(f"unknown baseline {n!r}; valid: {', '.join(BASELINES)}")
-        out[n] = BASELINES[n]
+        if n not in CONTROLLERS:
+            make_controller(n, None)  # raises the one-line error naming the valid controllers
+        out[n] = lambda env, n=n: make_controller(n, env.model, env)
     return out
 
 
-def compare_run(run: str | os.PathLike, platform: str, env_kwargs: dict, seeds: list[int], progress: bool = True) -> dict:
+def compare_run(run: str | os.PathLike, platform: str, env_kwargs: dict, seeds: list[int], progress: bool = True) -> Report:
     """Evaluate a run folder's exported policy against every baseline; write table and plots."""
     run = Path(run)
-    report, logs = compare(lambda: DynDNNEnv(platform=platform, **env_kwargs), controllers_for([str(run)]), seeds, progress)
-    from agents.evaluate import format_report
-
-    (run / "evaluation.txt").write_text(format_report(report) + "\n")
+    env = DynDNNEnv(platform=platform, **env_kwargs)
+    report, logs = compare(lambda: env, controllers_for([str(run)]), seeds, progress)
+    (run / "evaluation.txt").write_text(report.format() + "\n")
     plot_tradeoff(report, run / "tradeoff.png")
-    units = tuple(u.name for u in DynDNNEnv(platform=platform, **env_kwargs).model.spec.units)
+    agent = logs[agent_name(run)][0]
     plot_episode(
-        logs[agent_name(run)][0],
+        agent,
         logs["greedy"][0],
         run / "episode.png",
-        title=f"{report['platform']} / {report['scenario']}, seed {seeds[0]}",
-        units=units,
+        title=f"{report.platform} / {report.scenario}, seed {seeds[0]}",
+        units=env.obs_spec.units,
     )
     return report
 
 
-def plot_tradeoff(report: dict, path: str | os.PathLike) -> None:
+def plot_tradeoff(report: Report, path: str | os.PathLike) -> None:
     """Accuracy delivered vs energy per inference, colour = deadline-miss rate."""
     import matplotlib
 
@@ -70,8 +63,8 @@ def plot_tradeoff(report: dict, path: str | os.PathLike) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
-    names = list(report["controllers"])
-    ms = [report["controllers"][n] for n in names]
+    names = list(report.controllers)
+    ms = [report.controllers[n].to_dict() for n in names]
     sc = ax.scatter(
         [m["energy_mj"] for m in ms],
         [m["mean_accuracy"] * 100 for m in ms],
@@ -92,7 +85,7 @@ def plot_tradeoff(report: dict, path: str | os.PathLike) -> None:
     ax.set_xscale("log")
     ax.set_xlabel("energy per inference (mJ, log)")
     ax.set_ylabel("mean top-1 accuracy delivered (%)")
-    ax.set_title(f"{report['platform']} / {report['scenario']}: {report['requests']} requests per controller")
+    ax.set_title(f"{report.platform} / {report.scenario}: {report.requests} requests per controller")
     fig.colorbar(sc, ax=ax, label="deadline-miss rate (%)")
     fig.tight_layout()
     _save(fig, path)
@@ -131,9 +124,9 @@ def plot_episode(
     ax2 = ax.twinx()
     ax2.plot(t, agent.freq_mhz, "r.", ms=2, label="frequency (agent)")
     ax2.set_ylabel("MHz", color="r")
-    units = sorted(set(agent.unit))
+    used = sorted(set(agent.unit))
     ax.set_title(
-        "agent's unit per request: " + ", ".join(f"{u} {agent.unit.count(u) / len(agent.unit) * 100:.0f}%" for u in units),
+        "agent's unit per request: " + ", ".join(f"{u} {agent.unit.count(u) / len(agent.unit) * 100:.0f}%" for u in used),
         fontsize=8,
     )
     ax = axes[2]

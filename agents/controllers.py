@@ -1,22 +1,31 @@
 """Controllers: what picks a configuration for each request, behind one small interface.
 
-The evaluator (simulated) and the deploy loop (live) call every controller the same way::
+The evaluator (simulated) and the live session call every controller the same way::
 
-    action = controller.act(observation, mask, request)
+    action = controller.act(request, mask)
 
-``observation`` is the vector of :class:`envs.observation.ObservationBuilder`, ``mask`` the
-available configurations (or ``None``), ``request`` the decoded request and state
-(``time_budget_ms``, ``energy_budget_mj``, ``load``, ``temp_c``, ``freq_mhz``) for baselines
-that read budgets directly. Only the oracle needs more: the simulated env itself.
+``request`` is the :class:`envs.step.Request` (budgets, measured load, temperature, current
+frequencies, previous configuration, last latency and energy), ``mask`` the configurations
+available now (or ``None``). A policy builds its observation from the request with its own
+stored spec; baselines read the budgets directly; only the oracle needs more: the simulated env.
 
-This module imports numpy only, so the board can run every baseline without torch or SB3.
+``CONTROLLERS`` is the one registry of baseline names, for simulated and live comparisons
+alike. This module imports numpy only, so the board can run every baseline without torch or SB3.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
+from dnn.errors import UsageError
 from hwmodels.model import PlatformModel
+
+if TYPE_CHECKING:
+    from envs.step import Request
 
 
 class Controller:
@@ -27,7 +36,7 @@ class Controller:
     def reset(self, seed: int | None = None) -> None:
         """Forget per-episode state (most controllers have none)."""
 
-    def act(self, observation: np.ndarray, mask: np.ndarray | None = None, request: dict | None = None) -> int:
+    def act(self, request: Request, mask: np.ndarray | None = None) -> int:
         raise NotImplementedError
 
 
@@ -48,11 +57,8 @@ class GreedyController(Controller):
         self._order = np.lexsort((self.energy, -acc))
         self._fastest = np.argsort(self.latency, kind="stable")
 
-    def act(self, observation: np.ndarray, mask: np.ndarray | None = None, request: dict | None = None) -> int:
-        if request is None:
-            raise ValueError("GreedyController needs the request's budgets (request=...)")
-        tb, eb = request["time_budget_ms"], request["energy_budget_mj"]
-        fits = (self.latency <= tb) & (self.energy <= eb)
+    def act(self, request: Request, mask: np.ndarray | None = None) -> int:
+        fits = (self.latency <= request.time_budget_ms) & (self.energy <= request.energy_budget_mj)
         if mask is not None:
             fits &= mask
         ranked = self._order[fits[self._order]]
@@ -70,10 +76,10 @@ class OracleController(Controller):
 
     name = "oracle"
 
-    def __init__(self, env) -> None:
+    def __init__(self, env: Any) -> None:
         self.env = env
 
-    def act(self, observation: np.ndarray, mask: np.ndarray | None = None, request: dict | None = None) -> int:
+    def act(self, request: Request, mask: np.ndarray | None = None) -> int:
         return self.env.best_action()
 
 
@@ -90,7 +96,7 @@ class RandomController(Controller):
         if seed is not None:
             self.rng = np.random.default_rng(seed)
 
-    def act(self, observation: np.ndarray, mask: np.ndarray | None = None, request: dict | None = None) -> int:
+    def act(self, request: Request, mask: np.ndarray | None = None) -> int:
         if mask is None:
             return int(self.rng.integers(self.n))
         return int(self.rng.choice(np.flatnonzero(mask)))
@@ -98,7 +104,8 @@ class RandomController(Controller):
 
 class FixedController(Controller):
     """Always the same configuration (or, when the mask forbids it, the available one of the
-    same group count and mapping with the highest frequency below it).
+    same group count and mapping with the highest frequency below it; the configuration itself
+    if none is available).
 
     :param action: the configuration's action index
     :param name: label in reports
@@ -111,7 +118,7 @@ class FixedController(Controller):
         same = (sp.groups == sp.groups[action]) & (sp.unit_idx == sp.unit_idx[action]) & (sp.cores == sp.cores[action])
         self._fallbacks = np.flatnonzero(same & (sp.freq_mhz <= sp.freq_mhz[action]))[::-1]
 
-    def act(self, observation: np.ndarray, mask: np.ndarray | None = None, request: dict | None = None) -> int:
+    def act(self, request: Request, mask: np.ndarray | None = None) -> int:
         if mask is None or mask[self.action]:
             return self.action
         ok = self._fallbacks[mask[self._fallbacks]]
@@ -127,3 +134,40 @@ def min_energy(model: PlatformModel) -> FixedController:
     """The configuration with the least energy per inference on the idle board."""
     _, energy = model.idle_table()
     return FixedController(int(np.argmin(energy)), "fixed-min-energy", model)
+
+
+@dataclass(frozen=True)
+class ControllerEntry:
+    """A baseline of the registry.
+
+    :param make: builds it from the platform model and, in simulation, the env (``None`` live)
+    :param simulation_only: needs the simulated env (the oracle): refused live
+    :param help: one line for ``--help``
+    """
+
+    make: Callable[[PlatformModel, Any], Controller]
+    simulation_only: bool
+    help: str
+
+
+#: every baseline by name, for ``compare``, ``compare --live`` and ``deploy`` alike
+CONTROLLERS: dict[str, ControllerEntry] = {
+    "oracle": ControllerEntry(lambda model, env: OracleController(env), True, "best noise-free expected reward (simulation only)"),
+    "greedy": ControllerEntry(lambda model, env: GreedyController(model), False, "the paper's look-up table on the idle-board profile"),
+    "random": ControllerEntry(lambda model, env: RandomController(len(model.space)), False, "a random available configuration"),
+    "fixed-max-accuracy": ControllerEntry(lambda model, env: max_accuracy(model), False, "the full network, fastest mapping"),
+    "fixed-min-energy": ControllerEntry(lambda model, env: min_energy(model), False, "the least-energy configuration"),
+}
+
+
+def make_controller(name: str, model: PlatformModel, env: Any = None) -> Controller:
+    """The baseline ``name`` of :data:`CONTROLLERS` (``env``: the simulated env; ``None`` live).
+
+    :raises UsageError: an unknown name, or a simulation-only controller asked for live
+    """
+    entry = CONTROLLERS.get(name)
+    if entry is None:
+        raise UsageError(f"unknown controller {name!r}; valid: {', '.join(CONTROLLERS)}")
+    if entry.simulation_only and env is None:
+        raise UsageError(f"controller {name!r} needs the simulated env's true model; it cannot run live")
+    return entry.make(model, env)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from agents.numpy_policy import POLICY_FORMAT, policy_paths
+from agents.numpy_policy import POLICY_FORMAT, actions_of, policy_paths
 from dnn.fileio import atomic_write
 
 _ACT_NAMES = {nn.Tanh: "tanh", nn.ReLU: "relu"}
@@ -75,10 +75,12 @@ def export_policy(model, env, out: str | os.PathLike, name: str = "policy") -> t
         "name": name,
         "algo": type(model).__name__,
         "platform": env.model.spec.name,
+        "platform_digest": env.model.spec.digest,
         "activations": acts,
         "masked": masked,
         "observation": {**env.obs_spec.to_dict(), "names": list(env.observation_names)},
-        "actions": [[c.groups, c.unit, c.cores, c.freq_mhz] for c in (env.decode(i) for i in range(env.action_space.n))],
+        "actions": actions_of(env.space),
+        "reward": env.reward_config.to_dict(),
         "dnn_profile": env.model.dnn.source,
     }
     with atomic_write(npz, "wb") as f:

@@ -1,107 +1,127 @@
 """A trained policy as numpy arrays: what the board runs (no torch, no stable-baselines3).
 
 File format: ``NAME.npz`` holds ``layer{i}_w`` (out x in) and ``layer{i}_b`` for each linear
-layer; ``NAME.json`` beside it holds the metadata: ``format``, ``algo``, ``platform``,
-``activations`` (one per hidden layer: ``tanh``, ``relu`` or ``identity``), ``observation``
-(:class:`envs.observation.ObservationSpec` fields and ``names``), ``actions`` (the configuration
-of every action index, in order) and ``masked`` (whether masks apply at decision time).
-The decision is ``argmax`` of the last layer's output (logits or Q-values), over available
-actions when a mask is given: the same action as SB3's deterministic ``predict``.
+layer; ``NAME.json`` beside it describes everything that shapes the policy's inputs and
+outputs: ``format``, ``name``, ``algo``, ``platform`` (name) and ``platform_digest`` (hash of the
+profile it was trained on), ``activations`` (one per hidden layer: ``tanh``, ``relu`` or
+``identity``), ``observation`` (the full :class:`envs.observation.ObservationSpec` and the
+feature ``names``), ``actions`` (the configuration of every action index, in order),
+``masked`` (whether masks apply at decision time), ``reward`` (the objective's weights it was
+trained for) and ``dnn_profile``.
+
+The policy builds its observations from its own stored spec, never from the board's: a board
+re-profiled after training gives the policy the inputs it was trained on. The decision is
+``argmax`` of the last layer's output (logits or Q-values), over available actions when the
+policy was trained with masks: the same action as SB3's deterministic ``predict``.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from agents.controllers import Controller
+from dnn.errors import UserError
+from envs.observation import ObservationBuilder, ObservationSpec, ObservationSpecError
+from envs.step import Request
 
 POLICY_FORMAT = "dynscale-numpy-policy"
 _ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0.0), "identity": lambda x: x}
 
 
-class PolicyFileError(ValueError):
+class PolicyFileError(UserError, ValueError):
     """A policy file that cannot be used; the message names the file and what is wrong."""
 
 
 def policy_paths(path: str | os.PathLike) -> tuple[Path, Path]:
-    """(``.npz``, ``.json``) of a policy given either path (or the stem)."""
+    """(``.npz``, ``.json``) of a policy given either path, their stem, or a run folder."""
     p = Path(path)
+    if p.is_dir():
+        p = p / "policy"
     stem = p.with_suffix("") if p.suffix in (".npz", ".json") else p
     return stem.with_suffix(".npz"), stem.with_suffix(".json")
+
+
+def actions_of(space) -> list[list]:
+    """The action list as a policy file stores it: ``[groups, unit, cores, freq_mhz]`` per action."""
+    return [[c.groups, c.unit, c.cores, c.freq_mhz] for c in (space.decode(i) for i in range(len(space)))]
 
 
 class NumpyPolicy(Controller):
     """Loads an exported policy and decides with numpy only.
 
-    :param path: the ``.npz`` (or ``.json``, or their common stem)
+    :param path: the ``.npz`` (or ``.json``, their common stem, or a run folder)
     """
 
     name = "policy"
 
     def __init__(self, path: str | os.PathLike) -> None:
-        npz, meta_path = policy_paths(path)
-        for f in (npz, meta_path):
+        self.path, meta_path = policy_paths(path)
+        for f in (self.path, meta_path):
             if not f.is_file():
-                raise PolicyFileError(f"{f}: no such policy file (a policy is NAME.npz + NAME.json)")
-        try:
-            meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as exc:
-            raise PolicyFileError(f"{meta_path}: not valid JSON ({exc})") from exc
-        if meta.get("format") != POLICY_FORMAT:
-            raise PolicyFileError(f"{meta_path}: field 'format' is not {POLICY_FORMAT!r}")
-        for key in ("platform", "activations", "observation", "actions"):
-            if key not in meta:
-                raise PolicyFileError(f"{meta_path}: field {key!r} missing")
-        try:
-            arrays = dict(np.load(npz))
-        except (OSError, ValueError) as exc:
-            raise PolicyFileError(f"{npz}: not a readable .npz ({exc})") from exc
-        n_layers = len(meta["activations"]) + 1
-        self.weights, self.biases = [], []
-        for i in range(n_layers):
-            for kind in ("w", "b"):
-                if f"layer{i}_{kind}" not in arrays:
-                    raise PolicyFileError(
-                        f"{npz}: array 'layer{i}_{kind}' missing ({n_layers} layers expected from {meta_path.name})"
-                    )
-            self.weights.append(arrays[f"layer{i}_w"].astype(np.float32))
-            self.biases.append(arrays[f"layer{i}_b"].astype(np.float32))
-        for i in range(1, n_layers):
-            if self.weights[i].shape[1] != self.weights[i - 1].shape[0]:
-                raise PolicyFileError(
-                    f"{npz}: layer{i}_w has {self.weights[i].shape[1]} inputs, layer{i - 1} gives {self.weights[i - 1].shape[0]}"
-                )
-        unknown = [a for a in meta["activations"] if a not in _ACTIVATIONS]
-        if unknown:
-            raise PolicyFileError(f"{meta_path}: unknown activation {unknown[0]!r}; valid: {', '.join(_ACTIVATIONS)}")
+                raise PolicyFileError(f"{f}: no such policy file (a policy is NAME.npz + NAME.json; dynscale export RUN_DIR)")
+        self.meta = meta = _read_meta(meta_path)
+        self.weights, self.biases = _read_layers(self.path, len(meta["activations"]) + 1, meta_path.name)
         self.activations = [_ACTIVATIONS[a] for a in meta["activations"]]
-        self.meta = meta
-        self.platform = meta["platform"]
-        self.observation_names = tuple(meta["observation"]["names"])
+        try:
+            self.obs_spec = ObservationSpec.from_dict(meta["observation"])
+        except ObservationSpecError as exc:
+            raise PolicyFileError(f"{meta_path}: field 'observation': {exc}") from None
+        self.builder = ObservationBuilder(self.obs_spec)
+        self.observation_names = self.builder.names
+        stored = tuple(meta["observation"].get("names", self.observation_names))
+        if stored != self.observation_names:
+            raise PolicyFileError(f"{meta_path}: observation names {list(stored)} do not follow from its spec")
         if self.weights[0].shape[1] != len(self.observation_names):
             raise PolicyFileError(
-                f"{npz}: layer0_w takes {self.weights[0].shape[1]} inputs, the observation has {len(self.observation_names)}"
+                f"{self.path}: layer0_w takes {self.weights[0].shape[1]} inputs, the observation has {len(self.observation_names)}"
             )
         if self.weights[-1].shape[0] != len(meta["actions"]):
-            raise PolicyFileError(
-                f"{npz}: the last layer has {self.weights[-1].shape[0]} outputs for {len(meta['actions'])} actions"
-            )
+            raise PolicyFileError(f"{self.path}: the last layer has {self.weights[-1].shape[0]} outputs for {len(meta['actions'])} actions")
+        self.platform = meta["platform"]
+        self.platform_digest = meta.get("platform_digest", "")
+        self.masked = bool(meta.get("masked", False))
         self.name = meta.get("name", "policy")
 
-    def check_compatible(self, platform: str, observation_names: tuple[str, ...], actions: list) -> None:
-        """Raise :class:`PolicyFileError` unless the policy was trained for this platform's spaces."""
-        if platform != self.platform:
-            raise PolicyFileError(f"policy was trained for platform {self.platform!r}, not {platform!r}")
-        if tuple(observation_names) != self.observation_names:
+    def check_compatible(self, model) -> None:
+        """Raise :class:`PolicyFileError` (naming this file and what differs) unless the policy's
+        platform, observation structure and action order are those of ``model``; its scales may
+        differ (a re-profiled board): the policy's own are used.
+
+        :param model: the :class:`hwmodels.model.PlatformModel` it will decide for
+        """
+        where = f"{self.path}: trained for platform {self.platform!r}"
+        if model.spec.name != self.platform:
+            raise PolicyFileError(f"{where}, not {model.spec.name!r} ({model.spec.path})")
+        board = ObservationSpec.for_model(model).structure()
+        for key, value in self.obs_spec.structure().items():
+            if board[key] != value:
+                raise PolicyFileError(f"{where}: observation field {key!r} is {value}, the board's profile has {board[key]}")
+        actions = actions_of(model.space)
+        stored = [list(a) for a in self.meta["actions"]]
+        if stored != actions:
+            i = next((j for j, (x, y) in enumerate(zip(stored, actions)) if x != y), min(len(stored), len(actions)))
             raise PolicyFileError(
-                f"policy observation {list(self.observation_names)} differs from the platform's {list(observation_names)}"
+                f"{where}: action order differs from the board's {len(actions)} configurations "
+                f"(first at action {i}: policy {stored[i] if i < len(stored) else 'none'}, board {actions[i] if i < len(actions) else 'none'})"
             )
-        if [list(a) for a in actions] != [list(a) for a in self.meta["actions"]]:
-            raise PolicyFileError(f"policy action order differs from platform {platform!r}'s configurations")
+
+    def profile_note(self, model) -> str | None:
+        """A line saying the board's profile is not the one the policy was trained on, if so."""
+        if self.platform_digest and model.spec.digest and self.platform_digest != model.spec.digest:
+            return (
+                f"{self.path}: trained on another profile of {self.platform!r} (digest {self.platform_digest}, "
+                f"this one {model.spec.digest}); its observations keep the scales it was trained with"
+            )
+        return None
+
+    def observe(self, request: Request) -> np.ndarray:
+        """The observation of ``request`` under the policy's own spec (the builder's array)."""
+        return self.builder.build(request)
 
     def scores(self, observation: np.ndarray) -> np.ndarray:
         """Output of the network (logits or Q-values) for one observation."""
@@ -110,26 +130,61 @@ class NumpyPolicy(Controller):
             x = act(w @ x + b)
         return self.weights[-1] @ x + self.biases[-1]
 
-    def act(self, observation: np.ndarray, mask: np.ndarray | None = None, request: dict | None = None) -> int:
+    def decide(self, observation: np.ndarray, mask: np.ndarray | None = None) -> int:
+        """The action for an observation vector (masked where the policy was trained with masks)."""
         s = self.scores(observation)
-        if mask is not None and self.meta.get("masked", False):
+        if mask is not None and self.masked:
             s = np.where(mask, s, -np.inf)
         return int(np.argmax(s))
 
+    def act(self, request: Request, mask: np.ndarray | None = None) -> int:
+        return self.decide(self.observe(request), mask)
 
-def load_policy(path: str | os.PathLike, model, observation_names: tuple[str, ...]) -> NumpyPolicy:
-    """An exported policy (a ``.npz``/``.json`` or a run folder holding ``policy.npz``), checked
-    against a platform model's name and action order and the observation's names.
 
-    :param model: the :class:`hwmodels.model.PlatformModel` the policy will decide for
-    :param observation_names: names of the observation vector it will be given
+def _read_meta(meta_path: Path) -> dict:
+    try:
+        meta = json.loads(meta_path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PolicyFileError(f"{meta_path}: not valid JSON ({exc})") from None
+    if not isinstance(meta, dict) or meta.get("format") != POLICY_FORMAT:
+        raise PolicyFileError(f"{meta_path}: field 'format' is not {POLICY_FORMAT!r}")
+    for key in ("platform", "activations", "observation", "actions"):
+        if key not in meta:
+            raise PolicyFileError(f"{meta_path}: field {key!r} missing")
+    unknown = [a for a in meta["activations"] if a not in _ACTIVATIONS]
+    if unknown:
+        raise PolicyFileError(f"{meta_path}: unknown activation {unknown[0]!r}; valid: {', '.join(_ACTIVATIONS)}")
+    return meta
+
+
+def _read_layers(npz: Path, n_layers: int, meta_name: str) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    try:
+        with np.load(npz) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise PolicyFileError(f"{npz}: not a readable .npz ({exc})") from None
+    weights, biases = [], []
+    for i in range(n_layers):
+        for kind in ("w", "b"):
+            if f"layer{i}_{kind}" not in arrays:
+                raise PolicyFileError(f"{npz}: array 'layer{i}_{kind}' missing ({n_layers} layers expected from {meta_name})")
+        weights.append(arrays[f"layer{i}_w"].astype(np.float32))
+        biases.append(arrays[f"layer{i}_b"].astype(np.float32))
+    for i in range(1, n_layers):
+        if weights[i].shape[1] != weights[i - 1].shape[0]:
+            raise PolicyFileError(f"{npz}: layer{i}_w has {weights[i].shape[1]} inputs, layer{i - 1} gives {weights[i - 1].shape[0]}")
+    return weights, biases
+
+
+def load_policy(path: str | os.PathLike, model) -> NumpyPolicy:
+    """An exported policy (a ``.npz``/``.json``, or a run folder holding ``policy.npz``), checked
+    against the platform model it will decide for.
+
+    :param model: the :class:`hwmodels.model.PlatformModel` of the board or env
     """
     p = Path(path)
-    if p.is_dir():
-        p = p / "policy.npz"
-        if not p.is_file():
-            raise PolicyFileError(f"{path}: a run folder holds policy.npz; none there (dynscale export RUN_DIR)")
-    policy = NumpyPolicy(policy_paths(p)[0])
-    actions = [[c.groups, c.unit, c.cores, c.freq_mhz] for c in (model.space.decode(i) for i in range(len(model.space)))]
-    policy.check_compatible(model.spec.name, observation_names, actions)
+    if p.is_dir() and not (p / "policy.npz").is_file():
+        raise PolicyFileError(f"{path}: a run folder holds policy.npz; none there (dynscale export RUN_DIR)")
+    policy = NumpyPolicy(p)
+    policy.check_compatible(model)
     return policy

@@ -17,24 +17,29 @@ policy for the board), ``evaluation.json`` and ``evaluation.txt`` (the compariso
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from agents.algos import ALGOS
 from dnn.fileio import atomic_write, read_yaml
+from dnn.progress import progress as progress_bar
+from dnn.errors import UserError
 
-HYPERPARAMS_DIR = Path(__file__).resolve().parent / "hyperparams"
-ALGOS = ("ppo", "maskable_ppo", "a2c", "dqn")
 VALIDATION_SEEDS = list(range(500, 505))
 TEST_SEEDS = list(range(1000, 1020))
 TRAIN_SEED_OFFSET = 10_000_000
 
+if TYPE_CHECKING:
+    from agents.report import Report
 
-class HyperparamsError(ValueError):
+
+class HyperparamsError(UserError, ValueError):
     """A hyperparameter file or entry that cannot be used (the message names file and key)."""
 
 
@@ -60,7 +65,7 @@ def load_hyperparams(algo: str, env_id: str, path: str | os.PathLike | None = No
     """The hyperparameter entry for ``env_id`` (rl-zoo format) and the file it came from."""
     if algo not in ALGOS:
         raise HyperparamsError(f"unknown algo {algo!r}; valid: {', '.join(ALGOS)}")
-    p = Path(path) if path else HYPERPARAMS_DIR / f"{algo}.yml"
+    p = Path(path) if path else ALGOS[algo].hyperparams_file
     doc = read_yaml(p, HyperparamsError, "hyperparameter file")
     if not isinstance(doc, dict) or env_id not in doc:
         raise HyperparamsError(f"{p}: no entry for env id {env_id!r}; entries: {', '.join(sorted(doc or {}))}")
@@ -125,7 +130,6 @@ def make_env_kwargs(cfg: RunConfig) -> dict:
 
 def build_model(cfg: RunConfig, tensorboard: str | None = None):
     """The SB3 algorithm object for ``cfg`` on a vectorised env."""
-    from stable_baselines3 import A2C, DQN, PPO
     from stable_baselines3.common.env_util import make_vec_env
 
     from envs import DynDNNEnv
@@ -136,12 +140,7 @@ def build_model(cfg: RunConfig, tensorboard: str | None = None):
     kwargs = {k: _schedule(v, where) for k, v in hp.items() if k != "policy_kwargs"}
     kwargs["policy_kwargs"] = _policy_kwargs(hp.get("policy_kwargs"), where)
     vec = make_vec_env(DynDNNEnv, n_envs=cfg.n_envs, seed=TRAIN_SEED_OFFSET + cfg.seed * 1000, env_kwargs=make_env_kwargs(cfg))
-    if cfg.algo == "maskable_ppo":
-        from sb3_contrib import MaskablePPO
-
-        cls = MaskablePPO
-    else:
-        cls = {"ppo": PPO, "a2c": A2C, "dqn": DQN}[cfg.algo]
+    cls = ALGOS[cfg.algo].cls
     try:
         return cls(policy, vec, seed=cfg.seed, verbose=0, tensorboard_log=tensorboard, device="cpu", **kwargs)
     except TypeError as exc:
@@ -154,14 +153,15 @@ def train(
     hyperparams_path: str | None = None,
     tensorboard: str | None = None,
     progress: bool = True,
-) -> dict:
+) -> Report:
     """Train, keep the best model on the validation seeds, export, evaluate; return the report.
 
     :param cfg: the run (``platform`` and ``algo`` at least; the rest from the hyperparameters)
     :param out: the run folder
+    :param progress: report progress on stderr (a bar on a terminal, lines in a log)
     """
     import torch
-    from stable_baselines3.common.callbacks import EvalCallback
+    from stable_baselines3.common.callbacks import CallbackList
 
     from agents.export import export_policy
     from envs import DynDNNEnv
@@ -181,11 +181,7 @@ def train(
     from stable_baselines3.common.monitor import Monitor
 
     eval_env = Monitor(_seeded_eval_env(DynDNNEnv(**make_env_kwargs(cfg)), VALIDATION_SEEDS))
-    if cfg.algo == "maskable_ppo":
-        from sb3_contrib.common.maskable.callbacks import MaskableEvalCallback as Callback
-    else:
-        Callback = EvalCallback
-    callback = Callback(
+    callback = ALGOS[cfg.algo].eval_callback(
         eval_env,
         n_eval_episodes=len(VALIDATION_SEEDS),
         eval_freq=max(cfg.eval_freq // cfg.n_envs, 1),
@@ -195,7 +191,7 @@ def train(
         verbose=0,
     )
     t0 = time.perf_counter()
-    model.learn(total_timesteps=cfg.timesteps, callback=callback, progress_bar=progress)
+    model.learn(total_timesteps=cfg.timesteps, callback=CallbackList([callback, _progress_callback(cfg.timesteps, progress)]))
     train_s = time.perf_counter() - t0
     best = run / "best" / "best_model.zip"
     if best.is_file():
@@ -206,12 +202,30 @@ def train(
     from agents.compare import compare_run
 
     report = compare_run(run, cfg.platform, cfg.env_kwargs, cfg.eval_seeds, progress=progress)
-    report["training"] = {"seconds": train_s, "timesteps": cfg.timesteps, "algo": cfg.algo, "env_id": cfg.env_id}
+    report.training = {"seconds": train_s, "timesteps": cfg.timesteps, "algo": cfg.algo, "env_id": cfg.env_id}
     with atomic_write(run / "evaluation.json") as f:
-        import json
-
-        json.dump(report, f, indent=2)
+        json.dump(report.to_dict(), f, indent=2)
     return report
+
+
+def _progress_callback(total: int, enabled: bool):
+    """An SB3 callback that reports training steps through :func:`dnn.progress.progress`."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Progress(BaseCallback):
+        def _on_training_start(self) -> None:
+            self.bar = progress_bar(total, "training", enabled, "step")
+            self.seen = 0
+
+        def _on_step(self) -> bool:
+            self.bar.update(self.num_timesteps - self.seen)
+            self.seen = self.num_timesteps
+            return True
+
+        def _on_training_end(self) -> None:
+            self.bar.close()
+
+    return Progress()
 
 
 def _seeded_eval_env(env, seeds: list[int]):

@@ -6,6 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
+from dnn.errors import UsageError
 from dnn.train import SHIPPED_WEIGHTS
 
 
@@ -40,6 +41,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--resume", action="store_true", help="continue from the stages already in --out")
     t.add_argument("--limit", type=_positive_int, help="use N random training and N random test images (smoke runs)")
     t.add_argument("--cache-dir", help="where decoded arrays are cached (default: ~/.cache/dynscale)")
+    t.add_argument("--quiet", action="store_true", help="no progress output")
     t.set_defaults(func=_train)
 
     e = dsub.add_parser(
@@ -56,6 +58,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     e.add_argument("--write-profile", metavar="FILE", help="also write the DNN profile YAML that the platform models read")
     e.add_argument("--cache-dir", help="where decoded arrays are cached")
+    e.add_argument("--quiet", action="store_true", help="no progress output")
     e.set_defaults(func=_eval)
 
     d = dsub.add_parser(
@@ -91,10 +94,10 @@ def _train(args: argparse.Namespace) -> int:
         import torch
 
         if not torch.cuda.is_available():
-            raise SystemExit("dynscale: --device cuda: no CUDA device is available to torch")
+            raise UsageError("--device cuda: no CUDA device is available to torch")
     data = _load(args)
     settings = TrainSettings(epochs_per_stage=args.epochs_per_stage, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
-    ckpt = train_incremental(data, args.out, settings, device=args.device, resume=args.resume)
+    ckpt = train_incremental(data, args.out, settings, device=args.device, resume=args.resume, progress=not args.quiet)
     print(f"wrote {args.out} ({ckpt.stages_done} of {ckpt.model.groups} stages) and {log_path(Path(args.out))}")
     return 0
 
@@ -107,7 +110,7 @@ def _eval(args: argparse.Namespace) -> int:
     ckpt = load_weights(args.weights)
     data = _load(args)  # --limit trims the test split; the training split is not used here
     weights = args.weights or str(SHIPPED_WEIGHTS)
-    report = evaluate_configs(ckpt, data, weights=weights, repeats=args.repeats, progress=not args.json)
+    report = evaluate_configs(ckpt, data, weights=weights, repeats=args.repeats, progress=not (args.json or args.quiet))
     if args.write_profile:
         write_profile(Path(args.write_profile), report, weights=weights)
     if args.json:

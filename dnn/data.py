@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from dnn.fileio import atomic_write
+from dnn.errors import UserError
 
 #: CIFAR-10's own label order (0..9).
 CLASSES: tuple[str, ...] = (
@@ -52,7 +53,7 @@ _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _CACHE_VERSION = 1
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset path that cannot be read; the message names the path."""
 
 

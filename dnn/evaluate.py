@@ -30,14 +30,16 @@ def evaluate_configs(ckpt: Checkpoint, data: Cifar10, weights: str, repeats: int
     :param progress: show a progress bar
     :return: a JSON-ready report with one entry per configuration under ``configs``
     """
-    from tqdm.auto import tqdm
+    from dnn.progress import progress as progress_bar
 
     model = ckpt.model
     x = to_tensor(data.test_x, ckpt.mean, ckpt.std)
     y = torch.from_numpy(data.test_y)
     all_threads = torch.get_num_threads()
     configs = []
-    for k in tqdm(range(1, model.groups + 1), desc="configurations", disable=not progress, leave=False):
+    bar = progress_bar(model.groups, "configurations", progress, "config", leave=False)
+    for k in range(1, model.groups + 1):
+        bar.update()
         proba = predict_proba(model, x, k)
         act_bytes, layers = activation_stats(model, k)
         configs.append(

@@ -14,13 +14,14 @@ import numpy as np
 import yaml
 
 from dnn.fileio import atomic_write, read_yaml
+from dnn.errors import UserError
 
 #: The DNN profile shipped with the package, made by ``dynscale dnn eval --write-profile``.
 SHIPPED_PROFILE = Path(__file__).resolve().parent / "dynalexnet_profile.yaml"
 PROFILE_FORMAT = "dynscale-dnn-profile"
 
 
-class ProfileError(ValueError):
+class ProfileError(UserError, ValueError):
     """A DNN profile that cannot be used; the message names the file and field."""
 
 

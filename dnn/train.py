@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from torch import nn
 from dnn.data import Cifar10, augment, to_tensor
 from dnn.fileio import atomic_write
 from dnn.model import Architecture, DynamicAlexNet
+from dnn.errors import UserError
 
 WEIGHTS_FORMAT = "dynscale-dynamic-alexnet"
 WEIGHTS_VERSION = 1
@@ -33,7 +35,7 @@ SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "weights" / "dynalexnet_cifa
 LOG_FIELDS = ("stage", "epoch", "lr", "train_loss", "train_top1", "test_top1", "seconds")
 
 
-class WeightsError(ValueError):
+class WeightsError(UserError, ValueError):
     """A weight file that cannot be used; the message names the file and field."""
 
 
@@ -194,7 +196,7 @@ def _train_stage(
     device: str,
     progress: bool,
 ) -> list[dict]:
-    from tqdm.auto import tqdm
+    from dnn.progress import is_terminal, progress as progress_bar
 
     gen = torch.Generator().manual_seed(s.seed * 1000 + stage)
     torch.manual_seed(s.seed * 1000 + stage)  # dropout
@@ -210,13 +212,11 @@ def _train_stage(
         t0 = time.perf_counter()
         perm = torch.randperm(n, generator=gen)
         total_loss, correct = 0.0, 0
-        bar = tqdm(
-            range(steps),
-            desc=f"stage {stage}/{model.groups} epoch {epoch}/{s.epochs_per_stage}",
-            disable=not progress,
-            leave=False,
+        # the batch bar only on a terminal: a log gets the one line per epoch below
+        bar = progress_bar(
+            steps, f"stage {stage}/{model.groups} epoch {epoch}/{s.epochs_per_stage}", progress and is_terminal(), "batch", False
         )
-        for b in bar:
+        for b in range(steps):
             idx = perm[b * s.batch_size : (b + 1) * s.batch_size]
             x = augment(train_x[idx], gen).to(device)
             y = train_y[idx].to(device)
@@ -229,7 +229,9 @@ def _train_stage(
             total_loss += loss.item() * len(idx)
             correct += int((logits.argmax(1) == y).sum())
             if b % 20 == 0:
-                bar.set_postfix(loss=f"{loss.item():.3f}")
+                bar.set_postfix_str(f"loss={loss.item():.3f}")
+            bar.update()
+        bar.close()
         test_top1 = accuracy(model, test_x, test_y, stage, device=device)
         row = {
             "stage": stage,
@@ -242,9 +244,11 @@ def _train_stage(
         }
         rows.append(row)
         if progress:
-            tqdm.write(
+            print(
                 f"stage {stage} epoch {epoch}: loss {row['train_loss']:.4f} train {row['train_top1']:.4f} "
-                f"test {test_top1:.4f} ({row['seconds']:.0f} s)"
+                f"test {test_top1:.4f} ({row['seconds']:.0f} s)",
+                file=sys.stderr,
+                flush=True,
             )
     return rows
 

@@ -46,6 +46,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-9"), help="e.g. 0-9 (default) or 1,2,3")
     s.add_argument("--length", type=int, default=1000)
     s.add_argument("--json", action="store_true")
+    s.add_argument("--quiet", action="store_true", help="no progress output")
     s.set_defaults(func=_stats)
 
 
@@ -62,6 +63,6 @@ def _record(args: argparse.Namespace) -> int:
 def _stats(args: argparse.Namespace) -> int:
     from envs.stats import format_stats, scenario_stats
 
-    s = scenario_stats(args.platform, args.scenario, args.seeds, args.length, progress=not args.json)
+    s = scenario_stats(args.platform, args.scenario, args.seeds, args.length, progress=not (args.json or args.quiet))
     print(json.dumps(s, indent=2) if args.json else format_stats(s))
     return 0

@@ -11,24 +11,13 @@ from dnn.profile import DNNProfile, load_dnn_profile
 from envs.observation import ObservationBuilder, ObservationSpec
 from envs.reward import RewardConfig
 from envs.scenario import EpisodeTrace, ScenarioGenerator, TraceScenario, load_scenario
+from envs.step import Request, StepScorer
 from hwmodels.config import Config
 from hwmodels.model import PlatformModel, State
 from hwmodels.profile import PlatformSpec, load_platform
 
-
-def observation_spec(model: PlatformModel) -> ObservationSpec:
-    """The observation constants of a platform: log-scale bounds span every configuration's
-    idle-board latency and energy, with a factor 4 of headroom for load and a factor 2 below."""
-    latency, energy = model.idle_table()
-    spec = model.spec
-    return ObservationSpec(
-        units=tuple(u.name for u in spec.units),
-        cores=tuple(u.cores for u in spec.units),
-        max_freq_mhz=tuple(u.max_freq_mhz for u in spec.units),
-        max_groups=model.dnn.max_groups,
-        latency_range_ms=(float(latency.min()) / 2, float(latency.max()) * 4),
-        energy_range_mj=(float(energy.min()) / 2, float(energy.max()) * 4),
-    )
+#: what ``reset(options=...)`` may set for the first request (anything else is refused)
+RESET_OPTIONS = ("time_budget_ms", "energy_budget_mj", "load", "mem", "temp_c")
 
 
 def reference_budgets(model: PlatformModel) -> tuple[float, float]:
@@ -49,8 +38,9 @@ class DynDNNEnv(gym.Env):
     and energy budget (log scale), background load per unit (busy threads / (2 x cores)), die
     temperature, current frequency per unit (/ max), the previous configuration (groups / G,
     one-hot unit, cores / max cores, frequency / unit max), and the last request's latency and
-    energy (log scale). Only what a live board measures; the live runtime builds the same
-    vector with :class:`envs.observation.ObservationBuilder`.
+    energy (log scale). Only what a live board measures: every step builds a
+    :class:`envs.step.Request` (``env.request``) and the observation from it with
+    :class:`envs.observation.ObservationBuilder`, as the live runtime does.
 
     **Action** (``Discrete(N)``): an index into the platform's configurations in the order of
     :class:`hwmodels.config.ConfigSpace` (k ascending; units in profile order; cores ascending;
@@ -60,14 +50,17 @@ class DynDNNEnv(gym.Env):
 
     **Reward**: :class:`envs.reward.RewardConfig`: top-1 accuracy of the chosen group count when
     both budgets are met; a penalty that grows with the overshoot when either is missed; a small
-    energy term. ``info`` holds ``latency_ms, energy_mj, power_w, accuracy, config,
-    deadline_met, energy_met, is_success`` (both met), ``temperature`` and ``freq_mhz``
-    (delivered), and the request's ``time_budget_ms`` and ``energy_budget_mj``.
+    energy term, scored by :class:`envs.step.StepScorer` (the live loop's scorer too). ``info``
+    holds ``latency_ms, energy_mj, power_w, accuracy, config, groups, unit, deadline_met,
+    energy_met, is_success`` (both met), ``temperature`` and ``freq_mhz`` (delivered), and the
+    request's ``load``, ``time_budget_ms`` and ``energy_budget_mj``.
 
     **Starting state**: a new scenario episode drawn from the reset seed; the die at the
     profile's ``thermal.start_c``; every unit at its highest frequency; the previous
     configuration is the full network on the first unit's cores at its highest frequency, with
-    no last latency or energy.
+    no last latency or energy. ``reset(options=...)`` may set the first request's
+    ``time_budget_ms``, ``energy_budget_mj``, ``load`` and ``mem`` (one value per unit) and the
+    die's ``temp_c`` (what-if experiments and tests; see ``RESET_OPTIONS``).
 
     **Episode end**: never terminated; truncated after ``episode_length`` requests (or at the
     end of a replayed trace).
@@ -97,9 +90,10 @@ class DynDNNEnv(gym.Env):
         self.space = self.model.space
         self.reward_config = RewardConfig.from_value(reward)
         self.noise = bool(noise)
-        self.obs_spec = observation_spec(self.model)
+        self.obs_spec = ObservationSpec.for_model(self.model)
         self._obs = ObservationBuilder(self.obs_spec)
         self.observation_names = self._obs.names
+        self.scorer = StepScorer(self.space, dnn, self.reward_config)
         self.t_ref_ms, self.e_ref_mj = reference_budgets(self.model)
         units = self.obs_spec.units
         if str(scenario).endswith(".csv"):
@@ -116,20 +110,13 @@ class DynDNNEnv(gym.Env):
         self.episode_length = int(episode_length)
         self.action_space = gym.spaces.Discrete(len(self.space))
         self.observation_space = gym.spaces.Box(0.0, 1.0, (self._obs.size,), np.float32)
-        # per-action constants, as python objects: the step path indexes lists, not arrays
-        self._configs = [self.space.decode(i) for i in range(len(self.space))]
-        self._accuracy = [dnn.cost(c.groups).top1 for c in self._configs]
-        self._accuracy_arr = np.array(self._accuracy)
-        self._unit_of = self.space.unit_idx.tolist()
-        self._cfg_tuple = [(c.groups, u, c.cores, c.freq_mhz) for c, u in zip(self._configs, self._unit_of)]
         self._max_freq = [u.max_freq_mhz for u in spec.units]
-        first = spec.units[0]
-        self._start_action = self.space.encode(Config(dnn.max_groups, first.name, first.cores, first.max_freq_mhz))
         self._state = State(
             np.zeros(len(units)), np.zeros(len(units)), spec.thermal.start_c, np.array(self._max_freq, dtype=np.float64)
         )
         self._mask = np.ones(len(self.space), dtype=bool)
         self.trace: EpisodeTrace | None = None
+        self._request: Request | None = None
 
     # ------------------------------------------------------------------ API
 
@@ -145,28 +132,28 @@ class DynDNNEnv(gym.Env):
         """Configurations available at the current temperature (frequency at or below the cap)."""
         return self.model.available(self._state.temp_c, out=self._mask).copy()
 
+    def expected_rewards(self) -> np.ndarray:
+        """The noise-free expected reward of every action for the pending request in the true
+        current state (load, memory intensity, temperature, frequencies); ``-inf`` where the
+        action is unavailable."""
+        req = self.request
+        o = self.model.expected_all(self._state)
+        r = self.reward_config(self.scorer.accuracy_arr, o.latency_ms, o.energy_mj, req.time_budget_ms, req.energy_budget_mj)
+        r[~self.model.available(self._state.temp_c, out=self._mask)] = -np.inf
+        return r
+
     def best_action(self) -> int:
         """The oracle's choice: the available configuration with the highest noise-free expected
         reward in the current state (exhaustive search with the true model)."""
-        i = min(self._i, self.episode_length - 1)
-        o = self.model.expected_all(self._state)
-        r = self.reward_config(self._accuracy_arr, o.latency_ms, o.energy_mj, self._tb[i], self._eb[i])
-        r[~self.model.available(self._state.temp_c, out=self._mask)] = -np.inf
-        return int(np.argmax(r))
+        return int(np.argmax(self.expected_rewards()))
 
     @property
-    def request(self) -> dict:
-        """The pending request and the state it meets (what a baseline controller may read)."""
-        i = min(self._i, self.episode_length - 1)
-        s = self._state
-        return {
-            "time_budget_ms": self._tb[i],
-            "energy_budget_mj": self._eb[i],
-            "load": list(self._load),
-            "mem": s.mem.tolist(),
-            "temp_c": s.temp_c,
-            "freq_mhz": list(self._freqs),
-        }
+    def request(self) -> Request:
+        """The pending request and the state it meets, as the board would observe it (what
+        every controller reads)."""
+        if self._request is None:
+            raise RuntimeError("call reset() before reading the request")
+        return self._request
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
@@ -179,8 +166,10 @@ class DynDNNEnv(gym.Env):
         s.temp_c = self.model.spec.thermal.start_c
         s.freq_mhz[:] = self._max_freq
         self._freqs = list(self._max_freq)
-        self._prev = self._cfg_tuple[self._start_action]
+        self._prev = self.scorer.prev_of(self.scorer.start_action)
         self._last = (0.0, 0.0)
+        if options:
+            self._apply_options(options)
         self._set_load(0)
         return self._observe().copy(), {"time_budget_ms": self._tb[0], "energy_budget_mj": self._eb[0]}
 
@@ -190,37 +179,18 @@ class DynDNNEnv(gym.Env):
         if self._i >= self.episode_length:
             raise RuntimeError("the episode was truncated: call reset() before step()")
         a = int(action)
-        if not 0 <= a < len(self._configs):
-            raise ValueError(f"action {action!r} outside Discrete({len(self._configs)})")
+        if not 0 <= a < self.action_space.n:
+            raise ValueError(f"action {action!r} outside Discrete({self.action_space.n})")
         i = self._i
         s = self._state
         o = self.model.sample(a, s, self.np_random) if self.noise else self.model.expected(a, s)
-        lat, power, energy, f = o.latency_ms, o.power_w, o.energy_mj, o.freq_mhz
-        tb, eb = self._tb[i], self._eb[i]
-        acc = self._accuracy[a]
-        reward = self.reward_config(acc, lat, energy, tb, eb)
-        deadline_met, energy_met = lat <= tb, energy <= eb
-        u = self._unit_of[a]
-        temp_before = s.temp_c
-        self._advance_time(u, power, lat, max(self._period[i], lat))
-        self._freqs[u] = f
-        s.freq_mhz[u] = f
-        self._prev = self._cfg_tuple[a]
-        self._last = (lat, energy)
-        info = {
-            "latency_ms": lat,
-            "energy_mj": energy,
-            "power_w": power,
-            "accuracy": acc,
-            "config": self._configs[a],
-            "deadline_met": deadline_met,
-            "energy_met": energy_met,
-            "is_success": deadline_met and energy_met,
-            "temperature": temp_before,
-            "freq_mhz": f,
-            "time_budget_ms": tb,
-            "energy_budget_mj": eb,
-        }
+        reward, info = self.scorer.score(self._request, a, o.latency_ms, o.energy_mj, o.power_w, o.freq_mhz)
+        u = self.scorer.unit_of[a]
+        self._advance_time(u, o.power_w, o.latency_ms, max(self._period[i], o.latency_ms))
+        self._freqs[u] = o.freq_mhz
+        s.freq_mhz[u] = o.freq_mhz
+        self._prev = self.scorer.prev_of(a)
+        self._last = (o.latency_ms, o.energy_mj)
         self._i = i + 1
         truncated = self._i >= self.episode_length
         if not truncated:
@@ -228,6 +198,24 @@ class DynDNNEnv(gym.Env):
         return self._observe().copy(), reward, False, truncated, info
 
     # ------------------------------------------------------------------ internals
+
+    def _apply_options(self, options: dict[str, Any]) -> None:
+        unknown = sorted(set(options) - set(RESET_OPTIONS))
+        if unknown:
+            raise ValueError(f"reset options {unknown} unknown; valid: {', '.join(RESET_OPTIONS)}")
+        n = self.model.n_units
+        for key, rows in (("load", self._load_rows), ("mem", self._mem_rows)):
+            if key in options:
+                values = [float(x) for x in options[key]]
+                if len(values) != n:
+                    raise ValueError(f"reset option {key!r} needs one value per unit ({n}), got {len(values)}")
+                rows[0] = values
+        if "time_budget_ms" in options:
+            self._tb[0] = float(options["time_budget_ms"])
+        if "energy_budget_mj" in options:
+            self._eb[0] = float(options["energy_budget_mj"])
+        if "temp_c" in options:
+            self._state.temp_c = float(options["temp_c"])
 
     def _set_load(self, i: int) -> None:
         s = self._state
@@ -237,9 +225,18 @@ class DynDNNEnv(gym.Env):
 
     def _observe(self) -> np.ndarray:
         i = min(self._i, self.episode_length - 1)
-        return self._obs.build(
-            self._tb[i], self._eb[i], self._load, self._state.temp_c, self._freqs, self._prev, self._last[0], self._last[1]
+        self._request = Request(
+            self._tb[i],
+            self._eb[i],
+            self._period[i],
+            self._load,
+            self._state.temp_c,
+            tuple(self._freqs),
+            self._prev,
+            self._last[0],
+            self._last[1],
         )
+        return self._obs.build(self._request)
 
     def _advance_time(self, unit: int, dnn_power_w: float, latency_ms: float, dt_ms: float) -> None:
         """Heat the die over one request interval: the DNN's rail power while it runs, each
@@ -254,3 +251,4 @@ class DynDNNEnv(gym.Env):
 
     def close(self) -> None:
         self.trace = None
+        self._request = None

@@ -4,7 +4,11 @@ Only quantities a live board can measure are used: the request's budgets, backgr
 unit (/proc/stat), die temperature (thermal zones), current frequency per unit (cpufreq,
 devfreq), the previous configuration, and the last request's latency and energy. Values are
 normalised to about [0, 1]; budgets, latencies and energies span two to three decades, so they
-are normalised on a log scale between fixed bounds derived from the platform model.
+are normalised on a log scale between fixed bounds.
+
+Every constant that shapes the vector is a field of :class:`ObservationSpec`, and an exported
+policy stores its spec: the board builds a policy's observations from the policy's own spec,
+so re-profiling a board never rescales a deployed policy's inputs.
 
 This module needs numpy only (the board runs it without torch or stable-baselines3).
 """
@@ -12,14 +16,18 @@ This module needs numpy only (the board runs it without torch or stable-baseline
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-#: Temperatures are normalised over this range (C).
-TEMP_RANGE = (20.0, 110.0)
-#: Background load is normalised by this many threads per core.
-LOAD_THREADS_PER_CORE = 2.0
+if TYPE_CHECKING:
+    from envs.step import Request
+    from hwmodels.model import PlatformModel
+
+
+class ObservationSpecError(ValueError):
+    """A stored observation spec that is incomplete or malformed (the message names the field)."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +40,10 @@ class ObservationSpec:
     :param max_groups: G
     :param latency_range_ms: (low, high) bounds of the log scale for budgets and latencies
     :param energy_range_mj: (low, high) bounds of the log scale for energy budgets and energies
+    :param range_headroom: (below, above): the ranges were the idle board's smallest latency and
+        energy divided by ``below`` and its largest multiplied by ``above`` (room for load)
+    :param temp_range_c: die temperatures normalised over this range
+    :param load_threads_per_core: background load normalised by this many threads per core
     """
 
     units: tuple[str, ...]
@@ -40,33 +52,71 @@ class ObservationSpec:
     max_groups: int
     latency_range_ms: tuple[float, float]
     energy_range_mj: tuple[float, float]
+    range_headroom: tuple[float, float] = (2.0, 4.0)
+    temp_range_c: tuple[float, float] = (20.0, 110.0)
+    load_threads_per_core: float = 2.0
+
+    @classmethod
+    def for_model(cls, model: PlatformModel, range_headroom: tuple[float, float] = (2.0, 4.0)) -> ObservationSpec:
+        """The spec of a platform model: log-scale bounds span every configuration's idle-board
+        latency and energy, with ``range_headroom`` below and above."""
+        latency, energy = model.idle_table()
+        below, above = range_headroom
+        spec = model.spec
+        return cls(
+            units=tuple(u.name for u in spec.units),
+            cores=tuple(u.cores for u in spec.units),
+            max_freq_mhz=tuple(u.max_freq_mhz for u in spec.units),
+            max_groups=model.dnn.max_groups,
+            latency_range_ms=(float(latency.min()) / below, float(latency.max()) * above),
+            energy_range_mj=(float(energy.min()) / below, float(energy.max()) * above),
+            range_headroom=(float(below), float(above)),
+        )
+
+    def structure(self) -> dict:
+        """What must match between a policy and a board: units, cores, top frequencies, G
+        (the scales may differ: the policy's own are used)."""
+        return {"units": list(self.units), "cores": list(self.cores), "max_freq_mhz": list(self.max_freq_mhz), "max_groups": self.max_groups}
 
     def to_dict(self) -> dict:
-        return {
-            "units": list(self.units),
-            "cores": list(self.cores),
-            "max_freq_mhz": list(self.max_freq_mhz),
-            "max_groups": self.max_groups,
-            "latency_range_ms": list(self.latency_range_ms),
-            "energy_range_mj": list(self.energy_range_mj),
-        }
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, d: dict) -> ObservationSpec:
-        return cls(
-            tuple(d["units"]),
-            tuple(int(c) for c in d["cores"]),
-            tuple(float(f) for f in d["max_freq_mhz"]),
-            int(d["max_groups"]),
-            (float(d["latency_range_ms"][0]), float(d["latency_range_ms"][1])),
-            (float(d["energy_range_mj"][0]), float(d["energy_range_mj"][1])),
-        )
+        """The spec stored by :meth:`to_dict` (raises :class:`ObservationSpecError` naming the field)."""
+        if not isinstance(d, dict):
+            raise ObservationSpecError("not a mapping")
+        names = {f.name for f in fields(cls)}
+        missing = [n for n in names if n not in d and n not in ("range_headroom", "temp_range_c", "load_threads_per_core")]
+        if missing:
+            raise ObservationSpecError(f"field {sorted(missing)[0]!r} missing")
+        try:
+            return cls(
+                units=tuple(str(u) for u in d["units"]),
+                cores=tuple(int(c) for c in d["cores"]),
+                max_freq_mhz=tuple(float(f) for f in d["max_freq_mhz"]),
+                max_groups=int(d["max_groups"]),
+                latency_range_ms=_pair(d, "latency_range_ms"),
+                energy_range_mj=_pair(d, "energy_range_mj"),
+                range_headroom=_pair(d, "range_headroom", cls.range_headroom),
+                temp_range_c=_pair(d, "temp_range_c", cls.temp_range_c),
+                load_threads_per_core=float(d.get("load_threads_per_core", cls.load_threads_per_core)),
+            )
+        except (TypeError, ValueError) as exc:
+            raise ObservationSpecError(f"malformed ({exc})") from None
+
+
+def _pair(d: dict, key: str, default: tuple[float, float] | None = None) -> tuple[float, float]:
+    v = d.get(key, default)
+    if v is None or len(v) != 2:
+        raise ObservationSpecError(f"field {key!r} is not a (low, high) pair")
+    return float(v[0]), float(v[1])
 
 
 class ObservationBuilder:
-    """Writes observations into one preallocated ``float32`` array (no allocation per step).
+    """Writes observations into one preallocated ``float32`` array (no array allocation per step).
 
-    :param spec: the platform's observation constants
+    :param spec: the observation constants (the env's, or an exported policy's own)
     """
 
     def __init__(self, spec: ObservationSpec) -> None:
@@ -89,44 +139,35 @@ class ObservationBuilder:
         self._n = n
         self._lt = (math.log(spec.latency_range_ms[0]), math.log(spec.latency_range_ms[1] / spec.latency_range_ms[0]))
         self._le = (math.log(spec.energy_range_mj[0]), math.log(spec.energy_range_mj[1] / spec.energy_range_mj[0]))
-        self._load_scale = [1.0 / (LOAD_THREADS_PER_CORE * c) for c in spec.cores]
+        self._load_scale = [1.0 / (spec.load_threads_per_core * c) for c in spec.cores]
+        self._temp = (spec.temp_range_c[0], spec.temp_range_c[1] - spec.temp_range_c[0])
         self._inv_fmax = [1.0 / f for f in spec.max_freq_mhz]
         self._max_cores = max(spec.cores)
         self.out = np.zeros(self.size, dtype=np.float32)
 
-    def build(
-        self,
-        time_budget_ms: float,
-        energy_budget_mj: float,
-        load: list[float],
-        temp_c: float,
-        freq_mhz: list[float],
-        prev: tuple[int, int, int, float],
-        last_latency_ms: float,
-        last_energy_mj: float,
-    ) -> np.ndarray:
-        """Fill and return the observation array (owned by the builder: copy it to keep it).
-
-        :param prev: previous configuration as (groups, unit index, cores, frequency MHz)
-        """
+    def build(self, request: Request) -> np.ndarray:
+        """Fill and return the observation of ``request`` (the array is the builder's own:
+        copy it to keep it)."""
         o = self.out
         n = self._n
-        o[0] = _log01(time_budget_ms, self._lt)
-        o[1] = _log01(energy_budget_mj, self._le)
+        o[0] = _log01(request.time_budget_ms, self._lt)
+        o[1] = _log01(request.energy_budget_mj, self._le)
+        load = request.load
         for i in range(n):
             o[2 + i] = min(load[i] * self._load_scale[i], 1.0)
-        o[2 + n] = min(max((temp_c - TEMP_RANGE[0]) / (TEMP_RANGE[1] - TEMP_RANGE[0]), 0.0), 1.0)
+        o[2 + n] = min(max((request.temp_c - self._temp[0]) / self._temp[1], 0.0), 1.0)
+        freq = request.freq_mhz
         for i in range(n):
-            o[3 + n + i] = freq_mhz[i] * self._inv_fmax[i]
-        g, ui, c, f = prev
+            o[3 + n + i] = freq[i] * self._inv_fmax[i]
+        g, ui, c, f = request.prev
         j = 3 + 2 * n
         o[j] = g / self.spec.max_groups
         o[j + 1 : j + 1 + n] = 0.0
         o[j + 1 + ui] = 1.0
         o[j + 1 + n] = c / self._max_cores
         o[j + 2 + n] = f * self._inv_fmax[ui]
-        o[j + 3 + n] = _log01(last_latency_ms, self._lt)
-        o[j + 4 + n] = _log01(last_energy_mj, self._le)
+        o[j + 3 + n] = _log01(request.last_latency_ms, self._lt)
+        o[j + 4 + n] = _log01(request.last_energy_mj, self._le)
         return o
 
 

@@ -37,12 +37,13 @@ import numpy as np
 import yaml
 
 from dnn.fileio import atomic_write, read_yaml
+from dnn.errors import UserError
 
 SCENARIOS_FILE = Path(__file__).resolve().parent / "scenarios.yaml"
 DEFAULT_PERIOD_MS = 100.0
 
 
-class ScenarioError(ValueError):
+class ScenarioError(UserError, ValueError):
     """A scenario preset or trace that cannot be used; the message names file, row and column."""
 
 

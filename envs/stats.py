@@ -11,8 +11,7 @@ from __future__ import annotations
 import itertools
 from collections import Counter
 
-from tqdm.auto import tqdm
-
+from dnn.progress import progress as progress_bar
 from envs.dyndnn_env import DynDNNEnv
 
 
@@ -25,7 +24,9 @@ def scenario_stats(
     boundaries = changed = within = requests = 0
     oracle_miss = fixed_miss = fixed_deadline = fixed_energy = 0
     distinct: set[int] = set()
-    for seed in tqdm(seeds, desc="seeds", disable=not progress, leave=False):
+    bar = progress_bar(len(seeds), "seeds", progress, "seed", leave=False)
+    for seed in seeds:
+        bar.update()
         env.reset(seed=seed)
         phases = env.trace.phase.tolist()
         chosen = []

@@ -19,6 +19,7 @@ import numpy as np
 from dnn.fileio import read_yaml
 from dnn.profile import DNNProfile, GroupCost
 from hwmodels.config import Config
+from hwmodels.fit import fit_nonnegative
 from hwmodels.model import PlatformModel, State
 from hwmodels.profile import PlatformSpec, load_platform
 
@@ -92,14 +93,14 @@ def fit_power(spec: PlatformSpec, unit: str) -> dict[str, float]:
     share = spec.calibration.get("uncore_share")
     if not np.any(busy == 0):
         # no idle point: a rail that is power-gated when idle (the Nano GPU reads 0 mW idle)
-        coef = _nnls_relative((busy * v2f)[:, None], p)
+        coef = fit_nonnegative((busy * v2f)[:, None], p, relative=True)
         out = {"idle_dyn": 0.0, "leak": 0.0, "uncore": 0.0, "per_core": coef[0]}
     elif np.all(busy <= 1):
         # uncore and per-core are not separable from these points: fixed ratio
-        coef = _nnls_relative(np.stack([v2f, v, (share * active + busy) * v2f], 1), p)
+        coef = fit_nonnegative(np.stack([v2f, v, (share * active + busy) * v2f], 1), p, relative=True)
         out = {"idle_dyn": coef[0], "leak": coef[1], "uncore": share * coef[2], "per_core": coef[2]}
     else:
-        coef = _nnls_relative(np.stack([v2f, v, active * v2f, busy * v2f], 1), p)
+        coef = fit_nonnegative(np.stack([v2f, v, active * v2f, busy * v2f], 1), p, relative=True)
         out = {"idle_dyn": coef[0], "leak": coef[1], "uncore": coef[2], "per_core": coef[3]}
     return {k: round(float(x), 5) for k, x in out.items()}
 
@@ -165,19 +166,6 @@ def fit_thermal(spec: PlatformSpec) -> dict[str, float]:
         return {"r_th_c_per_w": round(float((pts[0, 1] - spec.thermal.ambient_c) / total[0]), 3)}
     slope, intercept = np.polyfit(total, pts[:, 1], 1)
     return {"r_th_c_per_w": round(float(slope), 3), "ambient_c": round(float(intercept), 2)}
-
-
-def _nnls_relative(X: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Non-negative least squares on relative error, by dropping negative columns until none is."""
-    w = 1.0 / y
-    keep = list(range(X.shape[1]))
-    while True:
-        coef_k, *_ = np.linalg.lstsq(X[:, keep] * w[:, None], y * w, rcond=None)
-        if np.all(coef_k >= 0) or not keep:
-            coef = np.zeros(X.shape[1])
-            coef[keep] = coef_k
-            return coef
-        keep.pop(int(np.argmin(coef_k)))
 
 
 # ---------------------------------------------------------------- report

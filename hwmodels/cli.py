@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import numpy as np
 
@@ -57,106 +56,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--dnn-profile", help="DNN profile YAML (default: the shipped one)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_query)
-
-
-def add_board_commands(sub: argparse._SubParsersAction) -> None:
-    """Register ``board info``."""
-    b = sub.add_parser(
-        "board",
-        help="this machine as a live board",
-        description="What the machine offers: units, DVFS control, power sensors, thermal zones.",
-    )
-    bsub = b.add_subparsers(dest="board_command", required=True, metavar="COMMAND")
-    i = bsub.add_parser("info", help="units, cores, DVFS control (yes/no, why), sensors, thermal zones")
-    i.add_argument("--root", default="/", help="sysfs root (default: /; a fake tree for tests)")
-    i.add_argument("--json", action="store_true")
-    i.set_defaults(func=_board_info)
-
-    pr = sub.add_parser(
-        "profile",
-        help="measure every configuration on this board into a platform profile",
-        description="Run the dynamic DNN on real CIFAR-10 images for every configuration this board offers "
-        "(groups x unit x cores x frequency) and write a platform profile YAML that train_agent.py --platform trains on.",
-    )
-    pr.add_argument("--out", required=True, help="platform profile YAML to write (e.g. board.yaml)")
-    pr.add_argument("--data", required=True, help="CIFAR-10 (python batches, class folders, or their tar.gz)")
-    pr.add_argument("--weights", help="weight file (default: the shipped weights)")
-    pr.add_argument("--repeats", type=int, default=20, help="timed inferences per configuration (default: 20)")
-    pr.add_argument("--warmup", type=int, default=5, help="untimed inferences before them (default: 5)")
-    pr.add_argument("--allow-dvfs", action="store_true", help="set frequencies (needs root); without it the current clock only")
-    pr.add_argument("--name", default="board", help="platform name in the profile (default: board)")
-    pr.add_argument("--cuda", action="store_true", help="profile the CUDA GPU as a unit too")
-    pr.add_argument("--allow-busy", action="store_true", help="profile even if background load is found")
-    pr.add_argument("--root", default="/", help="sysfs root (default: /; a fake tree for tests)")
-    pr.add_argument("--json", action="store_true", help="print the profile as JSON")
-    pr.set_defaults(func=_profile)
-
-
-def _board_info(args: argparse.Namespace) -> int:
-    from hwmodels.live import Sysfs, board_info
-
-    info = board_info(Sysfs(args.root))
-    if args.json:
-        print(json.dumps(info, indent=2))
-        return 0
-    for u in info["units"]:
-        freqs = (
-            f"{len(u['freqs_mhz'])} DVFS points {u['freqs_mhz'][0]:g}-{u['freqs_mhz'][-1]:g} MHz"
-            if u["freqs_mhz"]
-            else "no DVFS table"
-        )
-        cpus = f" cpus {','.join(map(str, u['cpus']))}" if u.get("cpus") else ""
-        control = "DVFS control: yes" if u["dvfs_control"] else f"DVFS control: no ({u['why_not']})"
-        print(f"{u['name']} ({u['kind']}{cpus}): {freqs}; {control}")
-    rails = ", ".join(f"{k} ({v})" for k, v in info["power_rails"].items())
-    print(f"power: {rails or info['power']}")
-    counters = ", ".join(f"{k} ({v})" for k, v in info["energy_counters"].items())
-    print(f"energy counters (RAPL): {counters or 'none'}")
-    nvml = info["nvml"]
-    print(f"GPU power (NVML): {', '.join(nvml) if isinstance(nvml, list) else nvml}")
-    print(f"CPU clusters (topology): {'; '.join(','.join(map(str, c)) for c in info['cpu_clusters'])}")
-    zones = ", ".join(info["thermal_zones"]) or "none"
-    print(f"thermal zones: {zones}")
-    return 0
-
-
-def _profile(args: argparse.Namespace) -> int:
-    from hwmodels.live import Sysfs
-    from hwmodels.profile import parse_platform
-    from hwmodels.profiler import profile_board
-
-    t0 = time.perf_counter()
-    doc = profile_board(
-        args.out,
-        args.data,
-        weights=args.weights,
-        repeats=args.repeats,
-        warmup=args.warmup,
-        allow_dvfs=args.allow_dvfs,
-        name=args.name,
-        fs=Sysfs(args.root),
-        cuda=args.cuda,
-        allow_busy=args.allow_busy,
-        progress=not args.json,
-    )
-    if args.json:
-        print(json.dumps(doc, indent=2))
-        return 0
-    from dnn.profile import load_dnn_profile
-    from hwmodels.config import ConfigSpace
-
-    spec = parse_platform(doc, args.out)
-    space = ConfigSpace(spec, load_dnn_profile().max_groups)
-    m = doc["measured"]
-    print(f"{'#':>3} {'configuration':<28} {'median ms':>9} {'p90 ms':>8} {'power W':>8}")
-    for i in range(len(space)):
-        p = m["power_w"][i]
-        print(
-            f"{i:>3} {space.decode(i)!s:<28} {m['latency_ms'][i]:>9.3f} {m['latency_p90_ms'][i]:>8.3f} {'est.' if p is None else f'{p:.3f}':>8}"
-        )
-    power = "estimated (no sensor)" if m["power_is_estimate"] else "measured"
-    print(f"\n{len(space)} configurations in {time.perf_counter() - t0:.0f} s; power {power}; wrote {args.out}")
-    return 0
 
 
 def _model(args: argparse.Namespace):

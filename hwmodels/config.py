@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from hwmodels.profile import PlatformSpec
+from dnn.errors import UserError
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class Config:
         return f"k={self.groups} {self.unit}x{self.cores}@{self.freq_mhz:g}MHz"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration the platform does not offer; the message lists what is valid."""
 
 

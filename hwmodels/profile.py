@@ -8,6 +8,8 @@ live board, which win over the analytic terms. Every error names the file and th
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,12 +18,13 @@ from typing import Any
 import numpy as np
 
 from dnn.fileio import read_yaml
+from dnn.errors import UserError
 
 PLATFORM_FORMAT = "dynscale-platform"
 SHIPPED_DIR = Path(__file__).resolve().parent / "platforms"
 
 
-class PlatformProfileError(ValueError):
+class PlatformProfileError(UserError, ValueError):
     """A platform profile that cannot be used; the message names the file and field."""
 
 
@@ -152,6 +155,7 @@ class PlatformSpec:
     calibration: dict = field(default_factory=dict)
     measured: Measured | None = None
     path: str = ""
+    digest: str = ""
 
     def unit(self, name: str) -> Unit:
         for u in self.units:
@@ -245,7 +249,15 @@ def parse_platform(doc: Any, where: str) -> PlatformSpec:
         calibration=dict(doc.get("calibration") or {}),
         measured=measured,
         path=where,
+        digest=profile_digest(doc),
     )
+
+
+def profile_digest(doc: Any) -> str:
+    """A short content hash of a profile document (key order and YAML layout do not count):
+    an exported policy records the one it was trained on, so a re-profiled board is noticed."""
+    text = json.dumps(doc, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _parse_unit(u: _Reader) -> Unit:

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import dnn.train as train_mod
-from agents.cli import main
+from dynscale_cli import main
 from dnn.data import load_cifar10
 from dnn.model import Architecture
 from dnn.train import TrainSettings, WeightsError, load_weights, train_incremental

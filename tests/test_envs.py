@@ -8,10 +8,11 @@ from gymnasium.utils.env_checker import check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import envs
-from agents.cli import main
+from dynscale_cli import main
 from envs import DynDNNEnv
 from envs.scenario import ScenarioError, TraceScenario
 from hwmodels.config import Config
+from hwmodels.model import State
 
 
 @pytest.mark.parametrize("env_id", sorted(envs.ENV_IDS.values()))
@@ -70,28 +71,23 @@ def test_recorded_trace_replays_the_generated_episode(tmp_path: Path) -> None:
 
 def test_reward_prefers_a7_that_meets_over_a15_that_misses_under_heavy_a15_load() -> None:
     env = DynDNNEnv("xu3", noise=False, episode_length=10)
-    env.reset(seed=0)
-    s = env._state
-    s.load[:] = [6.0, 0.0]  # six busy threads on the four A15 cores, A7 idle
-    s.mem[:] = [1.0, 0.0]
-    env._load = s.load.tolist()
+    loaded = {"load": [6.0, 0.0], "mem": [1.0, 0.0]}  # six busy threads on the four A15 cores, A7 idle
     # one DNN thread on a big core that three of the six background threads share
     a15 = env.encode(Config(4, "a15", 1, 2000.0))
     a7 = env.encode(Config(4, "a7", 4, 1400.0))
-    t15 = env.model.expected(a15, s).latency_ms
-    t7 = env.model.expected(a7, s).latency_ms
+    env.reset(seed=0, options=loaded)
+    state = State(np.array(loaded["load"]), np.array(loaded["mem"]), env.request.temp_c, None)
+    t15, t7 = env.model.expected(a15, state).latency_ms, env.model.expected(a7, state).latency_ms
     assert t7 < t15  # on the loaded big cluster this mapping is now the slower one
-    idle = env.model.expected(a15, type(s).idle(2, s.temp_c)).latency_ms
+    idle = env.model.expected(a15, State.idle(2, state.temp_c)).latency_ms
     assert idle < t7  # ...though on an idle board it was the faster
-    budget = (t7 + t15) / 2
-    env._tb[0], env._eb[0] = budget, 1e6
+    budget = {"time_budget_ms": (t7 + t15) / 2, "energy_budget_mj": 1e6}
+    env.reset(seed=0, options={**loaded, **budget})
+    assert list(env.request.load) == loaded["load"] and env.request.time_budget_ms == budget["time_budget_ms"]
     _, r7, *_, i7 = env.step(a7)
-    env.reset(seed=0)
-    env._state.load[:] = [6.0, 0.0]
-    env._state.mem[:] = [1.0, 0.0]
-    env._load = env._state.load.tolist()
-    env._tb[0], env._eb[0] = budget, 1e6
+    env.reset(seed=0, options={**loaded, **budget})
     _, r15, *_, i15 = env.step(a15)
+    assert i7["latency_ms"] == pytest.approx(t7) and i15["latency_ms"] == pytest.approx(t15)
     assert i7["deadline_met"] and not i15["deadline_met"]
     assert r7 > r15
 
@@ -100,10 +96,12 @@ def test_masks_follow_thermal_caps() -> None:
     env = DynDNNEnv("xu3", episode_length=10)
     env.reset(seed=0)
     assert env.action_masks().all()
-    env._state.temp_c = 90.0
+    env.reset(seed=0, options={"temp_c": 90.0})
     mask = env.action_masks()
     assert not mask.all() and mask[env.encode(Config(1, "a15", 1, 900.0))] and not mask[env.encode(Config(1, "a15", 1, 1000.0))]
     assert env.action_masks()[env.best_action()]
+    with pytest.raises(ValueError, match="reset options \\['temperature'\\] unknown"):
+        env.reset(seed=0, options={"temperature": 90.0})
 
 
 def test_info_and_episode_end() -> None:

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from agents.cli import main
+from dynscale_cli import main
 
 
 def test_show_ranges_query(capsys: pytest.CaptureFixture) -> None:

@@ -7,29 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from hwmodels.live import Cpufreq, LiveError, Sysfs, busy_threads, cpu_times
+from conftest import A15_KHZ, A7_KHZ, STAT_AFTER, STAT_BEFORE, add_xu3_sensors, fake_nano, fake_xu3
 
-A7_KHZ = [f * 1000 for f in range(200, 1401, 100)]
-A15_KHZ = [f * 1000 for f in range(200, 2001, 100)]
+from runtime.dvfs import Cpufreq
+from runtime.load import busy_threads, cpu_times
+from runtime.sysfs import LiveError, Sysfs
 
 
-def fake_xu3(root: Path) -> Path:
-    """An XU3-shaped sysfs: A7 cpu0-3 and A15 cpu4-7, each cluster one cpufreq policy."""
-    for cluster, freqs, gov in (((0, 1, 2, 3), A7_KHZ, "ondemand"), ((4, 5, 6, 7), A15_KHZ, "performance")):
-        for cpu in cluster:
-            d = root / f"sys/devices/system/cpu/cpu{cpu}/cpufreq"
-            d.mkdir(parents=True)
-            files = {
-                "related_cpus": " ".join(map(str, cluster)),
-                "scaling_available_frequencies": " ".join(map(str, freqs)),
-                "scaling_available_governors": "ondemand performance userspace powersave",
-                "scaling_governor": gov,
-                "scaling_setspeed": "<unsupported>",
-                "scaling_cur_freq": str(freqs[-1]),
-            }
-            for name, text in files.items():
-                (d / name).write_text(text + "\n")
-    return root
+
 
 
 def test_discovery_finds_both_clusters(tmp_path: Path) -> None:
@@ -75,7 +60,7 @@ def test_refusals_are_clear(tmp_path: Path) -> None:
 
 
 def test_permission_denied_is_clear(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from hwmodels import live
+    from runtime import sysfs as live
 
     def denied(*_args, **_kwargs):
         raise PermissionError(13, "Permission denied")
@@ -89,7 +74,7 @@ def test_restore_on_sigterm_in_a_child_process(tmp_path: Path) -> None:
     root = fake_xu3(tmp_path)
     code = (
         "import time\n"
-        "from hwmodels.live import Cpufreq, Sysfs, restore_on_exit\n"
+        "from runtime.dvfs import Cpufreq\nfrom runtime.sysfs import Sysfs, restore_on_exit\n"
         f"cf = Cpufreq(Sysfs({str(root)!r}), allow_dvfs=True)\n"
         "restore_on_exit(cf)\n"
         "cf.set_khz(4, 500000)\n"
@@ -110,16 +95,6 @@ def test_restore_on_sigterm_in_a_child_process(tmp_path: Path) -> None:
     assert gov.read_text().strip() == "performance"
 
 
-STAT_BEFORE = """cpu  400 0 200 1000 0 0 0 0 0 0
-cpu0 100 0 50 250 0 0 0 0 0 0
-cpu1 100 0 50 250 0 0 0 0 0 0
-intr 12345
-"""
-STAT_AFTER = """cpu  600 0 300 1300 0 0 0 0 0 0
-cpu0 180 0 70 250 0 0 0 0 0 0
-cpu1 120 0 80 300 20 0 0 0 0 0
-intr 12999
-"""
 
 
 def test_proc_stat_load_matches_hand_computation() -> None:
@@ -131,71 +106,12 @@ def test_proc_stat_load_matches_hand_computation() -> None:
     assert busy_threads(before, after, (0, 1)) == pytest.approx(1.0 + 50 / 120)
 
 
-def add_xu3_sensors(root: Path, bus: str = "3") -> None:
-    """INA231 sensors under an I2C bus whose number varies between kernels, and thermal zones."""
-    for addr, watts in (("0040", "1.234"), ("0041", "0.051"), ("0044", "0.102"), ("0045", "0.088")):
-        d = root / f"sys/bus/i2c/drivers/INA231/{bus}-{addr}"
-        d.mkdir(parents=True)
-        (d / "enable").write_text("0\n")
-        (d / "sensor_W").write_text(watts + "\n")
-    for i, (kind, milli) in enumerate((("cpu-thermal", 52000), ("gpu-thermal", 48000))):
-        z = root / f"sys/class/thermal/thermal_zone{i}"
-        z.mkdir(parents=True)
-        (z / "type").write_text(kind + "\n")
-        (z / "temp").write_text(f"{milli}\n")
 
 
-def fake_nano(root: Path) -> Path:
-    """A Nano-shaped sysfs: A57 cpu0-3, GPU devfreq, INA3221 rails named by rail_name files."""
-    khz = [
-        102000,
-        204000,
-        307200,
-        403200,
-        518400,
-        614400,
-        710400,
-        825600,
-        921600,
-        1036800,
-        1132800,
-        1224000,
-        1326000,
-        1428000,
-        1479000,
-    ]
-    for cpu in range(4):
-        d = root / f"sys/devices/system/cpu/cpu{cpu}/cpufreq"
-        d.mkdir(parents=True)
-        for name, text in {
-            "related_cpus": "0 1 2 3",
-            "scaling_available_frequencies": " ".join(map(str, khz)),
-            "scaling_available_governors": "schedutil userspace",
-            "scaling_governor": "schedutil",
-            "scaling_setspeed": "<unsupported>",
-            "scaling_cur_freq": "1479000",
-        }.items():
-            (d / name).write_text(text + "\n")
-    g = root / "sys/devices/gpu.0/devfreq/57000000.gpu"
-    g.mkdir(parents=True)
-    hz = [int(76.8e6 * i) for i in range(1, 13)]
-    for name, text in {
-        "available_frequencies": " ".join(map(str, hz)),
-        "min_freq": str(hz[0]),
-        "max_freq": str(hz[-1]),
-        "cur_freq": str(hz[-1]),
-    }.items():
-        (g / name).write_text(text + "\n")
-    iio = root / "sys/bus/i2c/drivers/ina3221x/6-0040/iio:device0"
-    iio.mkdir(parents=True)
-    for n, (label, mw) in enumerate((("POM_5V_IN", 2003), ("POM_5V_GPU", 0), ("POM_5V_CPU", 320))):
-        (iio / f"rail_name_{n}").write_text(label + "\n")
-        (iio / f"in_power{n}_input").write_text(f"{mw}\n")
-    return root
 
 
 def test_xu3_ina231_bus_is_discovered_and_enabled(tmp_path: Path) -> None:
-    from hwmodels.live import discover_power_rails, read_power_w, read_temp_c, thermal_zones
+    from runtime.sensors import discover_power_rails, read_power_w, read_temp_c, thermal_zones
 
     root = fake_xu3(tmp_path)
     add_xu3_sensors(root, bus="3")
@@ -209,7 +125,9 @@ def test_xu3_ina231_bus_is_discovered_and_enabled(tmp_path: Path) -> None:
 
 
 def test_nano_rails_by_name_and_gpu_pinning(tmp_path: Path) -> None:
-    from hwmodels.live import GpuDevfreq, board_info, discover_power_rails, read_power_w
+    from runtime.dvfs import GpuDevfreq
+    from runtime.info import board_info
+    from runtime.sensors import discover_power_rails, read_power_w
 
     root = fake_nano(tmp_path)
     fs = Sysfs(root)
@@ -230,7 +148,7 @@ def test_nano_rails_by_name_and_gpu_pinning(tmp_path: Path) -> None:
 
 
 def test_board_info_cli_on_a_fake_xu3_and_on_a_machine_without_cpufreq(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    from agents.cli import main
+    from dynscale_cli import main
 
     root = fake_xu3(tmp_path / "xu3")
     add_xu3_sensors(root)
@@ -253,7 +171,7 @@ def test_board_info_cli_on_a_fake_xu3_and_on_a_machine_without_cpufreq(tmp_path:
 
 
 def test_rapl_counters_and_wraparound(tmp_path: Path) -> None:
-    from hwmodels.live import EnergyCounter, discover_energy_counters, energy_j
+    from runtime.sensors import EnergyCounter, discover_energy_counters, energy_j
 
     d = tmp_path / "sys/class/powercap/intel-rapl:0"
     d.mkdir(parents=True)
@@ -269,7 +187,7 @@ def test_rapl_counters_and_wraparound(tmp_path: Path) -> None:
 
 
 def test_affinity_pins_and_refuses_offline_cpus() -> None:
-    from hwmodels.live import set_affinity
+    from runtime.topology import set_affinity
 
     original = sorted(os.sched_getaffinity(0))
     try:

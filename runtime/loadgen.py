@@ -10,8 +10,8 @@ unit's next row. Worker j of a unit is pinned to the unit's CPUs from the highes
 down (one per CPU, wrapping round when there are more workers than CPUs), so a load of one
 thread on a two-core unit leaves one core free, as a co-runner pinned by the OS would.
 
-Workers are separate processes (:mod:`hwmodels.load_worker`) that die with their parent; the
-generator stops them on :meth:`LoadGenerator.restore`, which :func:`hwmodels.live.restore_on_exit`
+Workers are separate processes (:mod:`runtime.load_worker`) that die with their parent; the
+generator stops them on :meth:`LoadGenerator.restore`, which :func:`runtime.sysfs.restore_on_exit`
 also runs on exit, SIGINT and SIGTERM.
 """
 
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from hwmodels.live import LiveError
+from runtime.sysfs import LiveError
 
 if TYPE_CHECKING:
     from typing_extensions import Self
@@ -179,7 +179,7 @@ class LoadGenerator:
         cpus = self.units[unit]
         cpu = cpus[-1 - (j % len(cpus))]
         proc = subprocess.Popen(
-            [sys.executable, "-m", "hwmodels.load_worker", repr(mem), str(os.getpid())],
+            [sys.executable, "-m", "runtime.load_worker", repr(mem), str(os.getpid())],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

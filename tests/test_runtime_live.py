@@ -16,15 +16,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-from test_hwmodels_live import STAT_AFTER, STAT_BEFORE, add_xu3_sensors, fake_xu3
+from conftest import STAT_AFTER, STAT_BEFORE, fake_one_cpu_board, xu3_with_stat
 
-from hwmodels.live import LiveError, LoadMonitor, Sysfs
+from runtime.load import LoadMonitor
+from runtime.sysfs import LiveError, Sysfs
 
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _clock(monkeypatch: pytest.MonkeyPatch, wall: list[float], own: list[float]) -> None:
-    from hwmodels import live
+    from runtime import load as live
 
     monkeypatch.setattr(live.time, "perf_counter", lambda: wall[0])
     monkeypatch.setattr(live.time, "process_time", lambda: own[0])
@@ -81,13 +82,13 @@ def _worker_pids(parent: int) -> list[int]:
                 state = (d / "stat").read_text().split(") ", 1)[1][0]
             except OSError:
                 continue
-            if b"hwmodels.load_worker" in argv and str(parent).encode() in argv and state != "Z":
+            if b"runtime.load_worker" in argv and str(parent).encode() in argv and state != "Z":
                 out.append(int(d.name))
     return out
 
 
 def test_schedule_errors_name_file_row_and_column(tmp_path: Path) -> None:
-    from hwmodels.loadgen import load_schedule
+    from runtime.loadgen import load_schedule
 
     units = {"cpu": (0,), "gpu": ()}
     cases = {
@@ -107,7 +108,7 @@ def test_schedule_errors_name_file_row_and_column(tmp_path: Path) -> None:
 
 
 def test_load_generator_pins_workers_and_stops_them(tmp_path: Path) -> None:
-    from hwmodels.loadgen import LoadGenerator, load_schedule
+    from runtime.loadgen import LoadGenerator, load_schedule
 
     cpus = tuple(sorted(os.sched_getaffinity(0)))
     f = tmp_path / "s.csv"
@@ -129,23 +130,14 @@ def test_load_generator_pins_workers_and_stops_them(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- live board on fake trees
 
 
-def _xu3_with_stat(root: Path) -> Path:
-    fake_xu3(root)
-    add_xu3_sensors(root)
-    (root / "proc").mkdir()
-    # cpu4 busy, the other A15 cores idle
-    lines = ["cpu  0 0 0 0 0 0 0 0 0 0"] + [f"cpu{c} {500 if c == 4 else 0} 0 0 1000 0 0 0 0 0 0" for c in range(8)]
-    (root / "proc/stat").write_text("\n".join(lines) + "\n")
-    (root / "sys/devices/system/cpu/online").write_text("0-7\n")
-    return root
 
 
 def test_live_board_maps_sets_dvfs_meters_and_restores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from hwmodels import board as board_mod
-    from hwmodels.board import LiveBoard, units_of_spec
+    from runtime import board as board_mod
+    from runtime.board import LiveBoard, units_of_spec
     from hwmodels.profile import load_platform
 
-    root = _xu3_with_stat(tmp_path)
+    root = xu3_with_stat(tmp_path)
     pinned = []
     monkeypatch.setattr(board_mod, "set_affinity", lambda cpus: pinned.append(tuple(cpus)))
     spec = load_platform("xu3")
@@ -172,7 +164,7 @@ def test_live_board_maps_sets_dvfs_meters_and_restores(tmp_path: Path, monkeypat
 
 
 def test_units_of_spec_refuses_cpus_that_are_not_online(tmp_path: Path) -> None:
-    from hwmodels.board import units_of_spec
+    from runtime.board import units_of_spec
     from hwmodels.profile import load_platform
 
     (tmp_path / "sys/devices/system/cpu").mkdir(parents=True)
@@ -184,37 +176,8 @@ def test_units_of_spec_refuses_cpus_that_are_not_online(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- profiler and deploy loop on this machine
 
 
-def fake_one_cpu_board(root: Path, governor: str = "ondemand") -> Path:
-    """This machine's cpu0 with a fake two-step cpufreq policy (so DVFS writes land in files)."""
-    d = root / "sys/devices/system/cpu/cpu0/cpufreq"
-    d.mkdir(parents=True)
-    for name, text in {
-        "related_cpus": "0",
-        "scaling_available_frequencies": "1000000 2000000",
-        "scaling_available_governors": "ondemand userspace",
-        "scaling_governor": governor,
-        "scaling_setspeed": "<unsupported>",
-        "scaling_cur_freq": "2000000",
-    }.items():
-        (d / name).write_text(text + "\n")
-    (root / "sys/devices/system/cpu/online").write_text("0\n")
-    (root / "proc").mkdir()
-    (root / "proc/stat").write_text("cpu  0 0 0 0 0 0 0 0\ncpu0 100 0 0 1000 0 0 0 0 0 0\n")
-    return root
 
 
-@pytest.fixture
-def profiled(tmp_path: Path, batches_dir: Path) -> tuple[Path, Path, Path]:
-    """(fake sysfs root, board.yaml profiled on it, a 60-request budget trace for it)."""
-    from agents.cli import main
-
-    root = fake_one_cpu_board(tmp_path / "root")
-    board = tmp_path / "board.yaml"
-    assert main(["profile", "--out", str(board), "--data", str(batches_dir), "--repeats", "3", "--warmup", "1",
-                 "--allow-dvfs", "--root", str(root), "--json"]) == 0  # fmt: skip
-    trace = tmp_path / "trace.csv"
-    assert main(["env", "record", "--platform", str(board), "--scenario", "tiny", "--length", "60", "--out", str(trace)]) == 0
-    return root, board, trace
 
 
 def test_profile_measures_every_configuration_and_restores(profiled: tuple[Path, Path, Path], capsys) -> None:
@@ -237,7 +200,7 @@ def test_profile_measures_every_configuration_and_restores(profiled: tuple[Path,
 
 
 def test_profile_resumes_where_it_stopped(tmp_path: Path, batches_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from hwmodels import profiler
+    from runtime import profiler
 
     root = fake_one_cpu_board(tmp_path / "root")
     real = profiler._measure
@@ -261,7 +224,7 @@ def test_profile_resumes_where_it_stopped(tmp_path: Path, batches_dir: Path, mon
 
 
 def test_deploy_runs_live_and_logs_every_request(profiled: tuple[Path, Path, Path], batches_dir: Path, capsys) -> None:
-    from agents.cli import main
+    from dynscale_cli import main
 
     root, board, trace = profiled
     log = board.parent / "run.jsonl"
@@ -282,7 +245,7 @@ def test_deploy_runs_live_and_logs_every_request(profiled: tuple[Path, Path, Pat
 
 
 def test_deploy_refuses_what_it_cannot_run(profiled: tuple[Path, Path, Path], capsys) -> None:
-    from agents.cli import main
+    from dynscale_cli import main
 
     root, board, trace = profiled
     base = [
@@ -297,9 +260,9 @@ def test_deploy_refuses_what_it_cannot_run(profiled: tuple[Path, Path, Path], ca
         str(root),
     ]
     assert main([*base, "--controller", "oracle"]) == 2
-    assert "the oracle needs the simulated env" in capsys.readouterr().err
+    assert "controller 'oracle' needs the simulated env's true model" in capsys.readouterr().err
     assert main([*base, "--controller", "nothing-here"]) == 2
-    assert "neither a controller (greedy, random, fixed-max) nor a policy" in capsys.readouterr().err
+    assert "neither a controller (greedy, random, fixed-max-accuracy, fixed-min-energy) nor a policy" in capsys.readouterr().err
     assert main([*base, "--controller", "greedy", "--duration", "0"]) == 2
     assert main(["compare", "--live", "--platform", str(board)]) == 2
     assert "--live needs --budgets" in capsys.readouterr().err
@@ -313,7 +276,7 @@ def test_sigint_leaves_no_worker_and_no_changed_governor(profiled: tuple[Path, P
     sched.write_text("t_s,unit,threads,mem_intensity\n0,cpu0,2,0.5\n")
     log = tmp_path / "run.jsonl"
     gov = root / "sys/devices/system/cpu/cpu0/cpufreq/scaling_governor"
-    cmd = [sys.executable, "-m", "agents.cli", "deploy", "--controller", "random", "--platform", str(board),
+    cmd = [sys.executable, "-m", "dynscale_cli", "deploy", "--controller", "random", "--platform", str(board),
            "--budgets", str(trace), "--load", str(sched), "--duration", "60", "--allow-dvfs", "--log", str(log),
            "--root", str(root), "--json"]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -334,7 +297,7 @@ def test_sigint_leaves_no_worker_and_no_changed_governor(profiled: tuple[Path, P
 
 
 def test_nvml_says_why_it_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
-    from hwmodels import live
+    from runtime import sensors as live
 
     def no_library(name, *args, **kwargs):
         raise OSError(f"{name}: cannot open shared object file")
@@ -347,7 +310,7 @@ def test_nvml_says_why_it_is_unavailable(monkeypatch: pytest.MonkeyPatch) -> Non
 
 
 def test_cpu_clusters_split_big_little_by_capacity(tmp_path: Path) -> None:
-    from hwmodels.live import cpu_clusters
+    from runtime.topology import cpu_clusters
 
     for cpu in range(8):
         d = tmp_path / f"sys/devices/system/cpu/cpu{cpu}"

@@ -1,4 +1,4 @@
-"""The profiler: measure every configuration of the dynamic DNN on the live board and write a
+"""The profiler's measurement loop: measure every configuration of the dynamic DNN on the live board and write a
 platform profile (the hwmodels YAML format) that ``train_agent.py --platform board.yaml``
 trains on.
 
@@ -7,7 +7,8 @@ For each configuration the board offers (groups x unit x cores x frequency, in
 ``warmup`` inferences, then ``repeats`` timed ones; it records the median and p90 latency and,
 where the unit has a sensor, the mean power. The analytic coefficients that describe what the
 table does not (how latency grows with background load and memory contention, power of
-background load, heat) are fitted to the same measurements, or, where nothing can be measured,
+background load, heat) are fitted to the same measurements (:mod:`hwmodels.fit`, beside the
+calibration to published points), or, where nothing can be measured,
 set to stated assumptions that the profile's ``sources`` list as ASSUMED. Without a power
 sensor the profile says ``power_is_estimate: true`` and its energies are relative estimates.
 
@@ -27,11 +28,12 @@ import numpy as np
 import yaml
 
 from dnn.fileio import atomic_write
-from hwmodels.board import LiveBoard, LiveUnit, discover_units
 from hwmodels.config import ConfigSpace
-from hwmodels.live import LiveError, Sysfs, restore_on_exit
-from hwmodels.loadgen import LoadGenerator, LoadSchedule, LoadStep
+from hwmodels.fit import fit_perf
 from hwmodels.profile import PLATFORM_FORMAT, parse_platform
+from runtime.board import LiveBoard, LiveUnit, discover_units
+from runtime.loadgen import LoadGenerator, LoadSchedule, LoadStep
+from runtime.sysfs import LiveError, Sysfs, restore_on_exit
 
 #: background load (busy threads) above which the board is not idle enough to profile
 IDLE_LOAD_LIMIT = 0.3
@@ -216,28 +218,6 @@ def stream_bandwidth_gbps(megabytes: int = 64, repeats: int = 5) -> float:
     return 2 * src.nbytes / best / 1e9
 
 
-def _fit_perf(space: ConfigSpace, ui: int, lat_ms: np.ndarray, macs: np.ndarray, t_mem: np.ndarray) -> dict:
-    """Non-negative least-squares fit of ``cycles = W_k (s + (1 - s)/c) / mpc + O`` to the unit's
-    compute time (latency less the memory term): ``cycles = a W_k + b W_k / c + O`` over every
-    subset of the three terms, keeping the best fit whose coefficients are all non-negative."""
-    idx = np.flatnonzero(space.unit_idx == ui)
-    c = space.cores[idx].astype(float)
-    w = macs[space.groups[idx] - 1]
-    cycles = np.maximum(lat_ms[idx] - t_mem[idx], 1e-6) * space.freq_mhz[idx] * 1e3
-    cols = np.stack([w, w / c, np.ones_like(w)], 1)
-    best, coef = np.inf, np.array([0.0, float(np.mean(cycles / w)), 0.0])
-    for subset in ([1], [0, 1], [1, 2], [0, 1, 2]):  # the parallel term is always there
-        sol, *_ = np.linalg.lstsq(cols[:, subset], cycles, rcond=None)
-        if np.any(sol < 0):
-            continue
-        err = float(np.sum((cols[:, subset] @ sol - cycles) ** 2))
-        if err < best:
-            best, coef = err, np.zeros(3)
-            coef[subset] = sol
-    a, b, o = (float(x) for x in coef)
-    return {"macs_per_cycle": 1 / (a + b), "serial_fraction": a / (a + b), "overhead_mcycles": o / 1e6}
-
-
 def _finish_profile(
     draft: dict, space: ConfigSpace, ckpt, results: list[dict], board: LiveBoard, runner, idle: list[float]
 ) -> dict:
@@ -257,7 +237,7 @@ def _finish_profile(
     measured_power = all(p is not None for p in power)
     t_mem = moved[space.groups - 1] / (bw * np.minimum(space.cores, 2) * 1e6)
     for ui, u in enumerate(doc["units"]):
-        u["perf"].update(_fit_perf(space, ui, lat, macs, t_mem))
+        u["perf"].update(fit_perf(space, ui, lat, macs, t_mem))
         u["perf"]["mem_bw_gbps"] = round(bw, 3)
     sources.append(
         {

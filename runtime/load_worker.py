@@ -1,4 +1,4 @@
-"""One background-load worker process: ``python -m hwmodels.load_worker MEM_INTENSITY``.
+"""One background-load worker process: ``python -m runtime.load_worker MEM_INTENSITY``.
 
 Alternates compute slices (a pure-Python integer loop: one busy core, cache-resident) with
 memory-streaming slices (copies of a 64 MB buffer, larger than the last-level caches of the

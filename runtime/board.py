@@ -1,8 +1,8 @@
 """``LiveBoard``: the machine the runtime runs on, seen through a platform profile's units.
 
 One object answers what the simulated env's state holds (background load per unit, die
-temperature, current frequency per unit), applies a :class:`hwmodels.config.Config` (CPU
-affinity on the unit's least-loaded cores, torch thread count, DVFS) and meters the energy of
+temperature, current frequency per unit), applies a configuration (CPU
+affinity on the unit's least-loaded cores, DVFS) and meters the energy of
 one inference (an INA231/INA3221 rail of the unit, a RAPL package counter, NVML for a CUDA
 GPU, or, where the board has none, the platform model's power estimate, marked as such).
 The profiler and the deploy loop both use it, so they measure the same way.
@@ -16,25 +16,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from hwmodels.live import (
-    Cpufreq,
-    CpuPolicy,
-    GpuDevfreq,
-    LiveError,
-    LoadMonitor,
+from runtime.dvfs import Cpufreq, CpuPolicy, GpuDevfreq
+from runtime.load import LoadMonitor
+from runtime.sensors import (
     Nvml,
-    Sysfs,
-    cpu_clusters,
     discover_energy_counters,
     discover_power_rails,
     energy_j,
-    nominal_cpu_mhz,
-    online_cpus,
     read_power_w,
     read_temp_c,
-    set_affinity,
     thermal_zones,
 )
+from runtime.sysfs import LiveError, Sysfs
+from runtime.topology import cpu_clusters, nominal_cpu_mhz, online_cpus, set_affinity
 
 #: thermal zone types that stand for the CPU die, most specific first
 DIE_ZONES = ("cpu-thermal", "CPU-therm", "x86_pkg_temp", "cpu_thermal", "soc_thermal", "k10temp", "acpitz")
@@ -110,7 +104,7 @@ class LiveBoard:
     :param units: the units, in profile (action) order
     :param fs: the sysfs root
     :param allow_dvfs: let :meth:`apply` write frequencies (and restore them on :meth:`restore`)
-    :param window_s: background-load window (see :class:`hwmodels.live.LoadMonitor`)
+    :param window_s: background-load window (see :class:`runtime.load.LoadMonitor`)
     """
 
     def __init__(self, units: list[LiveUnit], fs: Sysfs | None = None, allow_dvfs: bool = False, window_s: float = 0.3) -> None:

@@ -1,0 +1,227 @@
+"""The comparison report, built in one place: metrics per controller from episode logs
+(simulated or live), the gap to the oracle, the fixed-width table and the JSON form.
+
+Metrics per controller (over all requests of all episodes):
+
+* ``deadline_miss_rate``: requests whose latency exceeded the time budget;
+* ``energy_violation_rate``: requests whose energy exceeded the energy budget;
+* ``mean_accuracy``: top-1 accuracy of the configurations chosen (what the requests got);
+* ``energy_mj``: mean energy per inference;
+* ``mean_reward``: mean reward per request (the env's reward);
+* ``oracle_gap``: ``1 - mean_reward / oracle mean_reward`` (when the oracle was run);
+* ``switches_per_100``: configuration changes per 100 requests;
+* ``decision_us``: median time of one ``act`` call.
+
+Live runs add :class:`LiveMetrics` (decision overhead, measured top-1, miss rate per load phase).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+
+from envs.step import EpisodeLog
+
+
+@dataclass
+class LiveMetrics:
+    """What only a live run measures.
+
+    :param overhead_ms_median: median observe + decide + apply time (not the inference)
+    :param overhead_ms_p99: its 99th percentile
+    :param measured_top1: fraction of test images classified right (``None`` without labels)
+    :param energy_is_estimate: some energy came from the model, not a sensor
+    :param seconds: wall time of the run
+    :param requests: requests run
+    :param by_load_threads: per generated load level (worker threads): requests, miss rate, accuracy
+    """
+
+    overhead_ms_median: float
+    overhead_ms_p99: float
+    measured_top1: float | None
+    energy_is_estimate: bool
+    seconds: float
+    requests: int
+    by_load_threads: dict[str, dict[str, float]]
+
+
+@dataclass
+class ControllerMetrics:
+    """One controller's row of the comparison (see the module docstring)."""
+
+    deadline_miss_rate: float
+    energy_violation_rate: float
+    mean_accuracy: float
+    energy_mj: float
+    mean_reward: float
+    oracle_gap: float | None
+    switches_per_100: float
+    decision_us: float
+    live: LiveMetrics | None = None
+
+    @classmethod
+    def from_logs(cls, logs: list[EpisodeLog]) -> ControllerMetrics:
+        """The metrics over every request of ``logs`` (``oracle_gap`` is set by :meth:`Report.fill_oracle_gap`)."""
+        n = sum(len(lg) for lg in logs)
+        switches = sum(sum(a != b for a, b in zip(lg.actions, lg.actions[1:])) for lg in logs)
+
+        def cat(f: str) -> np.ndarray:
+            return np.concatenate([np.asarray(getattr(lg, f), dtype=float) for lg in logs])
+
+        return cls(
+            deadline_miss_rate=float(1 - cat("deadline_met").mean()),
+            energy_violation_rate=float(1 - cat("energy_met").mean()),
+            mean_accuracy=float(cat("accuracy").mean()),
+            energy_mj=float(cat("energy_mj").mean()),
+            mean_reward=float(cat("rewards").mean()),
+            oracle_gap=None,
+            switches_per_100=100.0 * switches / n,
+            decision_us=float(np.median(cat("decision_us"))),
+        )
+
+    def to_dict(self) -> dict:
+        """Flat JSON form: the live fields sit beside the others."""
+        d = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "live"}
+        if self.live is not None:
+            d.update(asdict(self.live))
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ControllerMetrics:
+        names = [f.name for f in fields(cls) if f.name != "live"]
+        live_names = [f.name for f in fields(LiveMetrics)]
+        live = LiveMetrics(**{k: d[k] for k in live_names}) if all(k in d for k in live_names) else None
+        return cls(**{k: d[k] for k in names}, live=live)
+
+
+@dataclass
+class Report:
+    """A comparison of controllers on the same requests.
+
+    :param platform: platform name
+    :param scenario: what the requests were (preset, trace(s), or the live trace and schedule)
+    :param seeds: episode seeds (empty for replayed traces and live runs)
+    :param requests: requests per controller
+    :param noise: ``True``/``False`` (simulated with or without noise) or ``"live"``
+    :param controllers: metrics per controller name, in the order run
+    :param traces: the replayed trace files, when several were merged
+    :param training: what the training run did (set by ``train``)
+    """
+
+    platform: str
+    scenario: str
+    seeds: list[int]
+    requests: int
+    noise: bool | str
+    controllers: dict[str, ControllerMetrics]
+    traces: list[str] | None = None
+    training: dict | None = None
+
+    @classmethod
+    def from_logs(cls, logs: dict[str, list[EpisodeLog]], platform: str, scenario: str, seeds: list[int], noise: bool | str) -> Report:
+        """The report of controllers run on the same episodes (one list of logs per controller)."""
+        metrics = {name: ControllerMetrics.from_logs(lg) for name, lg in logs.items()}
+        report = cls(platform, scenario, list(seeds), sum(len(lg) for lg in next(iter(logs.values()))), noise, metrics)
+        report.fill_oracle_gap()
+        return report
+
+    def fill_oracle_gap(self) -> None:
+        """Every controller's ``oracle_gap`` = 1 - mean_reward / the oracle's (when the oracle ran
+        and its reward is positive; otherwise undefined and left ``None``)."""
+        oracle = self.controllers.get("oracle")
+        if oracle is None:
+            return
+        ref = oracle.mean_reward
+        for m in self.controllers.values():
+            m.oracle_gap = (1.0 - m.mean_reward / ref) if ref > 0 else None
+
+    @classmethod
+    def merge(cls, reports: list[tuple[Path, Report]]) -> Report:
+        """One report over several replayed traces: metrics weighted by requests (the oracle gap
+        recomputed from the merged rewards, not averaged)."""
+        total = sum(r.requests for _, r in reports)
+        first = reports[0][1]
+        controllers = {}
+        for name in first.controllers:
+            merged = {}
+            for f in fields(ControllerMetrics):
+                if f.name == "live":
+                    continue
+                vals = [(getattr(r.controllers[name], f.name), r.requests) for _, r in reports]
+                merged[f.name] = None if any(v is None for v, _ in vals) else sum(v * n for v, n in vals) / total
+            controllers[name] = ControllerMetrics(**merged)
+        out = cls(first.platform, f"{len(reports)} traces", [], total, first.noise, controllers, traces=[str(f) for f, _ in reports])
+        out.fill_oracle_gap()
+        return out
+
+    def to_dict(self) -> dict:
+        d = {
+            "platform": self.platform,
+            "scenario": self.scenario,
+            "seeds": self.seeds,
+            "requests": self.requests,
+            "noise": self.noise,
+        }
+        if self.traces is not None:
+            d["traces"] = self.traces
+        d["controllers"] = {name: m.to_dict() for name, m in self.controllers.items()}
+        if self.training is not None:
+            d["training"] = self.training
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Report:
+        return cls(
+            d["platform"],
+            d["scenario"],
+            list(d["seeds"]),
+            int(d["requests"]),
+            d["noise"],
+            {k: ControllerMetrics.from_dict(v) for k, v in d["controllers"].items()},
+            d.get("traces"),
+            d.get("training"),
+        )
+
+    def format(self) -> str:
+        """The comparison as a fixed-width table (and, for live runs, the live lines under it)."""
+        head = (
+            f"{'controller':<22} {'miss%':>6} {'energy viol%':>12} {'accuracy%':>9} {'mJ/inf':>8} {'reward':>7} "
+            f"{'oracle gap':>10} {'sw/100':>7} {'decide us':>9}"
+        )
+        lines = [
+            f"{self.platform} / {self.scenario}: {self.requests} requests"
+            + (f", seeds {self.seeds[0]}-{self.seeds[-1]}" if self.seeds else ""),
+            head,
+            "-" * len(head),
+        ]
+        for name, m in self.controllers.items():
+            gap = "-" if m.oracle_gap is None else f"{m.oracle_gap * 100:.1f}%"
+            lines.append(
+                f"{name:<22} {m.deadline_miss_rate * 100:>6.1f} {m.energy_violation_rate * 100:>12.1f} {m.mean_accuracy * 100:>9.2f} "
+                f"{m.energy_mj:>8.2f} {m.mean_reward:>7.3f} {gap:>10} {m.switches_per_100:>7.1f} {m.decision_us:>9.1f}"
+            )
+        live = [(name, m.live) for name, m in self.controllers.items() if m.live is not None]
+        lines += [_live_line(name, lv) for name, lv in live]
+        lines += [_phase_line(name, lv) for name, lv in live]
+        return "\n".join(lines)
+
+
+def _live_line(name: str, m: LiveMetrics) -> str:
+    top1 = "-" if m.measured_top1 is None else f"{m.measured_top1 * 100:.2f}%"
+    return (
+        f"{name:<22} decision overhead median {m.overhead_ms_median:.3f} ms (p99 {m.overhead_ms_p99:.3f}); "
+        f"measured top-1 {top1}; energy {'estimated' if m.energy_is_estimate else 'measured'}; {m.seconds:.0f} s"
+    )
+
+
+def _phase_line(name: str, m: LiveMetrics) -> str:
+    phases = " | ".join(
+        f"{t} thr: miss {v['deadline_miss_rate'] * 100:.1f}% acc {v['mean_accuracy'] * 100:.2f}% ({v['requests']})"
+        for t, v in m.by_load_threads.items()
+    )
+    return f"{name:<22} by generated load: {phases}"
+
+
+__all__ = ["ControllerMetrics", "LiveMetrics", "Report"]

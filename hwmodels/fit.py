@@ -1,0 +1,49 @@
+"""Least-squares fits of platform-model coefficients, shared by the calibration to published
+points (:mod:`hwmodels.calibrate`) and the live profiler (:mod:`runtime.profiler`).
+
+Coefficients are physical (cycles, watts): never negative. One routine,
+:func:`fit_nonnegative`, solves every such fit with SciPy's NNLS (Lawson-Hanson).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.optimize import nnls
+
+from hwmodels.config import ConfigSpace
+
+
+def fit_nonnegative(X: np.ndarray, y: np.ndarray, relative: bool = False) -> np.ndarray:
+    """Coefficients ``c >= 0`` minimising ``|X c - y|`` (or the relative error ``|(X c - y) / y|``).
+
+    :param X: design matrix (points x terms)
+    :param y: measured values (points)
+    :param relative: weigh each point by ``1 / y``, so small and large values count alike
+    """
+    X = np.asarray(X, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    w = 1.0 / y if relative else np.ones_like(y)
+    coef, _ = nnls(X * w[:, None], y * w)
+    return coef
+
+
+def fit_perf(space: ConfigSpace, unit: int, latency_ms: np.ndarray, macs: np.ndarray, memory_ms: np.ndarray) -> dict[str, float]:
+    """The unit's ``perf`` coefficients from measured latencies of its configurations.
+
+    Compute time (latency less the memory term) in cycles is ``W_k (s + (1 - s) / c) / mpc + O``
+    = ``a W_k + b W_k / c + O`` with ``a, b, O >= 0``; then ``mpc = 1 / (a + b)``, ``s = a / (a + b)``.
+
+    :param space: the configurations (``latency_ms`` and ``memory_ms`` are in its order)
+    :param unit: index of the unit
+    :param latency_ms: measured latency of every configuration
+    :param macs: MACs of each group count k = 1..G
+    :param memory_ms: modelled memory time of every configuration (does not scale with f)
+    """
+    idx = np.flatnonzero(space.unit_idx == unit)
+    c = space.cores[idx].astype(float)
+    w = macs[space.groups[idx] - 1]
+    cycles = np.maximum(latency_ms[idx] - memory_ms[idx], 1e-6) * space.freq_mhz[idx] * 1e3
+    a, b, o = (float(x) for x in fit_nonnegative(np.stack([w, w / c, np.ones_like(w)], 1), cycles))
+    if a + b <= 0:  # nothing scales with the work: a degenerate table; say all of it is parallel
+        a, b = 0.0, float(np.mean(cycles / w))
+    return {"macs_per_cycle": 1 / (a + b), "serial_fraction": a / (a + b), "overhead_mcycles": o / 1e6}

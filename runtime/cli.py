@@ -1,0 +1,191 @@
+"""Command lines of the live runtime: ``board info``, ``profile``, ``deploy`` and the live half of
+``compare`` (``compare --live``)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from agents.controllers import CONTROLLERS
+from dnn.errors import UsageError
+
+
+def add_commands(sub: argparse._SubParsersAction, compare: argparse.ArgumentParser) -> None:
+    """Register ``board info``, ``profile`` and ``deploy`` under ``sub`` and add ``--live`` to the
+    ``compare`` parser of :mod:`agents.cli`."""
+    b = sub.add_parser(
+        "board",
+        help="this machine as a live board",
+        description="What the machine offers: units, DVFS control, power sensors, thermal zones.",
+    )
+    bsub = b.add_subparsers(dest="board_command", required=True, metavar="COMMAND")
+    i = bsub.add_parser("info", help="units, cores, DVFS control (yes/no, why), sensors, thermal zones")
+    i.add_argument("--root", default="/", help="sysfs root (default: /; a fake tree for tests)")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=run_board_info)
+
+    pr = sub.add_parser(
+        "profile",
+        help="measure every configuration on this board into a platform profile",
+        description="Run the dynamic DNN on real CIFAR-10 images for every configuration this board offers "
+        "(groups x unit x cores x frequency) and write a platform profile YAML that train_agent.py --platform trains on.",
+    )
+    pr.add_argument("--out", required=True, help="platform profile YAML to write (e.g. board.yaml)")
+    pr.add_argument("--data", required=True, help="CIFAR-10 (python batches, class folders, or their tar.gz)")
+    pr.add_argument("--weights", help="weight file (default: the shipped weights)")
+    pr.add_argument("--repeats", type=int, default=20, help="timed inferences per configuration (default: 20)")
+    pr.add_argument("--warmup", type=int, default=5, help="untimed inferences before them (default: 5)")
+    pr.add_argument("--allow-dvfs", action="store_true", help="set frequencies (needs root); without it the current clock only")
+    pr.add_argument("--name", default="board", help="platform name in the profile (default: board)")
+    pr.add_argument("--cuda", action="store_true", help="profile the CUDA GPU as a unit too")
+    pr.add_argument("--allow-busy", action="store_true", help="profile even if background load is found")
+    pr.add_argument("--root", default="/", help="sysfs root (default: /; a fake tree for tests)")
+    pr.add_argument("--json", action="store_true", help="print the profile as JSON")
+    pr.add_argument("--quiet", action="store_true", help="no progress output")
+    pr.set_defaults(func=run_profile)
+
+    live_names = [n for n, c in CONTROLLERS.items() if not c.simulation_only]
+    d = sub.add_parser(
+        "deploy",
+        help="run a policy or a baseline live on this board",
+        description="Drive real inference of the dynamic DNN on this board with a controller, request by request, "
+        "against a budget trace (and a load schedule); log one JSON line per request and print the metrics.",
+    )
+    d.add_argument("--controller", required=True, help=f"policy .npz, a run folder, or one of: {', '.join(live_names)}")
+    d.add_argument("--platform", required=True, help="the board's platform profile (dynscale profile --out board.yaml)")
+    d.add_argument("--log", required=True, help="JSON-lines log, one line per request")
+    d.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    d.add_argument("--quiet", action="store_true", help="no progress output")
+    _add_live_arguments(d, budgets_required=True)
+    d.set_defaults(func=run_deploy)
+
+    live = compare.add_argument_group("live comparison (--live): the controllers run one after the other on this board")
+    live.add_argument("--live", action="store_true", help="run live on this board instead of in simulation")
+    live.add_argument("--log-dir", help="folder for one JSON-lines log per controller (default: runs/live)")
+    _add_live_arguments(live, budgets_required=False)
+    simulated = compare.get_default("func")
+    compare.set_defaults(func=lambda args: run_compare_live(args) if args.live else simulated(args))
+
+
+def _add_live_arguments(p, budgets_required: bool) -> None:
+    """The flags ``deploy`` and ``compare --live`` share."""
+    p.add_argument("--budgets", required=budgets_required, help="budget trace CSV (dynscale env record)")
+    p.add_argument("--load", help="load schedule CSV (t_s, unit, threads, mem_intensity)")
+    p.add_argument("--duration", type=float, help="seconds per run (the trace repeats); default: one pass of the trace")
+    p.add_argument("--allow-dvfs", action="store_true", help="let the runtime set frequencies (needs root)")
+    p.add_argument("--data", help="CIFAR-10 whose test images are classified (default: a random image)")
+    p.add_argument("--root", default="/", help="sysfs root (default: /; a fake tree for tests)")
+
+
+def run_board_info(args: argparse.Namespace) -> int:
+    from runtime.info import board_info
+    from runtime.sysfs import Sysfs
+
+    info = board_info(Sysfs(args.root))
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    for u in info["units"]:
+        freqs = (
+            f"{len(u['freqs_mhz'])} DVFS points {u['freqs_mhz'][0]:g}-{u['freqs_mhz'][-1]:g} MHz"
+            if u["freqs_mhz"]
+            else "no DVFS table"
+        )
+        cpus = f" cpus {','.join(map(str, u['cpus']))}" if u.get("cpus") else ""
+        control = "DVFS control: yes" if u["dvfs_control"] else f"DVFS control: no ({u['why_not']})"
+        print(f"{u['name']} ({u['kind']}{cpus}): {freqs}; {control}")
+    rails = ", ".join(f"{k} ({v})" for k, v in info["power_rails"].items())
+    print(f"power: {rails or info['power']}")
+    counters = ", ".join(f"{k} ({v})" for k, v in info["energy_counters"].items())
+    print(f"energy counters (RAPL): {counters or 'none'}")
+    nvml = info["nvml"]
+    print(f"GPU power (NVML): {', '.join(nvml) if isinstance(nvml, list) else nvml}")
+    print(f"CPU clusters (topology): {'; '.join(','.join(map(str, c)) for c in info['cpu_clusters'])}")
+    print(f"thermal zones: {', '.join(info['thermal_zones']) or 'none'}")
+    return 0
+
+
+def run_profile(args: argparse.Namespace) -> int:
+    from dnn.profile import load_dnn_profile
+    from hwmodels.config import ConfigSpace
+    from hwmodels.profile import parse_platform
+    from runtime.profiler import profile_board
+    from runtime.sysfs import Sysfs
+
+    t0 = time.perf_counter()
+    doc = profile_board(
+        args.out,
+        args.data,
+        weights=args.weights,
+        repeats=args.repeats,
+        warmup=args.warmup,
+        allow_dvfs=args.allow_dvfs,
+        name=args.name,
+        fs=Sysfs(args.root),
+        cuda=args.cuda,
+        allow_busy=args.allow_busy,
+        progress=not (args.json or args.quiet),
+    )
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    space = ConfigSpace(parse_platform(doc, args.out), load_dnn_profile().max_groups)
+    m = doc["measured"]
+    print(f"{'#':>3} {'configuration':<28} {'median ms':>9} {'p90 ms':>8} {'power W':>8}")
+    for i in range(len(space)):
+        p = m["power_w"][i]
+        print(
+            f"{i:>3} {space.decode(i)!s:<28} {m['latency_ms'][i]:>9.3f} {m['latency_p90_ms'][i]:>8.3f} {'est.' if p is None else f'{p:.3f}':>8}"
+        )
+    power = "estimated (no sensor)" if m["power_is_estimate"] else "measured"
+    print(f"\n{len(space)} configurations in {time.perf_counter() - t0:.0f} s; power {power}; wrote {args.out}")
+    return 0
+
+
+def _run_live(args: argparse.Namespace, runs: list[tuple[str, str, Path]], log_note: str) -> int:
+    """Deploy each (controller, label, log) in turn on the same trace and schedule; one table."""
+    from runtime.session import deploy, live_report
+    from runtime.sysfs import Sysfs
+
+    if args.duration is not None and not args.duration > 0:
+        raise UsageError(f"--duration must be a positive number of seconds, got {args.duration:g}")
+    done = []
+    for controller, label, log in runs:
+        run = deploy(
+            controller,
+            args.platform,
+            args.budgets,
+            log,
+            duration_s=args.duration,
+            progress=not (args.json or args.quiet),
+            load=args.load,
+            allow_dvfs=args.allow_dvfs,
+            data=args.data,
+            fs=Sysfs(args.root),
+        )
+        run.controller = label or run.controller
+        done.append(run)
+    report = live_report(done, Path(args.platform).stem, args.budgets, args.load)
+    print(json.dumps(report.to_dict(), indent=2) if args.json else f"{report.format()}\n{log_note}")
+    return 0
+
+
+def run_deploy(args: argparse.Namespace) -> int:
+    return _run_live(args, [(args.controller, "", Path(args.log))], f"log: {args.log}")
+
+
+def run_compare_live(args: argparse.Namespace) -> int:
+    from agents.compare import agent_name
+
+    if not args.budgets:
+        raise UsageError("--live needs --budgets TRACE.csv")
+    if args.traces or args.scenario:
+        raise UsageError("--live replays one --budgets trace; --traces and --scenario are for simulation")
+    log_dir = Path(args.log_dir or "runs/live")
+    runs = []
+    for name in list(args.agents) + (args.baselines if args.baselines is not None else ["greedy"]):
+        label = agent_name(name) if Path(name).exists() else name
+        runs.append((name, label, log_dir / f"{label.replace('agent:', '')}.jsonl"))
+    return _run_live(args, runs, f"logs: {args.log_dir or 'runs/live'}")

@@ -1,0 +1,347 @@
+"""The live session: a controller drives real inference of the dynamic DNN on this board.
+
+Per request of the budget trace: follow the load schedule, then *observe* (background load per
+unit from /proc/stat less this process, die temperature, current frequencies) into an
+:class:`envs.step.Request`, *decide* (``controller.act(request, mask)``, as in simulation; a
+policy builds its observation from its own stored spec), *apply* (CPU affinity, DVFS), run one
+real inference on the next CIFAR-10 test image, meter its latency and energy, and score it with
+the env's own :class:`envs.step.StepScorer`. The decision overhead (observe + decide + apply,
+not the inference) is logged per request.
+
+Requests arrive on the trace's clock (``period_ms`` from one to the next); one that cannot
+start on time starts as soon as the previous one ends. The trace's ``load_*`` columns are
+ignored live: the load is what the board measures.
+
+The session imports numpy, torch (for the DNN) and the project's own modules; never
+stable-baselines3: a policy runs as :class:`agents.numpy_policy.NumpyPolicy`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from agents.controllers import CONTROLLERS, Controller, make_controller
+from agents.numpy_policy import NumpyPolicy, PolicyFileError, load_policy, policy_paths
+from agents.report import ControllerMetrics, LiveMetrics, Report
+from dnn.progress import progress as progress_bar
+from dnn.profile import load_dnn_profile
+from envs.reward import RewardConfig
+from envs.scenario import TraceScenario
+from envs.step import EpisodeLog, Request, StepScorer
+from hwmodels.model import PlatformModel, State
+from hwmodels.profile import load_platform
+from runtime.board import LiveBoard, LiveUnit, units_of_spec
+from runtime.loadgen import LoadGenerator, load_schedule
+from runtime.sysfs import LiveError, Sysfs, restore_on_exit
+
+
+@dataclass
+class LiveRun:
+    """The outcome of one live run: per-request records and what the run measured with."""
+
+    controller: str
+    log: EpisodeLog = field(default_factory=lambda: EpisodeLog(None))
+    overhead_ms: list[float] = field(default_factory=list)
+    correct: list[bool] = field(default_factory=list)
+    energy_is_estimate: bool = False
+    seconds: float = 0.0
+    load_threads: list[int] = field(default_factory=list)
+
+    def metrics(self) -> ControllerMetrics:
+        """The comparison metrics of the run, with the live-only ones."""
+        m = ControllerMetrics.from_logs([self.log])
+        threads = np.asarray(self.load_threads)
+        met = np.asarray(self.log.deadline_met, dtype=bool)
+        acc = np.asarray(self.log.accuracy)
+        m.live = LiveMetrics(
+            overhead_ms_median=float(np.median(self.overhead_ms)),
+            overhead_ms_p99=float(np.percentile(self.overhead_ms, 99)),
+            measured_top1=float(np.mean(self.correct)) if self.correct else None,
+            energy_is_estimate=self.energy_is_estimate,
+            seconds=self.seconds,
+            requests=len(self.log),
+            by_load_threads={
+                str(t): {
+                    "requests": int((threads == t).sum()),
+                    "deadline_miss_rate": float(1 - met[threads == t].mean()),
+                    "mean_accuracy": float(acc[threads == t].mean()),
+                }
+                for t in sorted(set(self.load_threads))
+            },
+        )
+        return m
+
+
+def make_live_controller(name_or_path: str, model: PlatformModel) -> Controller:
+    """A baseline of :data:`agents.controllers.CONTROLLERS` by name, or an exported policy
+    (``.npz`` or a run folder holding ``policy.npz``) checked against the board's profile."""
+    if name_or_path in CONTROLLERS:
+        return make_controller(name_or_path, model, env=None)
+    if not Path(name_or_path).exists() and not policy_paths(name_or_path)[0].exists():
+        raise PolicyFileError(
+            f"{name_or_path}: neither a controller ({', '.join(n for n, c in CONTROLLERS.items() if not c.simulation_only)}) "
+            "nor a policy file or run folder"
+        )
+    return load_policy(name_or_path, model)
+
+
+class LiveSession:
+    """One controller on this board: open (the constructor: bind the profile to the board,
+    load the DNN, warm up), :meth:`step` once per request, :meth:`close` (restore DVFS,
+    affinity and stop load workers; also run on exit, SIGINT and SIGTERM).
+
+    :param controller: a baseline name, a policy ``.npz`` or a run folder
+    :param platform: the board's platform profile (from ``dynscale profile``, or a shipped one
+        whose units' CPUs exist here)
+    :param budgets: trace CSV (time and energy budgets, period per request)
+    :param load: load schedule CSV (``t_s, unit, threads, mem_intensity``)
+    :param allow_dvfs: let the session set frequencies (otherwise they are left to the governor)
+    :param data: CIFAR-10 whose test images are classified (default: one random image; accuracy
+        is then only the DNN profile's)
+    :param weights: weight file (default: the shipped weights)
+    :param dnn_profile: DNN profile YAML (default: the shipped one)
+    :param reward: reward weights (default: the env's)
+    :param fs: sysfs root (tests: a fake tree)
+    """
+
+    def __init__(
+        self,
+        controller: str,
+        platform: str,
+        budgets: str | os.PathLike,
+        load: str | os.PathLike | None = None,
+        allow_dvfs: bool = False,
+        data: str | os.PathLike | None = None,
+        weights: str | os.PathLike | None = None,
+        dnn_profile: str | None = None,
+        reward: dict | None = None,
+        fs: Sysfs | None = None,
+    ) -> None:
+        fs = fs or Sysfs("/")
+        spec = load_platform(platform)
+        self.model = model = PlatformModel(spec, load_dnn_profile(dnn_profile))
+        self.scorer = StepScorer(model.space, model.dnn, RewardConfig.from_value(reward))
+        self.controller = make_live_controller(controller, model)
+        self.notes: list[str] = []
+        if isinstance(self.controller, NumpyPolicy) and (note := self.controller.profile_note(model)):
+            self.notes.append(note)
+        self.trace = TraceScenario.from_csv(budgets, tuple(u.name for u in spec.units)).trace
+        live_units = units_of_spec(spec, fs)
+        unit_cpus = {u.name: u.cpus for u in live_units}
+        schedule = load_schedule(load, unit_cpus) if load else None
+        self.runners = _runners(live_units, model, platform, weights, data)
+        self.board = LiveBoard(live_units, fs, allow_dvfs)
+        for u, why in zip(live_units, self.board.dvfs):
+            if why is not None and len(u.freqs_mhz) > 1:
+                self.notes.append(f"{u.name}: frequencies left to the governor ({why}); the delivered one is logged")
+        self.generator = LoadGenerator(schedule, unit_cpus) if schedule else None
+        self._finish = restore_on_exit(self.board, *([self.generator] if self.generator else []))
+        self.run = LiveRun(getattr(self.controller, "name", controller))
+        self._state = State(np.zeros(len(spec.units)), np.zeros(len(spec.units)), spec.thermal.start_c, None)
+        self._prev = self.scorer.prev_of(self.scorer.start_action)
+        self._last = (0.0, 0.0)
+        self._i = 0
+        self._t_start = 0.0
+        self.controller.reset(0)
+
+    def start(self) -> None:
+        """Start the load schedule and the session's clock."""
+        if self.generator:
+            self.generator.start()
+        self._t_start = time.perf_counter()
+
+    def elapsed_s(self) -> float:
+        return time.perf_counter() - self._t_start
+
+    def period_s(self) -> float:
+        """The trace's time from the request :meth:`step` runs next to the one after it."""
+        return float(self.trace.period_ms[self._i % len(self.trace)]) / 1e3
+
+    def step(self) -> dict:
+        """Run the next request of the trace (it repeats): observe, decide, apply, infer, score.
+
+        :return: the request's log record (JSON-ready)
+        """
+        running = self.generator.tick() if self.generator else {}
+        t0 = time.perf_counter()
+        request, mask = self._observe()
+        t_decide = time.perf_counter()
+        a = self.controller.act(request, mask)
+        decide_us = (time.perf_counter() - t_decide) * 1e6
+        cfg, u = self.scorer.configs[a], self.scorer.unit_of[a]
+        cpus, f = self.board.apply(u, cfg.cores, cfg.freq_mhz, request.freq_mhz[u])
+        runner = self.runners[self.board.units[u].kind]
+        runner.set_threads(cfg.cores)
+        overhead_ms = (time.perf_counter() - t0) * 1e3
+        mark = self.board.energy_begin(u)
+        ms, correct = runner.infer(cfg.groups)
+        energy, power, estimated = self.board.energy_end(u, mark, ms, self._estimate_w(a, request))
+        reward, info = self.scorer.score(request, a, ms, energy, power, f)
+        rec = _record(self._i, t0 - self._t_start, a, reward, info, cpus, correct, estimated, overhead_ms, decide_us, running)
+        self._account(a, reward, info, decide_us, overhead_ms, correct, estimated, running)
+        return rec
+
+    def close(self) -> None:
+        """Put the board back as it was (DVFS, affinity, load workers)."""
+        self.run.seconds = self.elapsed_s() if self._t_start else 0.0
+        self._finish()
+
+    def __enter__(self) -> LiveSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _observe(self) -> tuple[Request, np.ndarray]:
+        row = self._i % len(self.trace)
+        temp = self.board.temperature_c(self.model.spec.thermal.start_c)
+        request = Request(
+            float(self.trace.time_budget_ms[row]),
+            float(self.trace.energy_budget_mj[row]),
+            float(self.trace.period_ms[row]),
+            self.board.sample_load(),
+            temp,
+            self.board.freqs_mhz(),
+            self._prev,
+            *self._last,
+        )
+        return request, self.model.available(temp)
+
+    def _estimate_w(self, action: int, request: Request) -> float:
+        """The model's power of ``action`` in the observed state (used where no sensor measures it)."""
+        self._state.load[:] = request.load
+        self._state.temp_c = request.temp_c
+        return float(self.model.expected(action, self._state).power_w)
+
+    def _account(self, a, reward, info, decide_us, overhead_ms, correct, estimated, running) -> None:
+        run = self.run
+        run.log.add(a, reward, info, decide_us)
+        run.overhead_ms.append(overhead_ms)
+        if correct is not None:
+            run.correct.append(correct)
+        run.energy_is_estimate |= estimated
+        run.load_threads.append(sum(v[0] for v in running.values()))
+        self._prev, self._last = self.scorer.prev_of(a), (info["latency_ms"], info["energy_mj"])
+        self._i += 1
+
+
+def _runners(live_units: list[LiveUnit], model: PlatformModel, platform: str, weights, data) -> dict:
+    """One warmed-up inference runner per kind of unit (``cpu``, ``gpu``)."""
+    from dnn.runner import InferenceRunner
+    from dnn.train import load_weights
+
+    kinds = {u.kind for u in live_units}
+    if "gpu" in kinds:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise LiveError(f"{platform}: has a gpu unit, but torch sees no CUDA device here")
+    images = labels = None
+    if data is not None:
+        from dnn.data import load_cifar10
+
+        cifar = load_cifar10(data)
+        images, labels = cifar.test_x, cifar.test_y
+    runners = {kind: InferenceRunner(load_weights(weights), images, labels, device=kind if kind == "cpu" else "cuda") for kind in sorted(kinds)}
+    space = model.space
+    for kind, runner in runners.items():  # first inferences of a shape are slow: not the controller's fault
+        units = [i for i, u in enumerate(model.spec.units) if u.kind == kind]
+        for c in sorted({int(c) for c, u in zip(space.cores, space.unit_idx) if u in units}):
+            for k in range(1, model.dnn.max_groups + 1):
+                runner.time_config(k, c, repeats=0, warmup=3)
+    return runners
+
+
+def _record(i, t_s, a, reward, info, cpus, correct, estimated, overhead_ms, decide_us, running) -> dict:
+    """One JSON line of the deploy log."""
+    return {
+        "i": i,
+        "t_s": round(t_s, 4),
+        "time_budget_ms": info["time_budget_ms"],
+        "energy_budget_mj": info["energy_budget_mj"],
+        "load": [round(x, 3) for x in info["load"]],
+        "load_generated": {k: v[0] for k, v in running.items()},
+        "temp_c": info["temperature"],
+        "freq_mhz": info["freq_mhz"],
+        "action": a,
+        "groups": info["groups"],
+        "unit": info["unit"],
+        "cores": info["config"].cores,
+        "cpus": list(cpus),
+        "latency_ms": round(info["latency_ms"], 4),
+        "energy_mj": round(info["energy_mj"], 4),
+        "power_w": round(info["power_w"], 4),
+        "energy_is_estimate": estimated,
+        "accuracy": info["accuracy"],
+        "correct": correct,
+        "deadline_met": info["deadline_met"],
+        "energy_met": info["energy_met"],
+        "reward": round(float(reward), 5),
+        "overhead_ms": round(overhead_ms, 4),
+        "decide_us": round(decide_us, 2),
+    }
+
+
+def deploy(
+    controller: str,
+    platform: str,
+    budgets: str | os.PathLike,
+    log_path: str | os.PathLike,
+    duration_s: float | None = None,
+    progress: bool = True,
+    **session_kwargs,
+) -> LiveRun:
+    """Run ``controller`` live on this board against a budget trace; one JSON line per request
+    (flushed, so a killed run loses at most the line in flight).
+
+    :param log_path: the JSON-lines log to write
+    :param duration_s: stop after this long (the trace repeats if it is shorter); default: one pass
+    :param progress: report progress on stderr
+    :param session_kwargs: the rest of :class:`LiveSession`'s arguments (``load``, ``allow_dvfs``,
+        ``data``, ``weights``, ``dnn_profile``, ``reward``, ``fs``)
+    """
+    with LiveSession(controller, platform, budgets, **session_kwargs) as session, _open_log(log_path) as out:
+        for note in session.notes:
+            print(f"dynscale: {note}", file=sys.stderr)
+        total = len(session.trace) if duration_s is None else None
+        bar = progress_bar(total, f"deploy {session.run.controller}", progress, "req")
+        session.start()
+        due = 0.0
+        while (total is None or len(session.run.log) < total) and (duration_s is None or session.elapsed_s() < duration_s):
+            wait = due - session.elapsed_s()
+            if wait > 0:
+                time.sleep(wait)
+            period = session.period_s()
+            out.write(json.dumps(session.step()) + "\n")
+            out.flush()
+            due = max(due + period, session.elapsed_s())
+            bar.update()
+        bar.close()
+    if not session.run.log.actions:
+        raise LiveError("no request ran (empty trace or zero duration)")
+    return session.run
+
+
+def _open_log(path: str | os.PathLike):
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    return open(p, "w", buffering=1)
+
+
+def live_report(runs: list[LiveRun], platform: str, budgets: str, load: str | None) -> Report:
+    """The comparison report of live runs (the same metrics as in simulation, plus the live ones)."""
+    return Report(
+        platform=platform,
+        scenario=f"live: {budgets}" + (f" + load {load}" if load else ""),
+        seeds=[],
+        requests=len(runs[0].log),
+        noise="live",
+        controllers={r.controller: r.metrics() for r in runs},
+    )
