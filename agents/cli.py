@@ -52,7 +52,9 @@ def run_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         eval_seeds=args.eval_seeds,
     )
-    report = train(cfg, out, hyperparams_path=args.hyperparams, tensorboard=args.tensorboard, progress=not (args.json or args.quiet))
+    report = train(
+        cfg, out, hyperparams_path=args.hyperparams, tensorboard=args.tensorboard, progress=not (args.json or args.quiet)
+    )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2))
     else:

@@ -152,8 +152,12 @@ class ControllerEntry:
 
 #: every baseline by name, for ``compare``, ``compare --live`` and ``deploy`` alike
 CONTROLLERS: dict[str, ControllerEntry] = {
-    "oracle": ControllerEntry(lambda model, env: OracleController(env), True, "best noise-free expected reward (simulation only)"),
-    "greedy": ControllerEntry(lambda model, env: GreedyController(model), False, "the paper's look-up table on the idle-board profile"),
+    "oracle": ControllerEntry(
+        lambda model, env: OracleController(env), True, "best noise-free expected reward (simulation only)"
+    ),
+    "greedy": ControllerEntry(
+        lambda model, env: GreedyController(model), False, "the paper's look-up table on the idle-board profile"
+    ),
     "random": ControllerEntry(lambda model, env: RandomController(len(model.space)), False, "a random available configuration"),
     "fixed-max-accuracy": ControllerEntry(lambda model, env: max_accuracy(model), False, "the full network, fastest mapping"),
     "fixed-min-energy": ControllerEntry(lambda model, env: min_energy(model), False, "the least-energy configuration"),

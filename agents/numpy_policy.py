@@ -81,7 +81,9 @@ class NumpyPolicy(Controller):
                 f"{self.path}: layer0_w takes {self.weights[0].shape[1]} inputs, the observation has {len(self.observation_names)}"
             )
         if self.weights[-1].shape[0] != len(meta["actions"]):
-            raise PolicyFileError(f"{self.path}: the last layer has {self.weights[-1].shape[0]} outputs for {len(meta['actions'])} actions")
+            raise PolicyFileError(
+                f"{self.path}: the last layer has {self.weights[-1].shape[0]} outputs for {len(meta['actions'])} actions"
+            )
         self.platform = meta["platform"]
         self.platform_digest = meta.get("platform_digest", "")
         self.masked = bool(meta.get("masked", False))
@@ -172,7 +174,9 @@ def _read_layers(npz: Path, n_layers: int, meta_name: str) -> tuple[list[np.ndar
         biases.append(arrays[f"layer{i}_b"].astype(np.float32))
     for i in range(1, n_layers):
         if weights[i].shape[1] != weights[i - 1].shape[0]:
-            raise PolicyFileError(f"{npz}: layer{i}_w has {weights[i].shape[1]} inputs, layer{i - 1} gives {weights[i - 1].shape[0]}")
+            raise PolicyFileError(
+                f"{npz}: layer{i}_w has {weights[i].shape[1]} inputs, layer{i - 1} gives {weights[i - 1].shape[0]}"
+            )
     return weights, biases
 
 

@@ -120,7 +120,9 @@ class Report:
     training: dict | None = None
 
     @classmethod
-    def from_logs(cls, logs: dict[str, list[EpisodeLog]], platform: str, scenario: str, seeds: list[int], noise: bool | str) -> Report:
+    def from_logs(
+        cls, logs: dict[str, list[EpisodeLog]], platform: str, scenario: str, seeds: list[int], noise: bool | str
+    ) -> Report:
         """The report of controllers run on the same episodes (one list of logs per controller)."""
         metrics = {name: ControllerMetrics.from_logs(lg) for name, lg in logs.items()}
         report = cls(platform, scenario, list(seeds), sum(len(lg) for lg in next(iter(logs.values()))), noise, metrics)
@@ -152,7 +154,9 @@ class Report:
                 vals = [(getattr(r.controllers[name], f.name), r.requests) for _, r in reports]
                 merged[f.name] = None if any(v is None for v, _ in vals) else sum(v * n for v, n in vals) / total
             controllers[name] = ControllerMetrics(**merged)
-        out = cls(first.platform, f"{len(reports)} traces", [], total, first.noise, controllers, traces=[str(f) for f, _ in reports])
+        out = cls(
+            first.platform, f"{len(reports)} traces", [], total, first.noise, controllers, traces=[str(f) for f, _ in reports]
+        )
         out.fill_oracle_gap()
         return out
 

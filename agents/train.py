@@ -27,9 +27,9 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from agents.algos import ALGOS
+from dnn.errors import UserError
 from dnn.fileio import atomic_write, read_yaml
 from dnn.progress import progress as progress_bar
-from dnn.errors import UserError
 
 VALIDATION_SEEDS = list(range(500, 505))
 TEST_SEEDS = list(range(1000, 1020))

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dnn.fileio import atomic_write
 from dnn.errors import UserError
+from dnn.fileio import atomic_write
 
 #: CIFAR-10's own label order (0..9).
 CLASSES: tuple[str, ...] = (

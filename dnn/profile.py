@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from dnn.fileio import atomic_write, read_yaml
 from dnn.errors import UserError
+from dnn.fileio import atomic_write, read_yaml
 
 #: The DNN profile shipped with the package, made by ``dynscale dnn eval --write-profile``.
 SHIPPED_PROFILE = Path(__file__).resolve().parent / "dynalexnet_profile.yaml"

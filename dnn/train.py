@@ -24,9 +24,9 @@ import torch
 from torch import nn
 
 from dnn.data import Cifar10, augment, to_tensor
+from dnn.errors import UserError
 from dnn.fileio import atomic_write
 from dnn.model import Architecture, DynamicAlexNet
-from dnn.errors import UserError
 
 WEIGHTS_FORMAT = "dynscale-dynamic-alexnet"
 WEIGHTS_VERSION = 1
@@ -196,7 +196,8 @@ def _train_stage(
     device: str,
     progress: bool,
 ) -> list[dict]:
-    from dnn.progress import is_terminal, progress as progress_bar
+    from dnn.progress import is_terminal
+    from dnn.progress import progress as progress_bar
 
     gen = torch.Generator().manual_seed(s.seed * 1000 + stage)
     torch.manual_seed(s.seed * 1000 + stage)  # dropout

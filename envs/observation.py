@@ -76,7 +76,12 @@ class ObservationSpec:
     def structure(self) -> dict:
         """What must match between a policy and a board: units, cores, top frequencies, G
         (the scales may differ: the policy's own are used)."""
-        return {"units": list(self.units), "cores": list(self.cores), "max_freq_mhz": list(self.max_freq_mhz), "max_groups": self.max_groups}
+        return {
+            "units": list(self.units),
+            "cores": list(self.cores),
+            "max_freq_mhz": list(self.max_freq_mhz),
+            "max_groups": self.max_groups,
+        }
 
     def to_dict(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}

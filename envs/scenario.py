@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from dnn.fileio import atomic_write, read_yaml
 from dnn.errors import UserError
+from dnn.fileio import atomic_write, read_yaml
 
 SCENARIOS_FILE = Path(__file__).resolve().parent / "scenarios.yaml"
 DEFAULT_PERIOD_MS = 100.0

@@ -147,6 +147,4 @@ class EpisodeLog:
         return len(self.actions)
 
 
-_INFO_FIELDS = tuple(
-    f.name for f in fields(EpisodeLog) if f.name not in ("seed", "actions", "rewards", "decision_us")
-)
+_INFO_FIELDS = tuple(f.name for f in fields(EpisodeLog) if f.name not in ("seed", "actions", "rewards", "decision_us"))

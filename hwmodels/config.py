@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwmodels.profile import PlatformSpec
 from dnn.errors import UserError
+from hwmodels.profile import PlatformSpec
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from dnn.fileio import read_yaml
 from dnn.errors import UserError
+from dnn.fileio import read_yaml
 
 PLATFORM_FORMAT = "dynscale-platform"
 SHIPPED_DIR = Path(__file__).resolve().parent / "platforms"

@@ -30,8 +30,8 @@ import numpy as np
 from agents.controllers import CONTROLLERS, Controller, make_controller
 from agents.numpy_policy import NumpyPolicy, PolicyFileError, load_policy, policy_paths
 from agents.report import ControllerMetrics, LiveMetrics, Report
-from dnn.progress import progress as progress_bar
 from dnn.profile import load_dnn_profile
+from dnn.progress import progress as progress_bar
 from envs.reward import RewardConfig
 from envs.scenario import TraceScenario
 from envs.step import EpisodeLog, Request, StepScorer
@@ -249,7 +249,10 @@ def _runners(live_units: list[LiveUnit], model: PlatformModel, platform: str, we
 
         cifar = load_cifar10(data)
         images, labels = cifar.test_x, cifar.test_y
-    runners = {kind: InferenceRunner(load_weights(weights), images, labels, device=kind if kind == "cpu" else "cuda") for kind in sorted(kinds)}
+    runners = {
+        kind: InferenceRunner(load_weights(weights), images, labels, device=kind if kind == "cpu" else "cuda")
+        for kind in sorted(kinds)
+    }
     space = model.space
     for kind, runner in runners.items():  # first inferences of a shape are slow: not the controller's fault
         units = [i for i, u in enumerate(model.spec.units) if u.kind == kind]

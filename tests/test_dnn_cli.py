@@ -6,10 +6,10 @@ import pytest
 import torch
 
 import dnn.train as train_mod
-from dynscale_cli import main
 from dnn.data import load_cifar10
 from dnn.model import Architecture
 from dnn.train import TrainSettings, WeightsError, load_weights, train_incremental
+from dynscale_cli import main
 
 TINY = Architecture(conv_channels=(4, 6, 8, 8, 4), fc_hidden=16)
 

@@ -6,15 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
-
-from conftest import A15_KHZ, A7_KHZ, STAT_AFTER, STAT_BEFORE, add_xu3_sensors, fake_nano, fake_xu3
+from conftest import STAT_AFTER, STAT_BEFORE, add_xu3_sensors, fake_nano, fake_xu3
 
 from runtime.dvfs import Cpufreq
 from runtime.load import busy_threads, cpu_times
 from runtime.sysfs import LiveError, Sysfs
-
-
-
 
 
 def test_discovery_finds_both_clusters(tmp_path: Path) -> None:
@@ -95,8 +91,6 @@ def test_restore_on_sigterm_in_a_child_process(tmp_path: Path) -> None:
     assert gov.read_text().strip() == "performance"
 
 
-
-
 def test_proc_stat_load_matches_hand_computation() -> None:
     before, after = cpu_times(STAT_BEFORE), cpu_times(STAT_AFTER)
     # cpu0: busy +100 of total +100 -> 1.0; cpu1: busy +50 (user 20 + system 30) of total +120
@@ -104,10 +98,6 @@ def test_proc_stat_load_matches_hand_computation() -> None:
     assert before[0] == (150, 400) and after[1] == (200, 520)
     assert busy_threads(before, after, (0,)) == pytest.approx(1.0)
     assert busy_threads(before, after, (0, 1)) == pytest.approx(1.0 + 50 / 120)
-
-
-
-
 
 
 def test_xu3_ina231_bus_is_discovered_and_enabled(tmp_path: Path) -> None:

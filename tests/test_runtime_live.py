@@ -130,12 +130,10 @@ def test_load_generator_pins_workers_and_stops_them(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- live board on fake trees
 
 
-
-
 def test_live_board_maps_sets_dvfs_meters_and_restores(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from hwmodels.profile import load_platform
     from runtime import board as board_mod
     from runtime.board import LiveBoard, units_of_spec
-    from hwmodels.profile import load_platform
 
     root = xu3_with_stat(tmp_path)
     pinned = []
@@ -164,8 +162,8 @@ def test_live_board_maps_sets_dvfs_meters_and_restores(tmp_path: Path, monkeypat
 
 
 def test_units_of_spec_refuses_cpus_that_are_not_online(tmp_path: Path) -> None:
-    from runtime.board import units_of_spec
     from hwmodels.profile import load_platform
+    from runtime.board import units_of_spec
 
     (tmp_path / "sys/devices/system/cpu").mkdir(parents=True)
     (tmp_path / "sys/devices/system/cpu/online").write_text("0-1\n")
@@ -174,10 +172,6 @@ def test_units_of_spec_refuses_cpus_that_are_not_online(tmp_path: Path) -> None:
 
 
 # ---------------------------------------------------------------- profiler and deploy loop on this machine
-
-
-
-
 
 
 def test_profile_measures_every_configuration_and_restores(profiled: tuple[Path, Path, Path], capsys) -> None:
