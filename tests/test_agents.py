@@ -214,3 +214,18 @@ def test_agent_commands_bad_input_is_one_line_exit_2(argv: list[str], expect: st
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert expect in err and "\n" not in err
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_compare_progress_in_a_log_is_a_few_plain_lines(quiet: bool) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    cmd = [sys.executable, "-m", "dynscale_cli", "compare", "--platform", "nano", "--episode-length", "30"]
+    res = subprocess.run(cmd + (["--quiet"] if quiet else []), capture_output=True, text=True, cwd=root, check=False)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert "\r" not in res.stderr  # no progress-bar frames when stderr is not a terminal
+    lines = res.stderr.splitlines()
+    assert lines == [] if quiet else 5 <= len(lines) <= 11 and all(line.startswith("evaluating: ") for line in lines)
+    assert "fixed-min-energy" in res.stdout

@@ -1,0 +1,74 @@
+"""An exported policy describes itself: it observes with the spec it was trained with, and a
+board whose structure differs is refused in one line naming the policy file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import TINY_DNN, TINY_PLATFORM
+
+from agents.export import export_policy
+from agents.numpy_policy import NumpyPolicy, PolicyFileError, load_policy
+from dynscale_cli import main
+from envs import DynDNNEnv
+from envs.observation import ObservationBuilder, ObservationSpec
+from envs.step import Request
+from hwmodels.model import PlatformModel
+from hwmodels.profile import load_platform
+from runtime.session import make_live_controller
+
+
+def write_profile(path: Path, latency_ms: list[float], cores: int = 1) -> Path:
+    doc = yaml.safe_load(TINY_PLATFORM)
+    doc["measured"]["latency_ms"] = latency_ms
+    doc["units"][0]["cores"] = cores
+    if cores > 1:
+        del doc["measured"]
+    path.write_text(yaml.safe_dump(doc))
+    return path
+
+
+def exported(tmp_path: Path, profile: Path) -> Path:
+    """A (barely trained) PPO policy for ``profile``, exported."""
+    from stable_baselines3 import PPO
+
+    env = DynDNNEnv(str(profile), scenario="tiny", episode_length=16, dnn_profile=TINY_DNN)
+    model = PPO("MlpPolicy", env, n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cpu", policy_kwargs={"net_arch": [8]})
+    npz, _ = export_policy(model, env, tmp_path / "policy")
+    return npz
+
+
+def test_reprofiled_board_gives_the_policy_the_observation_it_was_trained_with(tmp_path: Path) -> None:
+    before = write_profile(tmp_path / "before.yaml", [10, 5, 20, 10])
+    policy_file = exported(tmp_path, before)
+    after = write_profile(tmp_path / "after.yaml", [30, 15, 60, 30])  # re-profiled: 3x slower
+    old_model = PlatformModel(load_platform(before), TINY_DNN)
+    new_model = PlatformModel(load_platform(after), TINY_DNN)
+    assert ObservationSpec.for_model(new_model) != ObservationSpec.for_model(old_model)  # the scales did move
+
+    policy = make_live_controller(str(policy_file), new_model)  # the deploy loop's way in
+    assert isinstance(policy, NumpyPolicy) and policy.profile_note(new_model) is not None
+    rng = np.random.default_rng(0)
+    for _ in range(50):  # the same measured state, observed before and after re-profiling
+        request = Request(
+            float(rng.uniform(1, 100)), float(rng.uniform(1, 100)), 100.0, [float(rng.uniform(0, 2))],
+            float(rng.uniform(20, 90)), [200.0], (int(rng.integers(1, 3)), 0, 1, 100.0),
+            float(rng.uniform(1, 50)), float(rng.uniform(1, 50)),
+        )  # fmt: skip
+        trained_with = ObservationBuilder(ObservationSpec.for_model(old_model)).build(request).copy()
+        np.testing.assert_array_equal(policy.observe(request), trained_with)
+    rescaled = ObservationBuilder(ObservationSpec.for_model(new_model)).build(request)
+    assert not np.array_equal(rescaled, trained_with)  # what a re-derived spec would have fed it
+
+
+def test_a_policy_for_another_board_is_refused_naming_the_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    policy_file = exported(tmp_path, write_profile(tmp_path / "tiny.yaml", [10, 5, 20, 10]))
+    two_cores = PlatformModel(load_platform(write_profile(tmp_path / "two.yaml", [], cores=2)), TINY_DNN)
+    with pytest.raises(PolicyFileError, match=r"policy\.npz: trained for platform 'tiny': observation field 'cores' is \[1\]"):
+        load_policy(policy_file, two_cores)
+    assert main(["compare", "--platform", "nano", "--agents", str(policy_file), "--seeds", "1", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{policy_file}: trained for platform 'tiny', not 'nano'" in err
