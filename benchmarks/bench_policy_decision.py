@@ -50,7 +50,7 @@ def time_policy(path: Path, n: int = 20000) -> tuple[str, float, float]:
     samples = []
     for o in obs:
         t0 = time.perf_counter()
-        pol.act(o, mask)
+        pol.decide(o, mask)
         samples.append((time.perf_counter() - t0) * 1e6)
     return pol.platform, statistics.median(samples), float(np.percentile(samples, 99))
 

@@ -28,6 +28,7 @@ import numpy as np
 import yaml
 
 from dnn.fileio import atomic_write
+from dnn.progress import progress as progress_bar
 from hwmodels.config import ConfigSpace
 from hwmodels.fit import fit_perf
 from hwmodels.profile import PLATFORM_FORMAT, parse_platform
@@ -70,60 +71,29 @@ def profile_board(
     :return: the profile document that was written
     """
     import torch
-    from tqdm.auto import tqdm
 
     from dnn.data import load_cifar10
-    from dnn.runner import InferenceRunner
     from dnn.train import load_weights
 
     if repeats < 3 or warmup < 0:
         raise LiveError(f"--repeats must be >= 3 (got {repeats}) and --warmup >= 0 (got {warmup})")
-    fs = fs or Sysfs("/")
     out = Path(out)
     if out.is_dir():
         raise LiveError(f"{out}: --out is a directory; name the profile YAML to write (e.g. {out / 'board.yaml'})")
     ckpt = load_weights(weights)
     cifar = load_cifar10(data)
-    units = discover_units(fs, cuda)
-    board = LiveBoard(units, fs, allow_dvfs)
-    # a unit profiled without DVFS control is profiled (and described) at the one clock it runs at
-    current = board.freqs_mhz()
-    units = [
-        u if d is None else LiveUnit(u.name, u.kind, u.cpus, (current[i],)) for i, (u, d) in enumerate(zip(units, board.dvfs))
-    ]
-    board.units = units
+    fs = fs or Sysfs("/")
+    board = _open_board(fs, cuda, allow_dvfs)
     finish = restore_on_exit(board)
     threads_before = torch.get_num_threads()
     try:
-        time.sleep(0.5)
-        idle = board.sample_load()
-        if max(idle) > IDLE_LOAD_LIMIT and not allow_busy:
-            raise LiveError(
-                f"the board is not idle: background load {', '.join(f'{u.name} {x:.2f}' for u, x in zip(units, idle))} busy threads "
-                f"(limit {IDLE_LOAD_LIMIT}); stop other work, or pass --allow-busy to profile anyway"
-            )
-        draft = _draft_spec(units, name, fs)
+        idle = _idle_load(board, allow_busy)
+        draft = _draft_spec(board.units, name, fs)
         space = ConfigSpace(parse_platform(draft, f"{out} (draft)"), ckpt.model.groups)
-        settings = {"repeats": repeats, "warmup": warmup, "units": [u.name for u in units], "weights": str(weights or "shipped")}
+        settings = {"repeats": repeats, "warmup": warmup, "units": [u.name for u in board.units], "weights": str(weights or "shipped")}
         partial = out.with_name(out.name + ".partial.json")
-        results = _load_partial(partial, settings)
-        runners = {u.kind: None for u in units}
-        bar = tqdm(total=len(space), desc="profiling", disable=not progress)
-        for i in range(len(space)):
-            cfg = space.decode(i)
-            key = f"{cfg.groups}/{cfg.unit}/{cfg.cores}/{cfg.freq_mhz:g}"
-            bar.set_postfix_str(key)
-            if key not in results:
-                ui = space.unit_idx[i]
-                kind = units[ui].kind
-                if runners[kind] is None:
-                    runners[kind] = InferenceRunner(ckpt, cifar.test_x, cifar.test_y, device="cuda" if kind == "gpu" else "cpu")
-                results[key] = _measure(board, runners[kind], int(ui), cfg, repeats, warmup)
-                _write_partial(partial, settings, results)
-            bar.update()
-        bar.close()
-        keys = [f"{c.groups}/{c.unit}/{c.cores}/{c.freq_mhz:g}" for c in (space.decode(i) for i in range(len(space)))]
-        doc = _finish_profile(draft, space, ckpt, [results[k] for k in keys], board, runners.get("cpu"), idle)
+        results, runners = _measure_all(board, space, ckpt, cifar, settings, partial, progress)
+        doc = _finish_profile(draft, space, ckpt, results, board, runners.get("cpu"), idle)
         with atomic_write(out) as f:
             f.write(f"# Measured by `dynscale profile` on {time.strftime('%Y-%m-%d %H:%M')} ({os.uname().nodename}).\n")
             yaml.safe_dump(doc, f, sort_keys=False, width=120)
@@ -132,6 +102,56 @@ def profile_board(
     finally:
         torch.set_num_threads(threads_before)
         finish()
+
+
+def _open_board(fs: Sysfs, cuda: bool, allow_dvfs: bool) -> LiveBoard:
+    """The board's units, bound; a unit without DVFS control is profiled (and described) at
+    the one clock it runs at."""
+    units = discover_units(fs, cuda)
+    board = LiveBoard(units, fs, allow_dvfs)
+    current = board.freqs_mhz()
+    board.units = [
+        u if d is None else LiveUnit(u.name, u.kind, u.cpus, (current[i],)) for i, (u, d) in enumerate(zip(units, board.dvfs))
+    ]
+    return board
+
+
+def _idle_load(board: LiveBoard, allow_busy: bool) -> list[float]:
+    """Background load per unit before profiling (refused above :data:`IDLE_LOAD_LIMIT` unless ``allow_busy``)."""
+    time.sleep(0.5)
+    idle = board.sample_load()
+    if max(idle) > IDLE_LOAD_LIMIT and not allow_busy:
+        busy = ", ".join(f"{u.name} {x:.2f}" for u, x in zip(board.units, idle))
+        raise LiveError(
+            f"the board is not idle: background load {busy} busy threads "
+            f"(limit {IDLE_LOAD_LIMIT}); stop other work, or pass --allow-busy to profile anyway"
+        )
+    return idle
+
+
+def _measure_all(board: LiveBoard, space: ConfigSpace, ckpt, cifar, settings: dict, partial: Path, progress: bool):
+    """Every configuration's measurement in action order (resuming from ``partial``, saved after
+    each one), and the inference runner per kind of unit."""
+    from dnn.runner import InferenceRunner
+
+    results = _load_partial(partial, settings)
+    runners: dict = {}
+    bar = progress_bar(len(space), "profiling", progress, "config")
+    keys = []
+    for i in range(len(space)):
+        cfg = space.decode(i)
+        keys.append(key := f"{cfg.groups}/{cfg.unit}/{cfg.cores}/{cfg.freq_mhz:g}")
+        bar.set_postfix_str(key)
+        if key not in results:
+            ui = int(space.unit_idx[i])
+            kind = board.units[ui].kind
+            if kind not in runners:
+                runners[kind] = InferenceRunner(ckpt, cifar.test_x, cifar.test_y, device="cuda" if kind == "gpu" else "cpu")
+            results[key] = _measure(board, runners[kind], ui, cfg, settings["repeats"], settings["warmup"])
+            _write_partial(partial, settings, results)
+        bar.update()
+    bar.close()
+    return [results[k] for k in keys], runners
 
 
 def _measure(board: LiveBoard, runner, unit: int, cfg, repeats: int, warmup: int) -> dict:
