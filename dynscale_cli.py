@@ -12,14 +12,14 @@ import sys
 
 from agents import cli as agents_cli
 from dnn import cli as dnn_cli
-from dnn.errors import run_command
+from dnn.errors import OneLineParser, parse_or_exit_code, run_command
 from envs import cli as envs_cli
 from hwmodels import cli as hwmodels_cli
 from runtime import cli as runtime_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = OneLineParser(
         prog="dynscale",
         description="RL control of a dynamic DNN's groups, mapping and DVFS on embedded boards.",
     )
@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command(build_parser().parse_args(argv))
+    args = parse_or_exit_code(build_parser(), argv)
+    return args if isinstance(args, int) else run_command(args)
 
 
 if __name__ == "__main__":

@@ -4,13 +4,13 @@ simulation; :mod:`runtime.cli` adds ``--live``) and ``export``."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 from agents.algos import ALGOS
 from agents.controllers import CONTROLLERS
-from dnn.errors import UsageError, run_command
+from dnn.errors import OneLineParser, UsageError, parse_or_exit_code, positive_int, run_command
+from dnn.fileio import check_outputs, json_text
 from envs.cli import parse_seeds
 
 
@@ -19,11 +19,12 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--platform", default="xu3", help="xu3, nano, or a platform profile YAML (default: xu3)")
     p.add_argument("--algo", default="ppo", choices=tuple(ALGOS))
     p.add_argument("--scenario", help="scenario preset or YAML (default: the hyperparameter file's env_kwargs.scenario)")
-    p.add_argument("--timesteps", type=int, help="training steps (default: n_timesteps of the hyperparameter file)")
-    p.add_argument("--n-envs", type=int, help="parallel envs (default: n_envs of the hyperparameter file)")
+    p.add_argument("--timesteps", type=positive_int, help="training steps (default: n_timesteps of the hyperparameter file)")
+    p.add_argument("--n-envs", type=positive_int, help="parallel envs (default: n_envs of the hyperparameter file)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--hyperparams", help="rl-zoo style YAML (default: agents/hyperparams/ALGO.yml)")
     p.add_argument("--out", help="run folder (default: runs/ALGO-PLATFORM-sSEED)")
+    p.add_argument("--force", action="store_true", help="replace the run folder if it exists")
     p.add_argument("--tensorboard", help="TensorBoard log folder")
     p.add_argument(
         "--eval-seeds",
@@ -52,11 +53,13 @@ def run_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         eval_seeds=args.eval_seeds,
     )
-    report = train(
-        cfg, out, hyperparams_path=args.hyperparams, tensorboard=args.tensorboard, progress=not (args.json or args.quiet)
-    )
+    inputs = {Path(x).resolve() for x in (args.platform, args.hyperparams, args.scenario) if x and Path(x).exists()}
+    if any(p == Path(out).resolve() or Path(out).resolve() in p.parents for p in inputs):
+        raise UsageError(f"--out {out}: is or holds an input of this run; choose a new run folder")
+    progress = not (args.json or args.quiet)
+    report = train(cfg, out, hyperparams_path=args.hyperparams, tensorboard=args.tensorboard, progress=progress, force=args.force)
     if args.json:
-        print(json.dumps(report.to_dict(), indent=2))
+        print(json_text(report.to_dict()))
     else:
         print(report.format())
         print(f"\ntrained {report.training['timesteps']:,} steps in {report.training['seconds']:.0f} s; run folder: {out}")
@@ -90,7 +93,7 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, argparse.Argument
     src.add_argument("--traces", help="folder of trace CSVs to replay (one episode each)")
     src.add_argument("--scenario", default=None, help="scenario preset (default: default)")
     c.add_argument("--seeds", type=parse_seeds, default=parse_seeds("1000-1019"))
-    c.add_argument("--episode-length", type=int, default=1000)
+    c.add_argument("--episode-length", type=positive_int, default=1000)
     c.add_argument("--no-noise", action="store_true", help="evaluate on the noise-free model")
     c.add_argument("--json", action="store_true")
     c.add_argument("--quiet", action="store_true", help="no progress output")
@@ -115,6 +118,8 @@ def run_compare(args: argparse.Namespace) -> int:
     from agents.report import Report
     from envs.dyndnn_env import DynDNNEnv
 
+    inputs = {"--platform": args.platform, "--scenario": args.scenario, "--traces": args.traces}
+    check_outputs({"--plot": args.plot}, {**inputs, **{f"--agents {a}": a for a in args.agents}})
     ctrls = controllers_for(args.agents, args.baselines)
     noise = not args.no_noise
     progress = not (args.json or args.quiet)
@@ -133,7 +138,7 @@ def run_compare(args: argparse.Namespace) -> int:
         report, _ = compare(lambda: env, ctrls, args.seeds, progress=progress)
     if args.plot:
         plot_tradeoff(report, args.plot)
-    print(json.dumps(report.to_dict(), indent=2) if args.json else report.format())
+    print(json_text(report.to_dict()) if args.json else report.format())
     return 0
 
 
@@ -141,7 +146,7 @@ def run_export(args: argparse.Namespace) -> int:
     import yaml
 
     from agents.export import export_policy
-    from agents.numpy_policy import PolicyFileError
+    from agents.numpy_policy import PolicyFileError, check_run_complete, policy_paths
     from agents.train import RunConfig, make_env_kwargs
     from envs.dyndnn_env import DynDNNEnv
 
@@ -150,23 +155,29 @@ def run_export(args: argparse.Namespace) -> int:
     for f in (cfg_path, model_path):
         if not f.is_file():
             raise PolicyFileError(f"{f}: missing (is {run} a run folder of dynscale train?)")
-    cfg = RunConfig(**yaml.safe_load(cfg_path.read_text()))
+    check_run_complete(run)
+    out = Path(args.out) if args.out else run / "policy"
+    npz, meta = policy_paths(out)
+    check_outputs({"--out": npz, "--out (metadata)": meta}, {"RUN_DIR config": cfg_path, "RUN_DIR model": model_path})
+    try:
+        cfg = RunConfig(**yaml.safe_load(cfg_path.read_text()))
+    except (TypeError, yaml.YAMLError) as exc:
+        raise PolicyFileError(f"{cfg_path}: not a run configuration ({' '.join(str(exc).split())})") from None
     model = ALGOS[cfg.algo].load(model_path)
-    npz, meta = export_policy(
-        model, DynDNNEnv(**make_env_kwargs(cfg)), args.out or run / "policy", name=f"{cfg.algo}-{Path(cfg.platform).stem}"
-    )
+    npz, meta = export_policy(model, DynDNNEnv(**make_env_kwargs(cfg)), out, name=f"{cfg.algo}-{Path(cfg.platform).stem}")
     print(f"wrote {npz} and {meta}")
     return 0
 
 
 def train_agent_main(argv: list[str] | None = None) -> int:
     """``python train_agent.py ...``: the same as ``dynscale train ...``."""
-    p = argparse.ArgumentParser(
+    p = OneLineParser(
         prog="train_agent.py",
         description="Train an RL agent on a platform model, then compare it with greedy, oracle and fixed baselines.",
     )
     add_train_arguments(p)
-    return run_command(p.parse_args(argv), prog="train_agent.py")
+    args = parse_or_exit_code(p, argv)
+    return args if isinstance(args, int) else run_command(args, prog="train_agent.py")
 
 
 if __name__ == "__main__":

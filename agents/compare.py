@@ -8,8 +8,9 @@ from pathlib import Path
 
 from agents.controllers import CONTROLLERS, Controller, make_controller
 from agents.evaluate import compare
-from agents.numpy_policy import load_policy
+from agents.numpy_policy import check_run_complete, load_policy
 from agents.report import Report
+from dnn.fileio import atomic_write
 from envs.dyndnn_env import DynDNNEnv
 from envs.step import EpisodeLog
 
@@ -20,15 +21,20 @@ def agent_name(path: str | os.PathLike) -> str:
     return f"agent:{p.name if p.is_dir() else p.stem}"
 
 
-def controllers_for(agents: list[str], baselines: list[str] | None = None) -> dict[str, Callable[[DynDNNEnv], Controller]]:
+def controllers_for(
+    agents: list[str], baselines: list[str] | None = None, require_complete: bool = True
+) -> dict[str, Callable[[DynDNNEnv], Controller]]:
     """Controller factories: one per agent path, then the named baselines (default: all of
     :data:`agents.controllers.CONTROLLERS`).
 
-    :raises UsageError: an unknown baseline name
+    :param require_complete: refuse agents of run folders marked incomplete
+    :raises UsageError: an unknown baseline name, or an incomplete run
     """
     names = list(CONTROLLERS) if baselines is None else baselines
     out: dict[str, Callable[[DynDNNEnv], Controller]] = {}
     for a in agents:
+        if require_complete:
+            check_run_complete(a)
         out[agent_name(a)] = lambda env, a=a: load_policy(a, env.model)
     for n in names:
         if n not in CONTROLLERS:
@@ -41,8 +47,9 @@ def compare_run(run: str | os.PathLike, platform: str, env_kwargs: dict, seeds: 
     """Evaluate a run folder's exported policy against every baseline; write table and plots."""
     run = Path(run)
     env = DynDNNEnv(platform=platform, **env_kwargs)
-    report, logs = compare(lambda: env, controllers_for([str(run)]), seeds, progress)
-    (run / "evaluation.txt").write_text(report.format() + "\n")
+    report, logs = compare(lambda: env, controllers_for([str(run)], require_complete=False), seeds, progress)
+    with atomic_write(run / "evaluation.txt") as f:
+        f.write(report.format() + "\n")
     plot_tradeoff(report, run / "tradeoff.png")
     agent = logs[agent_name(run)][0]
     plot_episode(

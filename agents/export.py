@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 from torch import nn
 
 from agents.numpy_policy import POLICY_FORMAT, actions_of, policy_paths
-from dnn.fileio import atomic_write
+from dnn.fileio import atomic_write, json_text
 
 _ACT_NAMES = {nn.Tanh: "tanh", nn.ReLU: "relu"}
 
@@ -86,5 +85,5 @@ def export_policy(model, env, out: str | os.PathLike, name: str = "policy") -> t
     with atomic_write(npz, "wb") as f:
         np.savez(f, **arrays)
     with atomic_write(meta_path) as f:
-        json.dump(meta, f, indent=2)
+        f.write(json_text(meta))
     return npz, meta_path

@@ -26,6 +26,7 @@ import numpy as np
 
 from agents.controllers import Controller
 from dnn.errors import UserError
+from dnn.fileio import incomplete_reason
 from envs.observation import ObservationBuilder, ObservationSpec, ObservationSpecError
 from envs.step import Request
 
@@ -178,6 +179,18 @@ def _read_layers(npz: Path, n_layers: int, meta_name: str) -> tuple[list[np.ndar
                 f"{npz}: layer{i}_w has {weights[i].shape[1]} inputs, layer{i - 1} gives {weights[i - 1].shape[0]}"
             )
     return weights, biases
+
+
+def check_run_complete(path: str | os.PathLike) -> None:
+    """Refuse a policy of a run folder marked incomplete (failed, interrupted or still running).
+
+    :param path: a run folder, or a policy file (its folder is checked)
+    """
+    p = Path(path)
+    folder = p if p.is_dir() else p.parent
+    why = incomplete_reason(folder)
+    if why is not None:
+        raise PolicyFileError(f"{folder}: an incomplete run ({why}); train it again with --force")
 
 
 def load_policy(path: str | os.PathLike, model) -> NumpyPolicy:

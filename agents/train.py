@@ -17,8 +17,8 @@ policy for the board), ``evaluation.json`` and ``evaluation.txt`` (the compariso
 
 from __future__ import annotations
 
-import json
 import os
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from agents.algos import ALGOS
-from dnn.errors import UserError
-from dnn.fileio import atomic_write, read_yaml
+from dnn.errors import UsageError, UserError
+from dnn.fileio import atomic_write, incomplete_reason, json_text, mark_complete, mark_incomplete, read_yaml
 from dnn.progress import progress as progress_bar
 
 VALIDATION_SEEDS = list(range(500, 505))
@@ -76,13 +76,17 @@ def load_hyperparams(algo: str, env_id: str, path: str | os.PathLike | None = No
     return entry, str(p)
 
 
-def _schedule(value: Any, where: str) -> Any:
-    """rl-zoo schedules: ``lin_3e-4`` is a linear decay from 3e-4 to 0 over training."""
-    if isinstance(value, str) and value.startswith("lin_"):
+def _schedule(key: str, value: Any, where: str) -> Any:
+    """A hyperparameter's value: rl-zoo schedules (``lin_3e-4`` is a linear decay from 3e-4 to
+    0 over training) become functions; any other string is refused (none of the algorithms of
+    :data:`agents.algos.ALGOS` takes one)."""
+    if isinstance(value, str):
         try:
+            if not value.startswith("lin_"):
+                raise ValueError
             start = float(value[4:])
         except ValueError:
-            raise HyperparamsError(f"{where}: {value!r} is not lin_<number>") from None
+            raise HyperparamsError(f"{where}.{key}: {value!r} is not a number or lin_<number>") from None
         return lambda progress_remaining: progress_remaining * start
     return value
 
@@ -110,10 +114,15 @@ def resolve(cfg: RunConfig, hyperparams_path: str | None = None) -> RunConfig:
 
     cfg.env_id = cfg.env_id or env_id(cfg.platform)
     entry, cfg.hyperparams_file = load_hyperparams(cfg.algo, cfg.env_id, hyperparams_path)
-    cfg.timesteps = int(cfg.timesteps or entry.pop("n_timesteps"))
-    entry.pop("n_timesteps", None)
-    cfg.n_envs = int(cfg.n_envs or entry.pop("n_envs", 1))
-    entry.pop("n_envs", None)
+    where = f"{cfg.hyperparams_file}: {cfg.env_id}"
+    n_timesteps, n_envs = entry.pop("n_timesteps"), entry.pop("n_envs", 1)
+    cfg.timesteps = _count(
+        cfg.timesteps if cfg.timesteps is not None else n_timesteps,
+        "--timesteps" if cfg.timesteps is not None else f"{where}.n_timesteps",
+    )
+    cfg.n_envs = _count(
+        cfg.n_envs if cfg.n_envs is not None else n_envs, "--n-envs" if cfg.n_envs is not None else f"{where}.n_envs"
+    )
     env_kwargs = dict(entry.pop("env_kwargs", None) or {})
     if cfg.scenario:
         env_kwargs["scenario"] = cfg.scenario
@@ -137,14 +146,26 @@ def build_model(cfg: RunConfig, tensorboard: str | None = None):
     where = f"{cfg.hyperparams_file}: {cfg.env_id}"
     hp = dict(cfg.hyperparams)
     policy = hp.pop("policy")
-    kwargs = {k: _schedule(v, where) for k, v in hp.items() if k != "policy_kwargs"}
+    kwargs = {k: _schedule(k, v, where) for k, v in hp.items() if k != "policy_kwargs"}
     kwargs["policy_kwargs"] = _policy_kwargs(hp.get("policy_kwargs"), where)
-    vec = make_vec_env(DynDNNEnv, n_envs=cfg.n_envs, seed=TRAIN_SEED_OFFSET + cfg.seed * 1000, env_kwargs=make_env_kwargs(cfg))
+    try:
+        vec = make_vec_env(
+            DynDNNEnv, n_envs=cfg.n_envs, seed=TRAIN_SEED_OFFSET + cfg.seed * 1000, env_kwargs=make_env_kwargs(cfg)
+        )
+    except TypeError as exc:
+        raise HyperparamsError(f"{where}.env_kwargs: {exc}") from None
     cls = ALGOS[cfg.algo].cls
     try:
         return cls(policy, vec, seed=cfg.seed, verbose=0, tensorboard_log=tensorboard, device="cpu", **kwargs)
-    except TypeError as exc:
-        raise HyperparamsError(f"{where}: {exc}") from None
+    except (TypeError, ValueError, AssertionError) as exc:
+        raise HyperparamsError(f"{where}: {' '.join(str(exc).split())}") from None
+
+
+def _count(value: Any, where: str) -> int:
+    """A count of steps or envs: a whole number >= 1 (zero is not "the default")."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise HyperparamsError(f"{where}: must be a whole number >= 1, got {value!r}")
+    return value
 
 
 def train(
@@ -153,26 +174,59 @@ def train(
     hyperparams_path: str | None = None,
     tensorboard: str | None = None,
     progress: bool = True,
+    force: bool = False,
 ) -> Report:
     """Train, keep the best model on the validation seeds, export, evaluate; return the report.
 
     :param cfg: the run (``platform`` and ``algo`` at least; the rest from the hyperparameters)
     :param out: the run folder
     :param progress: report progress on stderr (a bar on a terminal, lines in a log)
+    :param force: replace an existing run folder (otherwise refused)
+
+    The run folder is marked incomplete (``INCOMPLETE``, saying why) from its creation until
+    the evaluation is written; ``compare``, ``deploy`` and ``export`` refuse it meanwhile.
     """
     import torch
+
+    torch.set_num_threads(1)  # the policy MLP is tiny: extra threads only add synchronisation
+    cfg = resolve(cfg, hyperparams_path)
+    run = Path(out)
+    model = build_model(cfg, tensorboard)  # every hyperparameter checked before the folder exists
+    _new_run_folder(run, force)
+    try:
+        report = _train_in(run, cfg, model, tensorboard, progress)
+    except BaseException as exc:
+        mark_incomplete(run, f"training stopped by {type(exc).__name__}: {' '.join(str(exc).split()) or 'no message'}")
+        raise
+    mark_complete(run)
+    return report
+
+
+def _new_run_folder(run: Path, force: bool) -> None:
+    """Create ``run`` empty, marked incomplete; an existing one is replaced only with ``force``."""
+    if run.exists() and not run.is_dir():
+        raise UsageError(f"--out {run}: is a file, not a run folder")
+    if run.is_dir() and any(run.iterdir()):
+        if not force:
+            state = "an incomplete run" if incomplete_reason(run) else "a finished run"
+            raise UsageError(f"--out {run}: holds {state}; pass --force to replace it, or choose another --out")
+        shutil.rmtree(run)
+    try:
+        run.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"--out {run}: cannot create the run folder ({exc.strerror})") from None
+    mark_incomplete(run, f"training started {time.strftime('%Y-%m-%d %H:%M:%S')} (pid {os.getpid()}), not finished")
+
+
+def _train_in(run: Path, cfg: RunConfig, model, tensorboard: str | None, progress: bool) -> Report:
+    """Train ``model`` into the run folder, export, evaluate (see :func:`train`)."""
     from stable_baselines3.common.callbacks import CallbackList
 
     from agents.export import export_policy
     from envs import DynDNNEnv
 
-    torch.set_num_threads(1)  # the policy MLP is tiny: extra threads only add synchronisation
-    cfg = resolve(cfg, hyperparams_path)
-    run = Path(out)
-    run.mkdir(parents=True, exist_ok=True)
     with atomic_write(run / "config.yaml") as f:
         yaml.safe_dump({k: v for k, v in cfg.__dict__.items()}, f, sort_keys=False)
-    model = build_model(cfg, tensorboard)
     if tensorboard is None:
         # SB3's default logger would create an empty SB3-<date> folder in /tmp on every run
         from stable_baselines3.common.logger import configure
@@ -204,7 +258,7 @@ def train(
     report = compare_run(run, cfg.platform, cfg.env_kwargs, cfg.eval_seeds, progress=progress)
     report.training = {"seconds": train_s, "timesteps": cfg.timesteps, "algo": cfg.algo, "env_id": cfg.env_id}
     with atomic_write(run / "evaluation.json") as f:
-        json.dump(report.to_dict(), f, indent=2)
+        f.write(json_text(report.to_dict()))
     return report
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
-from dnn.errors import UsageError
+from dnn.errors import UsageError, positive_int
+from dnn.fileio import check_outputs, json_text
 from dnn.train import SHIPPED_WEIGHTS
 
 
@@ -27,7 +27,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument(
         "--epochs-per-stage",
-        type=_positive_int,
+        type=positive_int,
         default=16,
         help="epochs of each of the G stages (default: 16, the shipped weights)",
     )
@@ -36,10 +36,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     t.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--batch-size", type=_positive_int, default=128)
+    t.add_argument("--batch-size", type=positive_int, default=128)
     t.add_argument("--lr", type=float, default=0.08, help="peak one-cycle learning rate (default: 0.08)")
     t.add_argument("--resume", action="store_true", help="continue from the stages already in --out")
-    t.add_argument("--limit", type=_positive_int, help="use N random training and N random test images (smoke runs)")
+    t.add_argument("--limit", type=positive_int, help="use N random training and N random test images (smoke runs)")
     t.add_argument("--cache-dir", help="where decoded arrays are cached (default: ~/.cache/dynscale)")
     t.add_argument("--quiet", action="store_true", help="no progress output")
     t.set_defaults(func=_train)
@@ -51,9 +51,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     e.add_argument("--weights", help=f"weight file (default: the shipped {SHIPPED_WEIGHTS.name})")
     e.add_argument("--data", required=True, help="CIFAR-10 in either layout (see dnn train --help)")
-    e.add_argument("--limit", type=_positive_int, help="evaluate N random test images")
+    e.add_argument("--limit", type=positive_int, help="evaluate N random test images")
     e.add_argument(
-        "--repeats", type=_positive_int, default=50, help="timed batch-1 runs per configuration and thread count (default: 50)"
+        "--repeats", type=positive_int, default=50, help="timed batch-1 runs per configuration and thread count (default: 50)"
     )
     e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     e.add_argument("--write-profile", metavar="FILE", help="also write the DNN profile YAML that the platform models read")
@@ -68,16 +68,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     d.add_argument("--dest", default="data", help="folder to download into (default: ./data)")
     d.set_defaults(func=_download)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {v}")
-    return v
 
 
 def _load(args: argparse.Namespace):
@@ -95,6 +85,7 @@ def _train(args: argparse.Namespace) -> int:
 
         if not torch.cuda.is_available():
             raise UsageError("--device cuda: no CUDA device is available to torch")
+    check_outputs({"--out": args.out}, {"--data": args.data})
     data = _load(args)
     settings = TrainSettings(epochs_per_stage=args.epochs_per_stage, batch_size=args.batch_size, lr=args.lr, seed=args.seed)
     ckpt = train_incremental(data, args.out, settings, device=args.device, resume=args.resume, progress=not args.quiet)
@@ -107,14 +98,15 @@ def _eval(args: argparse.Namespace) -> int:
     from dnn.profile import write_profile
     from dnn.train import load_weights
 
+    weights = args.weights or str(SHIPPED_WEIGHTS)
+    check_outputs({"--write-profile": args.write_profile}, {"--weights": weights, "--data": args.data})
     ckpt = load_weights(args.weights)
     data = _load(args)  # --limit trims the test split; the training split is not used here
-    weights = args.weights or str(SHIPPED_WEIGHTS)
     report = evaluate_configs(ckpt, data, weights=weights, repeats=args.repeats, progress=not (args.json or args.quiet))
     if args.write_profile:
         write_profile(Path(args.write_profile), report, weights=weights)
     if args.json:
-        print(json.dumps(report, indent=2))
+        print(json_text(report))
     else:
         print(format_table(report))
     return 0

@@ -1,7 +1,19 @@
-"""File helpers shared by every package: atomic writes, and YAML reads with errors naming the file."""
+"""File helpers shared by every package: the rule for what a command writes, atomic writes,
+and YAML / CSV reads with errors naming the file.
+
+The rule for outputs: a command never writes over a file it reads (:func:`check_outputs`
+compares resolved paths and refuses in one line), never writes to a directory named as a file,
+and writes each file to a temporary file beside it that is renamed into place only when
+complete (:func:`atomic_write`). A temporary file left by a killed run is swept by the next
+write of the same file.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator
@@ -11,19 +23,93 @@ from typing import IO, Any
 
 import yaml
 
+from dnn.errors import UsageError
+
+
+def check_outputs(outputs: dict[str, str | os.PathLike | None], inputs: dict[str, str | os.PathLike | None]) -> None:
+    """Refuse (:class:`UsageError`, one line) an output that is a directory, or that is the same
+    file as an input or as another output.
+
+    :param outputs: flag (as the user typed it, e.g. ``--log``) -> path the command will write
+    :param inputs: flag -> path the command reads (``None`` entries are skipped)
+    """
+    seen: dict[Path, str] = {}
+    for flag, path in inputs.items():
+        if path is not None and Path(path).exists():
+            for p in _files_of(Path(path)):
+                seen.setdefault(p.resolve(), f"{flag} {path}")
+    for flag, path in outputs.items():
+        if path is None:
+            continue
+        p = Path(path)
+        if p.is_dir():
+            raise UsageError(f"{flag} {path}: is a directory; name the file to write")
+        other = seen.get(p.resolve())
+        if other is not None:
+            raise UsageError(f"{flag} {path}: is the same file as {other}; refusing to write over an input")
+        seen[p.resolve()] = f"{flag} {path}"
+
+
+def _files_of(path: Path) -> list[Path]:
+    """A path and, for a run folder or a policy stem, the files it stands for."""
+    if path.is_dir():
+        return [f for f in path.iterdir() if f.is_file()]
+    if path.suffix in (".npz", ".json"):
+        return [path, path.with_suffix(".json" if path.suffix == ".npz" else ".npz")]
+    return [path]
+
+
+def _temp_prefix(target: Path) -> str:
+    return f".{target.name}."
+
+
+def sweep_partial(target: str | os.PathLike) -> list[Path]:
+    """Remove temporary files of ``target`` left by writers that died (their pid is gone).
+
+    :return: the files removed
+    """
+    t = Path(target)
+    removed = []
+    if not t.parent.is_dir():
+        return removed
+    for f in t.parent.glob(f"{_temp_prefix(t)}*.part"):
+        pid = f.name[len(_temp_prefix(t)) :].split(".", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            f.unlink(missing_ok=True)
+            removed.append(f)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
 
 @contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success it replaces ``path`` in one rename.
 
-    On any exception the temporary file is removed and ``path`` is left as it was.
+    On any exception (Ctrl-C and, under :func:`dnn.errors.run_command`, SIGTERM included) the
+    temporary file is removed and ``path`` is left as it was; one left by a killed process is
+    swept by the next write of ``path``.
 
     :param path: the file to (re)write
     :param mode: ``"w"`` for text or ``"wb"`` for bytes
     """
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    if target.is_dir():
+        raise UsageError(f"{target}: is a directory; name the file to write")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        sweep_partial(target)
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f"{_temp_prefix(target)}{os.getpid()}.", suffix=".part")
+    except OSError as exc:
+        raise UsageError(f"{target}: cannot write here ({exc.strerror})") from None
     try:
         with os.fdopen(fd, mode, **kwargs) as f:
             yield f
@@ -38,18 +124,81 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **kwargs) -> Iterator
         raise
 
 
-def read_yaml(path: str | os.PathLike, error: type[Exception], what: str = "file") -> Any:
-    """Parse a YAML file; a missing file, an unreadable one or bad YAML raises ``error`` with
-    one line that names the path.
+def _finite_or_none(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: _finite_or_none(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_none(v) for v in obj]
+    return obj
 
-    :param error: the exception class of the caller's domain (its message names the file)
-    :param what: what the file is, for the missing-file message ("DNN profile", ...)
-    """
+
+def json_text(obj: Any, indent: int | None = 2) -> str:
+    """``obj`` as strict JSON: NaN and infinities (never valid JSON) are written as ``null``,
+    numpy scalars as plain numbers. Every JSON a command prints or writes goes through here."""
+    plain = json.loads(json.dumps(obj, default=_plain))
+    return json.dumps(_finite_or_none(plain), indent=indent, allow_nan=False)
+
+
+def _plain(obj: Any) -> Any:
+    if hasattr(obj, "tolist"):  # numpy scalars and arrays
+        return obj.tolist()
+    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+
+
+def _read_text(path: str | os.PathLike, error: type[Exception], what: str) -> tuple[Path, str]:
+    """A text file's path and content; a UTF-8 byte-order mark is skipped (spreadsheet programs
+    and some editors write one, and it would glue itself onto the first key or column name)."""
     p = Path(path)
     if not p.is_file():
         raise error(f"{p}: no such {what}")
     try:
-        return yaml.safe_load(p.read_text())
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        reason = str(exc).replace("\n", " ")
-        raise error(f"{p}: not readable YAML ({reason})") from exc
+        return p, p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise error(f"{p}: not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start})") from None
+    except OSError as exc:
+        raise error(f"{p}: cannot read ({exc.strerror})") from None
+
+
+def read_yaml(path: str | os.PathLike, error: type[Exception], what: str = "file") -> Any:
+    """Parse a YAML file; a missing file, one that is not UTF-8 text or bad YAML raises
+    ``error`` (the exception class of the caller's domain) with one line that names the path;
+    ``what`` names the kind of file in the missing-file message ("DNN profile", ...)."""
+    p, text = _read_text(path, error, what)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise error(f"{p}: not readable YAML ({' '.join(str(exc).split())})") from None
+
+
+def read_csv_rows(path: str | os.PathLike, error: type[Exception], what: str = "file") -> list[list[str]]:
+    """The rows of a CSV file; errors as :func:`read_yaml`'s (a NUL byte or a broken quote is
+    "not a readable CSV file")."""
+    p, text = _read_text(path, error, what)
+    try:
+        return list(csv.reader(io.StringIO(text, newline="")))
+    except csv.Error as exc:
+        raise error(f"{p}: not a readable CSV file ({' '.join(str(exc).split())})") from None
+
+
+#: a run folder holding this file is incomplete (the run failed, was interrupted, or is running)
+INCOMPLETE_MARKER = "INCOMPLETE"
+
+
+def mark_incomplete(folder: str | os.PathLike, reason: str) -> None:
+    """Mark a run folder incomplete until :func:`mark_complete` (the marker says why)."""
+    with atomic_write(Path(folder) / INCOMPLETE_MARKER) as f:
+        f.write(reason.rstrip() + "\n")
+
+
+def mark_complete(folder: str | os.PathLike) -> None:
+    (Path(folder) / INCOMPLETE_MARKER).unlink(missing_ok=True)
+
+
+def incomplete_reason(folder: str | os.PathLike) -> str | None:
+    """Why a run folder is incomplete, or ``None`` when it is complete."""
+    marker = Path(folder) / INCOMPLETE_MARKER
+    if not marker.is_file():
+        return None
+    return " ".join(marker.read_text(errors="replace").split()) or "no reason recorded"

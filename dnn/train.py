@@ -88,6 +88,18 @@ def save_weights(path: Path, ckpt: Checkpoint) -> None:
         torch.save(payload, f)
 
 
+def _load_failure(exc: Exception) -> str:
+    """Why ``torch.load`` refused a file, in a few words (its own message runs to several lines
+    and advises ``weights_only=False``, which would execute whatever the file holds)."""
+    text = str(exc)
+    if "Unsupported global" in text:
+        return "it holds Python objects, not only tensors; refused for safety"
+    if "Weights only load failed" in text or isinstance(exc, OSError) or "PytorchStreamReader" in text:
+        return "truncated, or not a file torch.save wrote"
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return first if len(first) <= 120 else first[:117] + "..."
+
+
 def load_weights(path: str | os.PathLike | None = None) -> Checkpoint:
     """Read a weight file written by :func:`save_weights` (default: the shipped weights).
 
@@ -98,8 +110,8 @@ def load_weights(path: str | os.PathLike | None = None) -> Checkpoint:
         raise WeightsError(f"{p}: no such weight file")
     try:
         payload = torch.load(p, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise WeightsError(f"{p}: not a readable weight file ({type(exc).__name__}: {exc})") from exc
+    except Exception as exc:  # torch raises many kinds for a file that is not its own
+        raise WeightsError(f"{p}: not a dynscale weight file ({_load_failure(exc)})") from None
     if not isinstance(payload, dict) or payload.get("format") != WEIGHTS_FORMAT:
         raise WeightsError(f"{p}: field 'format' is not {WEIGHTS_FORMAT!r}")
     for field in ("arch", "state_dict", "stages_done", "mean", "std"):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
+
+from dnn.errors import positive_int
+from dnn.fileio import json_text
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -33,7 +35,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--platform", default="xu3", help="xu3, nano, or a profile YAML path")
     r.add_argument("--scenario", default="default", help="preset name (envs/scenarios.yaml) or preset YAML file")
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--length", type=int, default=1000, help="requests (default: 1000)")
+    r.add_argument("--length", type=positive_int, default=1000, help="requests (default: 1000)")
     r.add_argument("--out", required=True, help="CSV file to write")
     r.set_defaults(func=_record)
     s = esub.add_parser(
@@ -44,15 +46,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--platform", default="xu3")
     s.add_argument("--scenario", default="default")
     s.add_argument("--seeds", type=parse_seeds, default=parse_seeds("0-9"), help="e.g. 0-9 (default) or 1,2,3")
-    s.add_argument("--length", type=int, default=1000)
+    s.add_argument("--length", type=positive_int, default=1000)
     s.add_argument("--json", action="store_true")
     s.add_argument("--quiet", action="store_true", help="no progress output")
     s.set_defaults(func=_stats)
 
 
 def _record(args: argparse.Namespace) -> int:
+    from dnn.fileio import check_outputs
     from envs.dyndnn_env import DynDNNEnv
 
+    check_outputs({"--out": args.out}, {"--platform": args.platform, "--scenario": args.scenario})
     env = DynDNNEnv(platform=args.platform, scenario=args.scenario, episode_length=args.length)
     env.reset(seed=args.seed)
     env.trace.to_csv(args.out)
@@ -64,5 +68,5 @@ def _stats(args: argparse.Namespace) -> int:
     from envs.stats import format_stats, scenario_stats
 
     s = scenario_stats(args.platform, args.scenario, args.seeds, args.length, progress=not (args.json or args.quiet))
-    print(json.dumps(s, indent=2) if args.json else format_stats(s))
+    print(json_text(s) if args.json else format_stats(s))
     return 0

@@ -97,7 +97,7 @@ class DynDNNEnv(gym.Env):
         self.t_ref_ms, self.e_ref_mj = reference_budgets(self.model)
         units = self.obs_spec.units
         if str(scenario).endswith(".csv"):
-            self.scenario: ScenarioGenerator | TraceScenario = TraceScenario.from_csv(scenario, units)
+            self.scenario: ScenarioGenerator | TraceScenario = TraceScenario.from_csv(scenario, units, self.obs_spec.cores)
             self.scenario_name = str(scenario)
             if episode_length is None:
                 episode_length = len(self.scenario.trace)

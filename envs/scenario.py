@@ -37,7 +37,8 @@ import numpy as np
 import yaml
 
 from dnn.errors import UserError
-from dnn.fileio import atomic_write, read_yaml
+from dnn.fileio import atomic_write, read_csv_rows, read_yaml
+from hwmodels.model import MAX_LOAD_THREADS_PER_CORE
 
 SCENARIOS_FILE = Path(__file__).resolve().parent / "scenarios.yaml"
 DEFAULT_PERIOD_MS = 100.0
@@ -287,66 +288,13 @@ class TraceScenario:
         self.trace, self.source = trace, source
 
     @classmethod
-    def from_csv(cls, path: str | os.PathLike, units: tuple[str, ...]) -> TraceScenario:
-        """Read and validate a trace CSV for a platform with ``units``.
+    def from_csv(cls, path: str | os.PathLike, units: tuple[str, ...], cores: tuple[int, ...]) -> TraceScenario:
+        """Read and validate a trace CSV for a platform with ``units`` of ``cores`` cores each.
 
         :raises ScenarioError: one line naming the file, the line and the column at fault
         """
-        p = Path(path)
-        if not p.is_file():
-            raise ScenarioError(f"{p}: no such trace file")
-        with open(p, newline="") as f:
-            reader = csv.reader(f)
-            header = next(reader, None)
-            if not header:
-                raise ScenarioError(f"{p}: empty file (a header row is required)")
-            header = [h.strip() for h in header]
-            required = ["time_budget_ms", "energy_budget_mj", *(f"load_{u}" for u in units)]
-            optional = [*(f"mem_{u}" for u in units), "period_ms", "phase"]
-            for h in header:
-                if h not in required and h not in optional:
-                    hint = f" (this platform's units: {', '.join(units)})" if h.startswith(("load_", "mem_")) else ""
-                    raise ScenarioError(f"{p}:1: unknown column '{h}'{hint}; expected {', '.join(required + optional)}")
-            for h in required:
-                if h not in header:
-                    raise ScenarioError(f"{p}:1: missing column '{h}'")
-            col = {h: i for i, h in enumerate(header)}
-            rows = []
-            for line, row in enumerate(reader, start=2):
-                if not row or all(not c.strip() for c in row):
-                    continue
-                if len(row) != len(header):
-                    raise ScenarioError(f"{p}:{line}: {len(row)} fields, the header has {len(header)}")
-                vals = {}
-                for h, i in col.items():
-                    try:
-                        v = float(row[i])
-                    except ValueError:
-                        raise ScenarioError(f"{p}:{line}: column '{h}': {row[i]!r} is not a number") from None
-                    if not math.isfinite(v):
-                        raise ScenarioError(f"{p}:{line}: column '{h}': {row[i]!r} is not a finite number")
-                    vals[h] = v
-                for h in ("time_budget_ms", "energy_budget_mj", "period_ms"):
-                    if h in vals and vals[h] <= 0:
-                        raise ScenarioError(f"{p}:{line}: column '{h}': must be positive, got {vals[h]:g}")
-                for u in units:
-                    if vals[f"load_{u}"] < 0:
-                        raise ScenarioError(f"{p}:{line}: column 'load_{u}': must be >= 0, got {vals[f'load_{u}']:g}")
-                    if not 0 <= vals.get(f"mem_{u}", 0.0) <= 1:
-                        raise ScenarioError(f"{p}:{line}: column 'mem_{u}': must be in [0, 1], got {vals[f'mem_{u}']:g}")
-                rows.append(vals)
-        if not rows:
-            raise ScenarioError(f"{p}: no requests after the header")
-        trace = EpisodeTrace(
-            units=tuple(units),
-            time_budget_ms=np.array([r["time_budget_ms"] for r in rows]),
-            energy_budget_mj=np.array([r["energy_budget_mj"] for r in rows]),
-            load=np.array([[r[f"load_{u}"] for u in units] for r in rows]),
-            mem=np.array([[r.get(f"mem_{u}", 0.0) for u in units] for r in rows]),
-            period_ms=np.array([r.get("period_ms", DEFAULT_PERIOD_MS) for r in rows]),
-            phase=np.array([int(r.get("phase", 0)) for r in rows], dtype=np.int64),
-        )
-        return cls(trace, str(p))
+        rows = read_csv_rows(path, ScenarioError, "trace file")
+        return cls(_trace_of_rows(Path(path), rows, units, cores), str(path))
 
     def episode(self, rng: np.random.Generator, length: int) -> EpisodeTrace:
         """The recorded requests (``rng`` unused: replay is exact); ``length`` must not exceed them."""
@@ -362,3 +310,80 @@ class TraceScenario:
             t.period_ms[:length],
             t.phase[:length],
         )
+
+
+#: the longest gap between two requests a trace may ask for (one hour): longer ones are typos
+MAX_PERIOD_MS = 3_600_000.0
+
+
+def _trace_of_rows(p: Path, rows: list[list[str]], units: tuple[str, ...], cores: tuple[int, ...]) -> EpisodeTrace:
+    """The requests of trace ``p`` read as CSV ``rows``, validated one by one."""
+    col = _trace_columns(p, rows[0] if rows else None, units)
+    requests = [
+        _trace_row(p, line, row, col, units, cores)
+        for line, row in enumerate(rows[1:], start=2)
+        if row and any(c.strip() for c in row)
+    ]
+    if not requests:
+        raise ScenarioError(f"{p}: no requests after the header")
+    return EpisodeTrace(
+        units=tuple(units),
+        time_budget_ms=np.array([r["time_budget_ms"] for r in requests]),
+        energy_budget_mj=np.array([r["energy_budget_mj"] for r in requests]),
+        load=np.array([[r[f"load_{u}"] for u in units] for r in requests]),
+        mem=np.array([[r.get(f"mem_{u}", 0.0) for u in units] for r in requests]),
+        period_ms=np.array([r.get("period_ms", DEFAULT_PERIOD_MS) for r in requests]),
+        phase=np.array([int(r.get("phase", 0)) for r in requests], dtype=np.int64),
+    )
+
+
+def _trace_columns(p: Path, header: list[str] | None, units: tuple[str, ...]) -> dict[str, int]:
+    """Column name -> index of a trace's header row; unknown, missing or repeated names refused."""
+    if not header:
+        raise ScenarioError(f"{p}: empty file (a header row is required)")
+    header = [h.strip() for h in header]
+    required = ["time_budget_ms", "energy_budget_mj", *(f"load_{u}" for u in units)]
+    optional = [*(f"mem_{u}" for u in units), "period_ms", "phase"]
+    for i, h in enumerate(header):
+        if h not in required and h not in optional:
+            hint = f" (this platform's units: {', '.join(units)})" if h.startswith(("load_", "mem_")) else ""
+            raise ScenarioError(f"{p}:1: unknown column '{h}'{hint}; expected {', '.join(required + optional)}")
+        if h in header[:i]:
+            raise ScenarioError(f"{p}:1: column '{h}' appears twice (columns {header.index(h) + 1} and {i + 1})")
+    for h in required:
+        if h not in header:
+            raise ScenarioError(f"{p}:1: missing column '{h}'")
+    return {h: i for i, h in enumerate(header)}
+
+
+def _trace_row(
+    p: Path, line: int, row: list[str], col: dict[str, int], units: tuple[str, ...], cores: tuple[int, ...]
+) -> dict[str, float]:
+    """One request of a trace: every field a finite number within what the platform can run."""
+    if len(row) != len(col):
+        raise ScenarioError(f"{p}:{line}: {len(row)} fields, the header has {len(col)}")
+    vals = {}
+    for h, i in col.items():
+        try:
+            vals[h] = float(row[i])
+        except ValueError:
+            raise ScenarioError(f"{p}:{line}: column '{h}': {row[i]!r} is not a number") from None
+        if not math.isfinite(vals[h]):
+            raise ScenarioError(f"{p}:{line}: column '{h}': {row[i]!r} is not a finite number")
+    for h in ("time_budget_ms", "energy_budget_mj", "period_ms"):
+        if h in vals and vals[h] <= 0:
+            raise ScenarioError(f"{p}:{line}: column '{h}': must be positive, got {vals[h]:g}")
+    if vals.get("period_ms", 0.0) > MAX_PERIOD_MS:
+        raise ScenarioError(f"{p}:{line}: column 'period_ms': {vals['period_ms']:g} is more than one hour ({MAX_PERIOD_MS:g})")
+    if "phase" in vals and (vals["phase"] < 0 or vals["phase"] != int(vals["phase"])):
+        raise ScenarioError(f"{p}:{line}: column 'phase': expected a whole number >= 0, got {row[col['phase']]!r}")
+    for u, n in zip(units, cores):
+        most = MAX_LOAD_THREADS_PER_CORE * n
+        if not 0 <= vals[f"load_{u}"] <= most:
+            raise ScenarioError(
+                f"{p}:{line}: column 'load_{u}': {vals[f'load_{u}']:g} busy threads is outside 0..{most:g} "
+                f"({n} core{'s' if n > 1 else ''} x {MAX_LOAD_THREADS_PER_CORE:g})"
+            )
+        if not 0 <= vals.get(f"mem_{u}", 0.0) <= 1:
+            raise ScenarioError(f"{p}:{line}: column 'mem_{u}': must be in [0, 1], got {vals[f'mem_{u}']:g}")
+    return vals

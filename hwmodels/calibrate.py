@@ -21,7 +21,7 @@ from dnn.profile import DNNProfile, GroupCost
 from hwmodels.config import Config
 from hwmodels.fit import fit_nonnegative
 from hwmodels.model import PlatformModel, State
-from hwmodels.profile import PlatformSpec, load_platform
+from hwmodels.profile import PlatformProfileError, PlatformSpec, load_platform
 
 REFERENCE_NETWORKS_FILE = Path(__file__).resolve().parent / "reference_networks.yaml"
 
@@ -75,7 +75,7 @@ def _unit_volts(spec: PlatformSpec, unit: str, freqs: np.ndarray) -> np.ndarray:
     u = spec.unit(unit)
     idx = np.searchsorted(u.freqs_mhz, freqs)
     if np.any(u.freqs_mhz[np.minimum(idx, len(u.freqs_mhz) - 1)] != freqs):
-        raise ValueError(f"{spec.path}: calibration frequency not in the {unit} DVFS table")
+        raise PlatformProfileError(f"{spec.path}: field 'calibration': a frequency is not in the {unit} DVFS table")
     return u.volts[idx]
 
 
@@ -172,8 +172,20 @@ def fit_thermal(spec: PlatformSpec) -> dict[str, float]:
 
 
 def calibration_report(spec: PlatformSpec) -> list[CalibrationRow]:
-    """Every published point of the profile, evaluated with the model, with its error."""
-    spec = dataclasses.replace(spec, measured=None)
+    """Every published point of the profile, evaluated with the model, with its error.
+
+    :raises PlatformProfileError: the ``calibration`` section does not have the expected shape
+    """
+    try:
+        return _calibration_rows(dataclasses.replace(spec, measured=None))
+    except PlatformProfileError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError) as exc:
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise PlatformProfileError(f"{spec.path}: field 'calibration' is malformed ({reason})") from None
+
+
+def _calibration_rows(spec: PlatformSpec) -> list[CalibrationRow]:
     cal = spec.calibration
     rows: list[CalibrationRow] = []
     probe = PlatformModel(spec, reference_profile("alexnet"))

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
+
+from dnn.errors import finite_float, positive_int
+from dnn.fileio import json_text
+from hwmodels.profile import TEMP_RANGE_C
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -38,10 +41,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         description="What-if: expected latency, power, energy and delivered frequency of one configuration.",
     )
     q.add_argument("platform")
-    q.add_argument("--groups", type=int, required=True)
+    q.add_argument("--groups", type=positive_int, required=True)
     q.add_argument("--unit", required=True)
-    q.add_argument("--cores", type=int, default=1)
-    q.add_argument("--freq", type=float, required=True, help="MHz, a value of the unit's DVFS table")
+    q.add_argument("--cores", type=positive_int, default=1)
+    q.add_argument("--freq", type=finite_float(positive=True), required=True, help="MHz, a value of the unit's DVFS table")
     q.add_argument(
         "--load", action="append", default=[], metavar="UNIT=THREADS", help="busy background threads on a unit (repeatable)"
     )
@@ -52,7 +55,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         metavar="UNIT=0..1",
         help="memory intensity of a unit's background load (repeatable)",
     )
-    q.add_argument("--temp", type=float, default=25.0, help="die temperature in C (default: 25)")
+    q.add_argument("--temp", type=finite_float(*TEMP_RANGE_C), default=25.0, help="die temperature in C, -40..150 (default: 25)")
     q.add_argument("--dnn-profile", help="DNN profile YAML (default: the shipped one)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_query)
@@ -74,7 +77,7 @@ def _show(args: argparse.Namespace) -> int:
     rows = calibration_report(spec)
     if args.json:
         print(
-            json.dumps(
+            json_text(
                 {
                     "platform": spec.name,
                     "units": [
@@ -120,10 +123,12 @@ def _show(args: argparse.Namespace) -> int:
     print("\nsources:")
     for s in spec.sources:
         print(f"  - {s['figure']}  [{s['used_for']}]")
+    if not rows:
+        print("\ncalibration: none (the profile has no published points to check against)")
+        return 0
     errs = [abs(r.error) for r in rows if not r.quantity.startswith("temperature")]
-    print(
-        f"\ncalibration: {sum(r.ok for r in rows)} of {len(rows)} published points within tolerance; mean |error| {np.mean(errs) * 100:.1f}% over non-thermal points\n"
-    )
+    mean = f"mean |error| {np.mean(errs) * 100:.1f}% over non-thermal points" if errs else "thermal points only"
+    print(f"\ncalibration: {sum(r.ok for r in rows)} of {len(rows)} published points within tolerance; {mean}\n")
     print(format_report(rows))
     return 0
 
@@ -132,7 +137,7 @@ def _ranges(args: argparse.Namespace) -> int:
     from hwmodels.ranges import dynamic_ranges, format_ranges
 
     r = dynamic_ranges(_model(args))
-    print(json.dumps(r, indent=2) if args.json else format_ranges(r))
+    print(json_text(r) if args.json else format_ranges(r))
     return 0
 
 
@@ -155,14 +160,19 @@ def _parse_unit_values(items: list[str], flag: str, units: list[str], lo: float,
 
 
 def _query(args: argparse.Namespace) -> int:
-    from hwmodels.config import Config
-    from hwmodels.model import State
+    from hwmodels.config import Config, ConfigError
+    from hwmodels.model import MAX_LOAD_THREADS_PER_CORE, State
 
     model = _model(args)
     names = [u.name for u in model.spec.units]
     cfg = Config(args.groups, args.unit, args.cores, args.freq)
     index = model.space.encode(cfg)
     load = _parse_unit_values(args.load, "--load", names, 0.0, None)
+    for u in model.spec.units:
+        if load.get(u.name, 0.0) > MAX_LOAD_THREADS_PER_CORE * u.cores:
+            raise ConfigError(
+                f"--load {u.name}={load[u.name]:g}: at most {MAX_LOAD_THREADS_PER_CORE * u.cores:g} threads on {u.cores} core(s)"
+            )
     mem = _parse_unit_values(args.mem, "--mem", names, 0.0, 1.0)
     state = State(np.array([load.get(n, 0.0) for n in names]), np.array([mem.get(n, 0.0) for n in names]), args.temp, None)
     o = model.expected(index, state)
@@ -177,7 +187,7 @@ def _query(args: argparse.Namespace) -> int:
         "accuracy": model.dnn.cost(cfg.groups).top1,
     }
     if args.json:
-        print(json.dumps(res, indent=2))
+        print(json_text(res))
     else:
         capped = "" if o.freq_mhz == cfg.freq_mhz else f" (thermally capped from {cfg.freq_mhz:g})"
         print(

@@ -31,6 +31,11 @@ from dnn.profile import DNNProfile
 from hwmodels.config import ConfigSpace
 from hwmodels.profile import PlatformSpec
 
+#: the most background threads per core the model is meant for: beyond it a unit is a queue, not
+#: a co-runner, and the fair-share term stops describing it (traces and load schedules beyond it
+#: are refused)
+MAX_LOAD_THREADS_PER_CORE = 4.0
+
 
 @dataclass
 class State:

@@ -8,9 +8,11 @@ live board, which win over the analytic terms. Every error names the file and th
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +24,12 @@ from dnn.fileio import read_yaml
 
 PLATFORM_FORMAT = "dynscale-platform"
 SHIPPED_DIR = Path(__file__).resolve().parent / "platforms"
+
+
+#: upper bounds of a profile's tables and coefficients: far above any embedded board, low
+#: enough that the model's arithmetic stays finite (1e308 is a typo, not a board)
+MAX_LATENCY_MS = 1e7
+MAX_POWER_W = 1e4
 
 
 class PlatformProfileError(UserError, ValueError):
@@ -195,7 +203,11 @@ def load_platform(name_or_path: str | os.PathLike) -> PlatformSpec:
 
 
 def parse_platform(doc: Any, where: str) -> PlatformSpec:
-    """Validate a profile already parsed from YAML; ``where`` names it in errors."""
+    """Validate a profile already parsed from YAML; ``where`` names it in errors.
+
+    Every number must be finite and within its physical range, and every key known: a
+    misspelt or unknown key is refused with the nearest valid name.
+    """
     r = _Reader(doc, where)
     if r.get("format", str) != PLATFORM_FORMAT:
         raise r.error("format", f"must be {PLATFORM_FORMAT!r}")
@@ -206,39 +218,20 @@ def parse_platform(doc: Any, where: str) -> PlatformSpec:
     names = [u.name for u in units]
     if len(set(names)) != len(names):
         raise r.error("units", f"unit names must be unique, got {names}")
-    t = r.child("thermal", r.get("thermal", dict))
-    trips = []
-    for i, tr in enumerate(t.get("trips", list)):
-        tp = t.child(f"trips[{i}]", tr)
-        unit = tp.get("unit", str)
-        if unit not in names:
-            raise tp.error("unit", f"unknown unit {unit!r}; valid: {', '.join(names)}")
-        trips.append(Trip(tp.num("temp_c"), unit, tp.num("max_freq_mhz", positive=True)))
-    thermal = Thermal(
-        ambient_c=t.num("ambient_c"),
-        r_th_c_per_w=t.num("r_th_c_per_w", positive=True),
-        tau_s=t.num("tau_s", positive=True),
-        start_c=t.num("start_c"),
-        trips=tuple(sorted(trips, key=lambda x: x.temp_c)),
-        other_rails_w=t.num("other_rails_w", minimum=0.0, default=0.0),
-    )
+    thermal = _parse_thermal(r.child("thermal", r.get("thermal", dict)), units)
     n = r.child("noise", r.get("noise", dict))
-    noise = Noise(n.num("latency_cv", minimum=0.0), n.num("power_cv", minimum=0.0))
+    noise = Noise(n.num("latency_cv", minimum=0.0, maximum=10.0), n.num("power_cv", minimum=0.0, maximum=10.0))
     it = r.child("interference", r.get("interference", dict))
-    interference = Interference(it.num("mem_slowdown", minimum=0.0))
+    interference = Interference(it.num("mem_slowdown", minimum=0.0, maximum=100.0))
     sources = r.get("sources", list)
     for i, s in enumerate(sources):
         if not isinstance(s, dict) or "figure" not in s or "used_for" not in s:
             raise r.error(f"sources[{i}]", "must be a mapping with 'figure' and 'used_for'")
+    calibration = r.get("calibration", dict, default={})  # checked by hwmodels.calibrate
     measured = None
     if doc.get("measured") is not None:
-        m = r.child("measured", r.get("measured", dict))
-        lat = m.array("latency_ms", allow_nan=True)
-        pw = m.array("power_w", allow_nan=True)
-        if len(lat) != len(pw):
-            raise m.error("power_w", f"has {len(pw)} entries, latency_ms has {len(lat)}")
-        measured = Measured(lat, pw, bool(m.get("power_is_estimate", bool, default=False)))
-    return PlatformSpec(
+        measured = _parse_measured(r.child("measured", r.get("measured", dict)))
+    spec = PlatformSpec(
         name=r.get("name", str),
         description=r.get("description", str, default=""),
         units=units,
@@ -246,11 +239,51 @@ def parse_platform(doc: Any, where: str) -> PlatformSpec:
         noise=noise,
         interference=interference,
         sources=tuple(sources),
-        calibration=dict(doc.get("calibration") or {}),
+        calibration=dict(calibration),
         measured=measured,
         path=where,
         digest=profile_digest(doc),
     )
+    r.check_unknown()
+    return spec
+
+
+def _parse_thermal(t: _Reader, units: tuple[Unit, ...]) -> Thermal:
+    """The thermal section; each trip names a unit and a frequency of that unit's DVFS table."""
+    by_name = {u.name: u for u in units}
+    trips = []
+    for i, tr in enumerate(t.get("trips", list)):
+        tp = t.child(f"trips[{i}]", tr)
+        unit = tp.get("unit", str)
+        if unit not in by_name:
+            raise tp.error("unit", f"unknown unit {unit!r}; valid: {', '.join(by_name)}")
+        cap = tp.num("max_freq_mhz", positive=True)
+        table = by_name[unit].freqs_mhz
+        if not np.any(table == cap):
+            raise tp.error("max_freq_mhz", f"{cap:g} MHz is not in {unit}'s DVFS table ({', '.join(f'{f:g}' for f in table)})")
+        trips.append(Trip(tp.temp("temp_c"), unit, cap))
+    return Thermal(
+        ambient_c=t.temp("ambient_c"),
+        r_th_c_per_w=t.num("r_th_c_per_w", positive=True, maximum=1e3),
+        tau_s=t.num("tau_s", positive=True, maximum=1e5),
+        start_c=t.temp("start_c"),
+        trips=tuple(sorted(trips, key=lambda x: x.temp_c)),
+        other_rails_w=t.num("other_rails_w", minimum=0.0, maximum=1e3, default=0.0),
+    )
+
+
+def _parse_measured(m: _Reader) -> Measured:
+    """Tables the profiler measured; ``null`` entries are configurations not measured."""
+    lat = m.array("latency_ms", allow_nan=True, positive=True, maximum=MAX_LATENCY_MS)
+    pw = m.array("power_w", allow_nan=True, positive=True, maximum=MAX_POWER_W)
+    if len(lat) != len(pw):
+        raise m.error("power_w", f"has {len(pw)} entries, latency_ms has {len(lat)}")
+    if m.doc.get("latency_p90_ms") is not None:
+        p90 = m.array("latency_p90_ms", allow_nan=True, positive=True, maximum=MAX_LATENCY_MS)
+        if len(p90) != len(lat):
+            raise m.error("latency_p90_ms", f"has {len(p90)} entries, latency_ms has {len(lat)}")
+    m.free_form("latency_p90_ms", "idle_load", "board")  # what the profiler saw: for people, not the model
+    return Measured(lat, pw, bool(m.get("power_is_estimate", bool, default=False)))
 
 
 def profile_digest(doc: Any) -> str:
@@ -264,7 +297,7 @@ def _parse_unit(u: _Reader) -> Unit:
     kind = u.get("kind", str)
     if kind not in ("cpu", "gpu"):
         raise u.error("kind", f"must be 'cpu' or 'gpu', got {kind!r}")
-    cores = int(u.num("cores", positive=True))
+    cores = int(u.num("cores", positive=True, maximum=1024))
     if kind == "gpu" and cores != 1:
         raise u.error("cores", "a gpu unit is one device: cores must be 1")
     d = u.child("dvfs", u.get("dvfs", dict))
@@ -272,32 +305,35 @@ def _parse_unit(u: _Reader) -> Unit:
     volts = d.array("volt_v")
     if len(freqs) != len(volts):
         raise d.error("volt_v", f"has {len(volts)} entries, freq_mhz has {len(freqs)}")
-    if np.any(freqs <= 0) or np.any(np.diff(freqs) <= 0):
-        raise d.error("freq_mhz", "must be positive and strictly increasing")
-    if np.any(volts <= 0) or np.any(np.diff(volts) < 0):
-        raise d.error("volt_v", "must be positive and non-decreasing with frequency")
+    if np.any(freqs <= 0) or np.any(np.diff(freqs) <= 0) or freqs[-1] > 10_000:
+        raise d.error("freq_mhz", "must be positive, strictly increasing and at most 10000 MHz")
+    if np.any(volts <= 0) or np.any(np.diff(volts) < 0) or volts[-1] > 5.0:
+        raise d.error("volt_v", "must be positive, non-decreasing with frequency and at most 5 V")
     p = u.child("perf", u.get("perf", dict))
     perf = UnitPerf(
-        macs_per_cycle=p.num("macs_per_cycle", positive=True),
+        macs_per_cycle=p.num("macs_per_cycle", positive=True, maximum=1e5),
         serial_fraction=p.num("serial_fraction", minimum=0.0, maximum=1.0),
-        overhead_mcycles=p.num("overhead_mcycles", minimum=0.0),
-        layer_overhead_kcycles=p.num("layer_overhead_kcycles", minimum=0.0),
-        sync_kcycles=p.num("sync_kcycles", minimum=0.0),
-        mem_bw_gbps=p.num("mem_bw_gbps", positive=True),
-        overhead_fixed_ms=p.num("overhead_fixed_ms", minimum=0.0, default=0.0),
-        layer_fixed_us=p.num("layer_fixed_us", minimum=0.0, default=0.0),
+        overhead_mcycles=p.num("overhead_mcycles", minimum=0.0, maximum=1e5),
+        layer_overhead_kcycles=p.num("layer_overhead_kcycles", minimum=0.0, maximum=1e6),
+        sync_kcycles=p.num("sync_kcycles", minimum=0.0, maximum=1e6),
+        mem_bw_gbps=p.num("mem_bw_gbps", positive=True, maximum=1e4),
+        overhead_fixed_ms=p.num("overhead_fixed_ms", minimum=0.0, maximum=1e4, default=0.0),
+        layer_fixed_us=p.num("layer_fixed_us", minimum=0.0, maximum=1e6, default=0.0),
     )
     w = u.child("power", u.get("power", dict))
     power = UnitPower(
-        idle_dyn=w.num("idle_dyn", minimum=0.0),
-        leak=w.num("leak", minimum=0.0),
-        leak_temp_coeff=w.num("leak_temp_coeff", minimum=0.0),
-        leak_ref_c=w.num("leak_ref_c"),
-        uncore=w.num("uncore", minimum=0.0),
-        per_core=w.num("per_core", minimum=0.0),
-        activity=w.num("activity", positive=True, default=1.0),
+        idle_dyn=w.num("idle_dyn", minimum=0.0, maximum=MAX_POWER_W),
+        leak=w.num("leak", minimum=0.0, maximum=MAX_POWER_W),
+        leak_temp_coeff=w.num("leak_temp_coeff", minimum=0.0, maximum=1.0),
+        leak_ref_c=w.temp("leak_ref_c"),
+        uncore=w.num("uncore", minimum=0.0, maximum=MAX_POWER_W),
+        per_core=w.num("per_core", minimum=0.0, maximum=MAX_POWER_W),
+        activity=w.num("activity", positive=True, maximum=100.0, default=1.0),
     )
-    cpus = tuple(int(c) for c in u.get("cpus", list, default=[]))
+    cpus_raw = u.get("cpus", list, default=[])
+    if not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < 4096 for c in cpus_raw):
+        raise u.error("cpus", f"must list logical CPU numbers (0..4095), got {cpus_raw}")
+    cpus = tuple(cpus_raw)
     if kind == "cpu" and cpus and len(cpus) != cores:
         raise u.error("cpus", f"lists {len(cpus)} logical CPUs for {cores} cores")
     return Unit(
@@ -306,37 +342,73 @@ def _parse_unit(u: _Reader) -> Unit:
         cores=cores,
         freqs_mhz=freqs,
         volts=volts,
-        switch_latency_us=u.num("switch_latency_us", minimum=0.0),
+        switch_latency_us=u.num("switch_latency_us", minimum=0.0, maximum=1e6),
         perf=perf,
         power=power,
         cpus=cpus,
     )
 
 
+#: die and ambient temperatures a profile may name, degrees C (silicon's operating range and then some)
+TEMP_RANGE_C = (-40.0, 150.0)
+_NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def _as_number(v: Any) -> Any:
+    """YAML 1.1 reads ``1.0e308`` (no exponent sign) as a string: take it as the number it spells."""
+    if isinstance(v, str) and _NUMBER.fullmatch(v.strip()):
+        return float(v)
+    return v
+
+
 class _Reader:
-    """Typed access to one mapping of the YAML document, with errors naming file and field."""
+    """Typed access to one mapping of the YAML document, with errors naming file and field.
+
+    Every key read is remembered; :meth:`check_unknown` then refuses the keys nobody read (a
+    misspelt ``activty`` would otherwise leave ``activity`` at its default without a word).
+    """
 
     _MISSING = object()
 
-    def __init__(self, doc: Any, where: str, prefix: str = "") -> None:
+    def __init__(self, doc: Any, where: str, prefix: str = "", readers: list | None = None) -> None:
         if not isinstance(doc, dict):
             raise PlatformProfileError(f"{where}: {prefix or 'the document'} must be a mapping")
         self.doc, self.where, self.prefix = doc, where, prefix
+        self.seen: set[str] = set()
+        self.readers = readers if readers is not None else []
+        self.readers.append(self)
 
     def error(self, key: str, msg: str) -> PlatformProfileError:
         return PlatformProfileError(f"{self.where}: field '{self.prefix}{key}' {msg}")
 
     def child(self, key: str, value: Any) -> _Reader:
+        self.seen.add(key.split("[")[0])
         if not isinstance(value, dict):
             raise self.error(key, "must be a mapping")
-        return _Reader(value, self.where, f"{self.prefix}{key}.")
+        return _Reader(value, self.where, f"{self.prefix}{key}.", self.readers)
 
-    def get(self, key: str, typ: type, default: Any = _MISSING) -> Any:
+    def free_form(self, *keys: str) -> None:
+        """Keys whose content is checked elsewhere (or is free text): known, not read here."""
+        self.seen.update(keys)
+
+    def check_unknown(self) -> None:
+        """Refuse every key of every mapping read so far that no field read (nearest valid name)."""
+        for r in self.readers:
+            for key in r.doc:
+                if key not in r.seen:
+                    near = difflib.get_close_matches(str(key), sorted(r.seen), n=1)
+                    hint = f"; did you mean '{r.prefix}{near[0]}'?" if near else f"; valid here: {', '.join(sorted(r.seen))}"
+                    raise r.error(str(key), f"is not a known field{hint}")
+
+    def get(self, key: str, typ: type | tuple[type, ...], default: Any = _MISSING) -> Any:
+        self.seen.add(key)
         if key not in self.doc or self.doc[key] is None:
             if default is self._MISSING:
                 raise self.error(key, "is missing")
             return default
         v = self.doc[key]
+        if typ == (int, float):
+            v = _as_number(v)
         if not isinstance(v, typ):
             name = typ.__name__ if isinstance(typ, type) else "number"
             raise self.error(key, f"must be a {name}, got {type(v).__name__}")
@@ -356,19 +428,30 @@ class _Reader:
         if positive and v <= 0:
             raise self.error(key, f"must be positive, got {v}")
         if minimum is not None and v < minimum:
-            raise self.error(key, f"must be >= {minimum}, got {v}")
+            raise self.error(key, f"must be >= {minimum:g}, got {v:g}")
         if maximum is not None and v > maximum:
-            raise self.error(key, f"must be <= {maximum}, got {v}")
+            raise self.error(key, f"must be <= {maximum:g}, got {v:g}")
         return float(v)
 
-    def array(self, key: str, allow_nan: bool = False) -> np.ndarray:
+    def temp(self, key: str, default: Any = _MISSING) -> float:
+        """A temperature in :data:`TEMP_RANGE_C`."""
+        return self.num(key, minimum=TEMP_RANGE_C[0], maximum=TEMP_RANGE_C[1], default=default)
+
+    def array(self, key: str, allow_nan: bool = False, positive: bool = False, maximum: float | None = None) -> np.ndarray:
+        """A non-empty list of finite numbers (``allow_nan``: ``null`` entries are NaN, "not
+        measured"), each ``> 0`` if ``positive`` and ``<= maximum`` if given."""
         raw = self.get(key, list)
         try:
-            a = np.array([np.nan if (allow_nan and x is None) else x for x in raw], dtype=np.float64)
+            a = np.array([np.nan if (allow_nan and x is None) else _as_number(x) for x in raw], dtype=np.float64)
         except (TypeError, ValueError):
             raise self.error(key, "must be a list of numbers") from None
         if a.ndim != 1 or len(a) == 0:
             raise self.error(key, "must be a non-empty list of numbers")
-        if not allow_nan and not np.all(np.isfinite(a)):
+        given = a[~np.isnan(a)] if allow_nan else a
+        if not np.all(np.isfinite(given)):
             raise self.error(key, "must hold finite numbers only")
+        if positive and np.any(given <= 0):
+            raise self.error(key, f"must hold positive numbers only, got {given[given <= 0][0]:g}")
+        if maximum is not None and np.any(given > maximum):
+            raise self.error(key, f"must hold numbers <= {maximum:g}, got {given[given > maximum][0]:g}")
         return a

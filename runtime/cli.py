@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 
 from agents.controllers import CONTROLLERS
-from dnn.errors import UsageError
+from dnn.errors import UsageError, finite_float, positive_int
+from dnn.fileio import check_outputs, json_text
 
 
 def add_commands(sub: argparse._SubParsersAction, compare: argparse.ArgumentParser) -> None:
@@ -35,8 +35,10 @@ def add_commands(sub: argparse._SubParsersAction, compare: argparse.ArgumentPars
     pr.add_argument("--out", required=True, help="platform profile YAML to write (e.g. board.yaml)")
     pr.add_argument("--data", required=True, help="CIFAR-10 (python batches, class folders, or their tar.gz)")
     pr.add_argument("--weights", help="weight file (default: the shipped weights)")
-    pr.add_argument("--repeats", type=int, default=20, help="timed inferences per configuration (default: 20)")
-    pr.add_argument("--warmup", type=int, default=5, help="untimed inferences before them (default: 5)")
+    pr.add_argument(
+        "--repeats", type=positive_int, default=20, help="timed inferences per configuration (default: 20, at least 3)"
+    )
+    pr.add_argument("--warmup", type=int, default=5, help="untimed inferences before them (default: 5, at least 0)")
     pr.add_argument("--allow-dvfs", action="store_true", help="set frequencies (needs root); without it the current clock only")
     pr.add_argument("--name", default="board", help="platform name in the profile (default: board)")
     pr.add_argument("--cuda", action="store_true", help="profile the CUDA GPU as a unit too")
@@ -73,7 +75,11 @@ def _add_live_arguments(p, budgets_required: bool) -> None:
     """The flags ``deploy`` and ``compare --live`` share."""
     p.add_argument("--budgets", required=budgets_required, help="budget trace CSV (dynscale env record)")
     p.add_argument("--load", help="load schedule CSV (t_s, unit, threads, mem_intensity)")
-    p.add_argument("--duration", type=float, help="seconds per run (the trace repeats); default: one pass of the trace")
+    p.add_argument(
+        "--duration",
+        type=finite_float(positive=True),
+        help="seconds per run (the trace repeats); default: one pass of the trace",
+    )
     p.add_argument("--allow-dvfs", action="store_true", help="let the runtime set frequencies (needs root)")
     p.add_argument("--data", help="CIFAR-10 whose test images are classified (default: a random image)")
     p.add_argument("--root", default="/", help="sysfs root (default: /; a fake tree for tests)")
@@ -85,7 +91,7 @@ def run_board_info(args: argparse.Namespace) -> int:
 
     info = board_info(Sysfs(args.root))
     if args.json:
-        print(json.dumps(info, indent=2))
+        print(json_text(info))
         return 0
     for u in info["units"]:
         freqs = (
@@ -114,6 +120,7 @@ def run_profile(args: argparse.Namespace) -> int:
     from runtime.profiler import profile_board
     from runtime.sysfs import Sysfs
 
+    check_outputs({"--out": args.out}, {"--data": args.data, "--weights": args.weights})
     t0 = time.perf_counter()
     doc = profile_board(
         args.out,
@@ -129,7 +136,7 @@ def run_profile(args: argparse.Namespace) -> int:
         progress=not (args.json or args.quiet),
     )
     if args.json:
-        print(json.dumps(doc, indent=2))
+        print(json_text(doc))
         return 0
     space = ConfigSpace(parse_platform(doc, args.out), load_dnn_profile().max_groups)
     m = doc["measured"]
@@ -149,8 +156,9 @@ def _run_live(args: argparse.Namespace, runs: list[tuple[str, str, Path]], log_n
     from runtime.session import deploy, live_report
     from runtime.sysfs import Sysfs
 
-    if args.duration is not None and not args.duration > 0:
-        raise UsageError(f"--duration must be a positive number of seconds, got {args.duration:g}")
+    inputs = {"--platform": args.platform, "--budgets": args.budgets, "--load": args.load, "--data": args.data}
+    inputs.update({f"--controller {c}": c for c, _, _ in runs if Path(c).exists()})
+    check_outputs({f"log {log}": log for _, _, log in runs}, inputs)
     done = []
     for controller, label, log in runs:
         run = deploy(
@@ -168,7 +176,7 @@ def _run_live(args: argparse.Namespace, runs: list[tuple[str, str, Path]], log_n
         run.controller = label or run.controller
         done.append(run)
     report = live_report(done, Path(args.platform).stem, args.budgets, args.load)
-    print(json.dumps(report.to_dict(), indent=2) if args.json else f"{report.format()}\n{log_note}")
+    print(json_text(report.to_dict()) if args.json else f"{report.format()}\n{log_note}")
     return 0
 
 

@@ -17,7 +17,6 @@ also runs on exit, SIGINT and SIGTERM.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import subprocess
@@ -27,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dnn.fileio import read_csv_rows
+from hwmodels.model import MAX_LOAD_THREADS_PER_CORE
 from runtime.sysfs import LiveError
 
 if TYPE_CHECKING:
@@ -73,10 +74,7 @@ def load_schedule(path: str | os.PathLike, units: dict[str, tuple[int, ...]]) ->
     :raises LiveError: naming the file, row and column at fault
     """
     p = Path(path)
-    if not p.is_file():
-        raise LiveError(f"{p}: no such load schedule")
-    with open(p, newline="") as f:
-        rows = list(csv.reader(f))
+    rows = read_csv_rows(p, LiveError, "load schedule")
     if not rows or [c.strip() for c in rows[0]] != list(COLUMNS):
         raise LiveError(f"{p}: header must be {','.join(COLUMNS)}, got {','.join(rows[0]) if rows else 'nothing'}")
     steps: list[LoadStep] = []
@@ -100,6 +98,12 @@ def load_schedule(path: str | os.PathLike, units: dict[str, tuple[int, ...]]) ->
             raise LiveError(f"{p}: row {n}, column 'unit': {unit} has no CPUs to run load workers on")
         if not threads.isdigit():
             raise LiveError(f"{p}: row {n}, column 'threads': {threads!r} is not a whole number >= 0")
+        most = int(MAX_LOAD_THREADS_PER_CORE * len(units[unit]))
+        if int(threads) > most:
+            raise LiveError(
+                f"{p}: row {n}, column 'threads': {unit} has {len(units[unit])} CPU(s); "
+                f"at most {most} workers ({MAX_LOAD_THREADS_PER_CORE:g} per CPU), got {threads}"
+            )
         try:
             m = float(mem)
             if not 0.0 <= m <= 1.0:

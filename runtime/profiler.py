@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from dnn.errors import UsageError
 from dnn.fileio import atomic_write
 from dnn.progress import progress as progress_bar
 from hwmodels.config import ConfigSpace
@@ -75,8 +76,10 @@ def profile_board(
     from dnn.data import load_cifar10
     from dnn.train import load_weights
 
-    if repeats < 3 or warmup < 0:
-        raise LiveError(f"--repeats must be >= 3 (got {repeats}) and --warmup >= 0 (got {warmup})")
+    if repeats < 3:
+        raise UsageError(f"--repeats must be >= 3, got {repeats}")
+    if warmup < 0:
+        raise UsageError(f"--warmup must be >= 0, got {warmup}")
     out = Path(out)
     if out.is_dir():
         raise LiveError(f"{out}: --out is a directory; name the profile YAML to write (e.g. {out / 'board.yaml'})")
@@ -90,7 +93,12 @@ def profile_board(
         idle = _idle_load(board, allow_busy)
         draft = _draft_spec(board.units, name, fs)
         space = ConfigSpace(parse_platform(draft, f"{out} (draft)"), ckpt.model.groups)
-        settings = {"repeats": repeats, "warmup": warmup, "units": [u.name for u in board.units], "weights": str(weights or "shipped")}
+        settings = {
+            "repeats": repeats,
+            "warmup": warmup,
+            "units": [u.name for u in board.units],
+            "weights": str(weights or "shipped"),
+        }
         partial = out.with_name(out.name + ".partial.json")
         results, runners = _measure_all(board, space, ckpt, cifar, settings, partial, progress)
         doc = _finish_profile(draft, space, ckpt, results, board, runners.get("cpu"), idle)

@@ -18,7 +18,6 @@ stable-baselines3: a policy runs as :class:`agents.numpy_policy.NumpyPolicy`.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import time
@@ -28,8 +27,10 @@ from pathlib import Path
 import numpy as np
 
 from agents.controllers import CONTROLLERS, Controller, make_controller
-from agents.numpy_policy import NumpyPolicy, PolicyFileError, load_policy, policy_paths
+from agents.numpy_policy import NumpyPolicy, PolicyFileError, check_run_complete, load_policy, policy_paths
 from agents.report import ControllerMetrics, LiveMetrics, Report
+from dnn.errors import Terminated
+from dnn.fileio import json_text
 from dnn.profile import load_dnn_profile
 from dnn.progress import progress as progress_bar
 from envs.reward import RewardConfig
@@ -89,6 +90,7 @@ def make_live_controller(name_or_path: str, model: PlatformModel) -> Controller:
             f"{name_or_path}: neither a controller ({', '.join(n for n, c in CONTROLLERS.items() if not c.simulation_only)}) "
             "nor a policy file or run folder"
         )
+    check_run_complete(name_or_path)
     return load_policy(name_or_path, model)
 
 
@@ -132,7 +134,7 @@ class LiveSession:
         self.notes: list[str] = []
         if isinstance(self.controller, NumpyPolicy) and (note := self.controller.profile_note(model)):
             self.notes.append(note)
-        self.trace = TraceScenario.from_csv(budgets, tuple(u.name for u in spec.units)).trace
+        self.trace = TraceScenario.from_csv(budgets, tuple(u.name for u in spec.units), tuple(u.cores for u in spec.units)).trace
         live_units = units_of_spec(spec, fs)
         unit_cpus = {u.name: u.cpus for u in live_units}
         schedule = load_schedule(load, unit_cpus) if load else None
@@ -315,21 +317,39 @@ def deploy(
             print(f"dynscale: {note}", file=sys.stderr)
         total = len(session.trace) if duration_s is None else None
         bar = progress_bar(total, f"deploy {session.run.controller}", progress, "req")
-        session.start()
-        due = 0.0
-        while (total is None or len(session.run.log) < total) and (duration_s is None or session.elapsed_s() < duration_s):
-            wait = due - session.elapsed_s()
-            if wait > 0:
-                time.sleep(wait)
-            period = session.period_s()
-            out.write(json.dumps(session.step()) + "\n")
-            out.flush()
-            due = max(due + period, session.elapsed_s())
-            bar.update()
-        bar.close()
+        try:
+            _serve(session, out, bar, total, duration_s)
+        except (KeyboardInterrupt, Terminated) as exc:
+            n = len(session.run.log)
+            # say how it ended: the log is whole up to the request in flight, the board restored
+            raise type(exc)(f"deploy stopped after {n} request{'s' if n != 1 else ''}; {log_path} holds each of them") from None
+        finally:
+            bar.close()
     if not session.run.log.actions:
         raise LiveError("no request ran (empty trace or zero duration)")
     return session.run
+
+
+def _serve(session: LiveSession, out, bar, total: int | None, duration_s: float | None) -> None:
+    """Serve requests on the trace's clock until ``total`` requests or ``duration_s`` seconds.
+
+    Sleeps until the next request are capped by what is left of ``duration_s`` (so a long
+    ``period_ms`` cannot keep the run going past it) and end early on SIGINT / SIGTERM.
+    """
+    session.start()
+    due = 0.0
+    while total is None or len(session.run.log) < total:
+        now = session.elapsed_s()
+        if duration_s is not None and now >= duration_s:
+            return
+        if due > now:
+            time.sleep(due - now if duration_s is None else min(due - now, duration_s - now))
+            continue
+        period = session.period_s()
+        out.write(json_text(session.step(), indent=None) + "\n")
+        out.flush()
+        due = max(due + period, session.elapsed_s())
+        bar.update()
 
 
 def _open_log(path: str | os.PathLike):

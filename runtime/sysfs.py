@@ -70,8 +70,12 @@ class Restorable(Protocol):
 
 
 def restore_on_exit(*things: Restorable) -> Callable[[], None]:
-    """Restore ``things`` at interpreter exit and on SIGTERM / SIGINT (then die of that signal,
-    as the caller expects).
+    """Restore ``things`` at interpreter exit and on SIGTERM / SIGINT, first thing.
+
+    After restoring, the signal goes on to the handler it replaced when that is Python code
+    (Ctrl-C's ``KeyboardInterrupt``; under :func:`dnn.errors.run_command` SIGTERM's
+    ``Terminated``), so the program unwinds, closes its files and says how it ended; where the
+    replaced handler was the default, the process dies of the signal, as its caller expects.
 
     :return: the function to call on a normal end: it restores them all and puts back the
         signal handlers and exit hooks it replaced
@@ -81,8 +85,12 @@ def restore_on_exit(*things: Restorable) -> Callable[[], None]:
         for t in things:
             t.restore()
 
-    def handler(signum, _frame):
+    def handler(signum, frame):
         restore_all()
+        before = previous[signum]
+        if callable(before):
+            before(signum, frame)
+            return
         signal.signal(signum, signal.SIG_DFL)
         os.kill(os.getpid(), signum)
 

@@ -151,14 +151,14 @@ def test_bad_traces_name_file_line_and_column(tmp_path: Path, text: str, expect:
     p = tmp_path / "bad.csv"
     p.write_text(text)
     with pytest.raises(ScenarioError, match=expect) as e:
-        TraceScenario.from_csv(p, ("a15", "a7"))
+        TraceScenario.from_csv(p, ("a15", "a7"), (4, 4))
     assert str(p) in str(e.value) and "\n" not in str(e.value)
 
 
 def test_good_trace_defaults(tmp_path: Path) -> None:
     p = tmp_path / "ok.csv"
     p.write_text(GOOD)
-    t = TraceScenario.from_csv(p, ("a15", "a7")).trace
+    t = TraceScenario.from_csv(p, ("a15", "a7"), (4, 4)).trace
     assert len(t) == 2 and t.period_ms.tolist() == [100.0, 100.0] and t.mem.sum() == 0
 
 

@@ -261,7 +261,23 @@ def test_deploy_refuses_what_it_cannot_run(profiled: tuple[Path, Path, Path], ca
     assert main(["compare", "--live", "--platform", str(board)]) == 2
     assert "--live needs --budgets" in capsys.readouterr().err
     assert main(["profile", "--out", str(board.parent), "--data", str(board), "--root", str(root)]) == 2
-    assert "--out is a directory" in capsys.readouterr().err
+    assert f"--out {board.parent}: is a directory" in capsys.readouterr().err
+
+
+def test_deploy_honours_duration_within_one_period(profiled: tuple[Path, Path, Path], tmp_path: Path, capsys) -> None:
+    """A trace whose requests are a minute apart still stops at --duration: the wait is capped."""
+    from dynscale_cli import main
+
+    root, board, trace = profiled
+    slow = tmp_path / "slow.csv"
+    rows = trace.read_text().splitlines()
+    slow.write_text("\n".join([rows[0], *(r.replace(",500.0,", ",60000.0,") for r in rows[1:4])]) + "\n")
+    log = tmp_path / "slow.jsonl"
+    t0 = time.monotonic()
+    assert main(["deploy", "--controller", "greedy", "--platform", str(board), "--budgets", str(slow), "--duration", "0.5",
+                 "--log", str(log), "--root", str(root), "--quiet"]) == 0  # fmt: skip
+    assert time.monotonic() - t0 < 10
+    assert len(log.read_text().splitlines()) == 1
 
 
 def test_sigint_leaves_no_worker_and_no_changed_governor(profiled: tuple[Path, Path, Path], tmp_path: Path) -> None:
@@ -282,7 +298,9 @@ def test_sigint_leaves_no_worker_and_no_changed_governor(profiled: tuple[Path, P
     assert gov.read_text().strip() == "userspace", proc.stderr.read().decode() if proc.poll() is not None else ""
     assert len(_worker_pids(proc.pid)) == 2
     proc.send_signal(signal.SIGINT)
-    assert proc.wait(timeout=30) == -signal.SIGINT
+    assert proc.wait(timeout=30) == 130
+    err = proc.stderr.read().decode().strip().splitlines()
+    assert err[-1].startswith("dynscale: interrupted (SIGINT); deploy stopped after ") and str(log) in err[-1], err
     time.sleep(0.2)
     assert _worker_pids(proc.pid) == []
     assert gov.read_text().strip() == "ondemand"
