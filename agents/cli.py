@@ -9,8 +9,8 @@ from pathlib import Path
 
 from agents.algos import ALGOS
 from agents.controllers import CONTROLLERS
-from dnn.errors import OneLineParser, UsageError, parse_or_exit_code, positive_int, run_command
-from dnn.fileio import check_outputs, json_text
+from dnn.errors import OneLineParser, UsageError, parse_or_exit_code, positive_int, run_command, seed_int
+from dnn.fileio import check_outputs, json_text, read_yaml
 from envs.cli import parse_seeds
 
 
@@ -21,7 +21,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", help="scenario preset or YAML (default: the hyperparameter file's env_kwargs.scenario)")
     p.add_argument("--timesteps", type=positive_int, help="training steps (default: n_timesteps of the hyperparameter file)")
     p.add_argument("--n-envs", type=positive_int, help="parallel envs (default: n_envs of the hyperparameter file)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0)
     p.add_argument("--hyperparams", help="rl-zoo style YAML (default: agents/hyperparams/ALGO.yml)")
     p.add_argument("--out", help="run folder (default: runs/ALGO-PLATFORM-sSEED)")
     p.add_argument("--force", action="store_true", help="replace the run folder if it exists")
@@ -119,7 +119,7 @@ def run_compare(args: argparse.Namespace) -> int:
     from envs.dyndnn_env import DynDNNEnv
 
     inputs = {"--platform": args.platform, "--scenario": args.scenario, "--traces": args.traces}
-    check_outputs({"--plot": args.plot}, {**inputs, **{f"--agents {a}": a for a in args.agents}})
+    check_outputs({"--plot": args.plot}, [*inputs.items(), *(("--agents", a) for a in args.agents)])
     ctrls = controllers_for(args.agents, args.baselines)
     noise = not args.no_noise
     progress = not (args.json or args.quiet)
@@ -143,26 +143,26 @@ def run_compare(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    import yaml
-
     from agents.export import export_policy
     from agents.numpy_policy import PolicyFileError, check_run_complete, policy_paths
     from agents.train import RunConfig, make_env_kwargs
     from envs.dyndnn_env import DynDNNEnv
 
     run = Path(args.run_dir)
+    check_run_complete(run)
     cfg_path, model_path = run / "config.yaml", run / "model.zip"
     for f in (cfg_path, model_path):
         if not f.is_file():
             raise PolicyFileError(f"{f}: missing (is {run} a run folder of dynscale train?)")
-    check_run_complete(run)
     out = Path(args.out) if args.out else run / "policy"
     npz, meta = policy_paths(out)
     check_outputs({"--out": npz, "--out (metadata)": meta}, {"RUN_DIR config": cfg_path, "RUN_DIR model": model_path})
     try:
-        cfg = RunConfig(**yaml.safe_load(cfg_path.read_text()))
-    except (TypeError, yaml.YAMLError) as exc:
+        cfg = RunConfig(**read_yaml(cfg_path, PolicyFileError, "run configuration"))
+    except TypeError as exc:
         raise PolicyFileError(f"{cfg_path}: not a run configuration ({' '.join(str(exc).split())})") from None
+    if cfg.algo not in ALGOS:
+        raise PolicyFileError(f"{cfg_path}: field 'algo': {cfg.algo!r} is none of {', '.join(ALGOS)}")
     model = ALGOS[cfg.algo].load(model_path)
     npz, meta = export_policy(model, DynDNNEnv(**make_env_kwargs(cfg)), out, name=f"{cfg.algo}-{Path(cfg.platform).stem}")
     print(f"wrote {npz} and {meta}")

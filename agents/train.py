@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from agents.algos import ALGOS
-from dnn.errors import UsageError, UserError
+from dnn.errors import Terminated, UsageError, UserError
 from dnn.fileio import atomic_write, incomplete_reason, json_text, mark_complete, mark_incomplete, read_yaml
 from dnn.progress import progress as progress_bar
 
@@ -196,10 +196,18 @@ def train(
     try:
         report = _train_in(run, cfg, model, tensorboard, progress)
     except BaseException as exc:
-        mark_incomplete(run, f"training stopped by {type(exc).__name__}: {' '.join(str(exc).split()) or 'no message'}")
+        mark_incomplete(run, f"training {_how_stopped(exc)} at {time.strftime('%Y-%m-%d %H:%M:%S')}")
         raise
     mark_complete(run)
     return report
+
+
+def _how_stopped(exc: BaseException) -> str:
+    if isinstance(exc, KeyboardInterrupt):
+        return "interrupted (SIGINT)"
+    if isinstance(exc, Terminated):
+        return "terminated (SIGTERM)"
+    return f"failed ({type(exc).__name__}: {' '.join(str(exc).split()) or 'no message'})"
 
 
 def _new_run_folder(run: Path, force: bool) -> None:

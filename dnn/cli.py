@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dnn.errors import UsageError, positive_int
+from dnn.errors import UsageError, finite_float, positive_int, seed_int
 from dnn.fileio import check_outputs, json_text
 from dnn.train import SHIPPED_WEIGHTS
 
@@ -35,9 +35,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--out", required=True, help="weight file to write after every stage (its log goes next to it as NAME.log.csv)"
     )
     t.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--seed", type=seed_int, default=0)
     t.add_argument("--batch-size", type=positive_int, default=128)
-    t.add_argument("--lr", type=float, default=0.08, help="peak one-cycle learning rate (default: 0.08)")
+    t.add_argument("--lr", type=finite_float(positive=True), default=0.08, help="peak one-cycle learning rate (default: 0.08)")
     t.add_argument("--resume", action="store_true", help="continue from the stages already in --out")
     t.add_argument("--limit", type=positive_int, help="use N random training and N random test images (smoke runs)")
     t.add_argument("--cache-dir", help="where decoded arrays are cached (default: ~/.cache/dynscale)")

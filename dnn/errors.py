@@ -67,15 +67,32 @@ class UsageError(UserError, ValueError):
     """Flags that contradict each other, are out of range, or name nothing."""
 
 
-def positive_int(text: str) -> int:
-    """argparse type: a whole number >= 1."""
+def _whole_number(text: str, least: int) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {value}")
+        raise argparse.ArgumentTypeError(f"expected a whole number >= {least}, got {text!r}") from None
+    if value < least:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= {least}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1 (a count: zero is not "the default")."""
+    return _whole_number(text, 1)
+
+
+def seed_int(text: str) -> int:
+    """argparse type: a random seed, a whole number 0 .. 2**32 - 1 (numpy's range)."""
+    value = _whole_number(text, 0)
+    if value >= 2**32:
+        raise argparse.ArgumentTypeError(f"expected a seed below 2**32, got {value}")
+    return value
+
+
+def nonnegative_int(text: str) -> int:
+    """argparse type: a whole number >= 0."""
+    return _whole_number(text, 0)
 
 
 def finite_float(low: float | None = None, high: float | None = None, positive: bool = False):

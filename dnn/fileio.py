@@ -25,20 +25,26 @@ import yaml
 
 from dnn.errors import UsageError
 
+PathArgs = dict[str, "str | os.PathLike | None"] | list[tuple[str, "str | os.PathLike | None"]]
 
-def check_outputs(outputs: dict[str, str | os.PathLike | None], inputs: dict[str, str | os.PathLike | None]) -> None:
-    """Refuse (:class:`UsageError`, one line) an output that is a directory, or that is the same
-    file as an input or as another output.
+
+def check_outputs(outputs: PathArgs, inputs: PathArgs) -> None:
+    """Refuse (:class:`UsageError`, one line) an output that is a directory, that is the same
+    file as an input or as another output, or that is an existing file inside an input folder.
 
     :param outputs: flag (as the user typed it, e.g. ``--log``) -> path the command will write
-    :param inputs: flag -> path the command reads (``None`` entries are skipped)
+    :param inputs: flag -> path the command reads (``None`` entries are skipped); a list of
+        (flag, path) pairs where a flag is given several paths
     """
     seen: dict[Path, str] = {}
-    for flag, path in inputs.items():
-        if path is not None and Path(path).exists():
+    folders: dict[Path, str] = {}
+    for flag, path in inputs.items() if isinstance(inputs, dict) else inputs:
+        if path is not None and Path(path).is_dir():
+            folders[Path(path).resolve()] = f"{flag} {path}"
+        elif path is not None and Path(path).exists():
             for p in _files_of(Path(path)):
                 seen.setdefault(p.resolve(), f"{flag} {path}")
-    for flag, path in outputs.items():
+    for flag, path in outputs.items() if isinstance(outputs, dict) else outputs:
         if path is None:
             continue
         p = Path(path)
@@ -47,13 +53,15 @@ def check_outputs(outputs: dict[str, str | os.PathLike | None], inputs: dict[str
         other = seen.get(p.resolve())
         if other is not None:
             raise UsageError(f"{flag} {path}: is the same file as {other}; refusing to write over an input")
+        # an existing file anywhere inside a folder the command reads (a dataset, a run folder)
+        inside = [label for d, label in folders.items() if d in p.resolve().parents]
+        if inside and p.exists():
+            raise UsageError(f"{flag} {path}: is a file inside {inside[0]}, which this command reads; write elsewhere")
         seen[p.resolve()] = f"{flag} {path}"
 
 
 def _files_of(path: Path) -> list[Path]:
-    """A path and, for a run folder or a policy stem, the files it stands for."""
-    if path.is_dir():
-        return [f for f in path.iterdir() if f.is_file()]
+    """A path and, for a policy stem, both files it stands for."""
     if path.suffix in (".npz", ".json"):
         return [path, path.with_suffix(".json" if path.suffix == ".npz" else ".npz")]
     return [path]

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from dnn.errors import positive_int
+from dnn.errors import positive_int, seed_int
 from dnn.fileio import json_text
+
+#: more episodes than any comparison needs; a typo like 0-1000000000 would fill memory first
+MAX_SEEDS = 10_000
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -13,6 +16,8 @@ def parse_seeds(text: str) -> list[int]:
     try:
         if "-" in text.strip("-"):
             lo, hi = text.split("-", 1)
+            if int(hi) - int(lo) >= MAX_SEEDS:
+                raise argparse.ArgumentTypeError(f"seeds: {text!r} names more than {MAX_SEEDS:,} seeds")
             seeds = list(range(int(lo), int(hi) + 1))
         else:
             seeds = [int(x) for x in text.split(",")]
@@ -20,6 +25,10 @@ def parse_seeds(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"seeds: expected N, A-B or A,B,C, got {text!r}") from None
     if not seeds:
         raise argparse.ArgumentTypeError(f"seeds: {text!r} names no seed")
+    if min(seeds) < 0 or max(seeds) >= 2**32:
+        raise argparse.ArgumentTypeError(f"seeds: {text!r}: each seed must be in 0..2**32-1")
+    if len(seeds) > MAX_SEEDS:
+        raise argparse.ArgumentTypeError(f"seeds: {text!r} names {len(seeds):,} seeds; at most {MAX_SEEDS:,}")
     return seeds
 
 
@@ -34,7 +43,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     r.add_argument("--platform", default="xu3", help="xu3, nano, or a profile YAML path")
     r.add_argument("--scenario", default="default", help="preset name (envs/scenarios.yaml) or preset YAML file")
-    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("--seed", type=seed_int, default=0)
     r.add_argument("--length", type=positive_int, default=1000, help="requests (default: 1000)")
     r.add_argument("--out", required=True, help="CSV file to write")
     r.set_defaults(func=_record)

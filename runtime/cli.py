@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from agents.controllers import CONTROLLERS
-from dnn.errors import UsageError, finite_float, positive_int
+from dnn.errors import UsageError, finite_float, nonnegative_int, positive_int
 from dnn.fileio import check_outputs, json_text
 
 
@@ -38,7 +38,7 @@ def add_commands(sub: argparse._SubParsersAction, compare: argparse.ArgumentPars
     pr.add_argument(
         "--repeats", type=positive_int, default=20, help="timed inferences per configuration (default: 20, at least 3)"
     )
-    pr.add_argument("--warmup", type=int, default=5, help="untimed inferences before them (default: 5, at least 0)")
+    pr.add_argument("--warmup", type=nonnegative_int, default=5, help="untimed inferences before them (default: 5, at least 0)")
     pr.add_argument("--allow-dvfs", action="store_true", help="set frequencies (needs root); without it the current clock only")
     pr.add_argument("--name", default="board", help="platform name in the profile (default: board)")
     pr.add_argument("--cuda", action="store_true", help="profile the CUDA GPU as a unit too")
@@ -156,9 +156,10 @@ def _run_live(args: argparse.Namespace, runs: list[tuple[str, str, Path]], log_n
     from runtime.session import deploy, live_report
     from runtime.sysfs import Sysfs
 
-    inputs = {"--platform": args.platform, "--budgets": args.budgets, "--load": args.load, "--data": args.data}
-    inputs.update({f"--controller {c}": c for c, _, _ in runs if Path(c).exists()})
-    check_outputs({f"log {log}": log for _, _, log in runs}, inputs)
+    flag = "--controller" if args.func is run_deploy else "--agents"
+    inputs = [("--platform", args.platform), ("--budgets", args.budgets), ("--load", args.load), ("--data", args.data)]
+    inputs += [(flag, c) for c, _, _ in runs if Path(c).exists()]
+    check_outputs([("--log" if args.func is run_deploy else "--log-dir", log) for _, _, log in runs], inputs)
     done = []
     for controller, label, log in runs:
         run = deploy(
