@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -191,6 +192,14 @@ def test_profile_measures_every_configuration_and_restores(profiled: tuple[Path,
     env = DynDNNEnv(platform=str(board), scenario="tiny", episode_length=5)
     env.reset(seed=0)
     env.step(0)
+    capsys.readouterr()
+    from dynscale_cli import main
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a profile without published points: no empty-mean warnings
+        assert main(["platform", "show", str(board)]) == 0
+    out = capsys.readouterr().out
+    assert "nan" not in out and "calibration: none (the profile has no published points" in out
 
 
 def test_profile_resumes_where_it_stopped(tmp_path: Path, batches_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
