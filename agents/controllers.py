@@ -7,7 +7,7 @@ The evaluator (simulated) and the live session call every controller the same wa
 ``request`` is the :class:`envs.step.Request` (budgets, measured load, temperature, current
 frequencies, previous configuration, last latency and energy), ``mask`` the configurations
 available now (or ``None``). A policy builds its observation from the request with its own
-stored spec; baselines read the budgets directly; only the oracle needs more: the simulated env.
+stored spec; baselines read the request; only the oracle needs more: the simulated env.
 
 ``CONTROLLERS`` is the one registry of baseline names, for simulated and live comparisons
 alike. This module imports numpy only, so the board can run every baseline without torch or SB3.
@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dnn.errors import UsageError
-from hwmodels.model import PlatformModel
+from envs.reward import RewardConfig
+from hwmodels.model import PlatformModel, State
 
 if TYPE_CHECKING:
     from envs.step import Request
@@ -83,6 +84,68 @@ class OracleController(Controller):
         return self.env.best_action()
 
 
+class ModelPredictiveController(Controller):
+    """The strongest non-learned controller with the same model: per request, the available
+    configuration with the highest expected reward under the model's run-to-run noise at the
+    state the board observes (measured load, temperature and current frequencies). Numpy
+    only and vectorised over every configuration, so it runs live as it runs in simulation.
+
+    The expectation is over a fixed sample of ``n_draws`` (latency, power) noise pairs drawn
+    once from the profile's log-normal noise (seeded: decisions are deterministic). The memory
+    intensity of background load cannot be observed (neither live nor in the env's request):
+    a loaded unit is assumed at ``assumed_mem``, the middle of its 0..1 range, not a value
+    fitted to any scenario; an idle unit at 0.
+
+    :param model: the platform model
+    :param reward: the reward it maximises (the env's; default weights when ``None``)
+    :param n_draws: noise pairs per configuration
+    :param assumed_mem: memory intensity assumed for a unit with background load
+    """
+
+    name = "model-predictive"
+
+    def __init__(
+        self, model: PlatformModel, reward: RewardConfig | None = None, n_draws: int = 16, assumed_mem: float = 0.5
+    ) -> None:
+        self.model = model
+        self.reward = RewardConfig.from_value(reward)
+        self.accuracy = np.array([model.dnn.cost(int(k)).top1 for k in model.space.groups])
+        z = np.random.default_rng(0).standard_normal((2, n_draws))
+        noise = model.spec.noise
+        self._lat_draws = _lognormal_factors(z[0], noise.latency_cv)
+        self._energy_draws = self._lat_draws * _lognormal_factors(z[1], noise.power_cv)
+        self.assumed_mem = assumed_mem
+
+    def expected_rewards(self, request: Request) -> np.ndarray:
+        """Expected reward of every configuration for ``request`` (its observed state)."""
+        load = np.asarray(request.load, dtype=float)
+        mem = np.where(load > 0, self.assumed_mem, 0.0)
+        state = State(load, mem, float(request.temp_c), np.asarray(request.freq_mhz))
+        o = self.model.expected_all(state)
+        return self.reward.expected(
+            self.accuracy,
+            o.latency_ms,
+            o.energy_mj,
+            self._lat_draws,
+            self._energy_draws,
+            request.time_budget_ms,
+            request.energy_budget_mj,
+        )
+
+    def act(self, request: Request, mask: np.ndarray | None = None) -> int:
+        r = self.expected_rewards(request)
+        if mask is not None:
+            r[~mask] = -np.inf
+        return int(np.argmax(r))
+
+
+def _lognormal_factors(z: np.ndarray, cv: float) -> np.ndarray:
+    """Mean-one log-normal factors of coefficient of variation ``cv`` from standard normals ``z``
+    (the model's own noise law, :func:`hwmodels.model.PlatformModel.sample`)."""
+    sigma = np.sqrt(np.log1p(cv * cv))
+    return np.exp(sigma * z - 0.5 * sigma * sigma)
+
+
 class RandomController(Controller):
     """A uniformly random available configuration (seeded)."""
 
@@ -140,12 +203,13 @@ def min_energy(model: PlatformModel) -> FixedController:
 class ControllerEntry:
     """A baseline of the registry.
 
-    :param make: builds it from the platform model and, in simulation, the env (``None`` live)
+    :param make: builds it from the platform model, in simulation the env (``None`` live), and
+        the reward of the run (``None``: the default weights)
     :param simulation_only: needs the simulated env (the oracle): refused live
     :param help: one line for ``--help``
     """
 
-    make: Callable[[PlatformModel, Any], Controller]
+    make: Callable[[PlatformModel, Any, RewardConfig | None], Controller]
     simulation_only: bool
     help: str
 
@@ -153,20 +217,31 @@ class ControllerEntry:
 #: every baseline by name, for ``compare``, ``compare --live`` and ``deploy`` alike
 CONTROLLERS: dict[str, ControllerEntry] = {
     "oracle": ControllerEntry(
-        lambda model, env: OracleController(env), True, "best noise-free expected reward (simulation only)"
+        lambda model, env, reward: OracleController(env), True, "best noise-free expected reward (simulation only)"
+    ),
+    "model-predictive": ControllerEntry(
+        lambda model, env, reward: ModelPredictiveController(model, reward),
+        False,
+        "best expected reward under the model's noise at the observed state",
     ),
     "greedy": ControllerEntry(
-        lambda model, env: GreedyController(model), False, "the paper's look-up table on the idle-board profile"
+        lambda model, env, reward: GreedyController(model), False, "the paper's look-up table on the idle-board profile"
     ),
-    "random": ControllerEntry(lambda model, env: RandomController(len(model.space)), False, "a random available configuration"),
-    "fixed-max-accuracy": ControllerEntry(lambda model, env: max_accuracy(model), False, "the full network, fastest mapping"),
-    "fixed-min-energy": ControllerEntry(lambda model, env: min_energy(model), False, "the least-energy configuration"),
+    "random": ControllerEntry(
+        lambda model, env, reward: RandomController(len(model.space)), False, "a random available configuration"
+    ),
+    "fixed-max-accuracy": ControllerEntry(
+        lambda model, env, reward: max_accuracy(model), False, "the full network, fastest mapping"
+    ),
+    "fixed-min-energy": ControllerEntry(lambda model, env, reward: min_energy(model), False, "the least-energy configuration"),
 }
 
 
-def make_controller(name: str, model: PlatformModel, env: Any = None) -> Controller:
+def make_controller(name: str, model: PlatformModel, env: Any = None, reward: RewardConfig | None = None) -> Controller:
     """The baseline ``name`` of :data:`CONTROLLERS` (``env``: the simulated env; ``None`` live).
 
+    :param reward: the reward a model-based baseline maximises (default: the env's, else the
+        default weights)
     :raises UsageError: an unknown name, or a simulation-only controller asked for live
     """
     entry = CONTROLLERS.get(name)
@@ -174,4 +249,6 @@ def make_controller(name: str, model: PlatformModel, env: Any = None) -> Control
         raise UsageError(f"unknown controller {name!r}; valid: {', '.join(CONTROLLERS)}")
     if entry.simulation_only and env is None:
         raise UsageError(f"controller {name!r} needs the simulated env's true model; it cannot run live")
-    return entry.make(model, env)
+    if reward is None and env is not None:
+        reward = env.reward_config
+    return entry.make(model, env, reward)

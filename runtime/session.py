@@ -80,11 +80,12 @@ class LiveRun:
         return m
 
 
-def make_live_controller(name_or_path: str, model: PlatformModel) -> Controller:
-    """A baseline of :data:`agents.controllers.CONTROLLERS` by name, or an exported policy
-    (``.npz`` or a run folder holding ``policy.npz``) checked against the board's profile."""
+def make_live_controller(name_or_path: str, model: PlatformModel, reward: RewardConfig | None = None) -> Controller:
+    """A baseline of :data:`agents.controllers.CONTROLLERS` by name (``reward``: what a
+    model-based one maximises), or an exported policy (``.npz`` or a run folder holding
+    ``policy.npz``) checked against the board's profile."""
     if name_or_path in CONTROLLERS:
-        return make_controller(name_or_path, model, env=None)
+        return make_controller(name_or_path, model, env=None, reward=reward)
     if not Path(name_or_path).exists() and not policy_paths(name_or_path)[0].exists():
         raise PolicyFileError(
             f"{name_or_path}: neither a controller ({', '.join(n for n, c in CONTROLLERS.items() if not c.simulation_only)}) "
@@ -130,7 +131,7 @@ class LiveSession:
         spec = load_platform(platform)
         self.model = model = PlatformModel(spec, load_dnn_profile(dnn_profile))
         self.scorer = StepScorer(model.space, model.dnn, RewardConfig.from_value(reward))
-        self.controller = make_live_controller(controller, model)
+        self.controller = make_live_controller(controller, model, self.scorer.reward)
         self.notes: list[str] = []
         if isinstance(self.controller, NumpyPolicy) and (note := self.controller.profile_note(model)):
             self.notes.append(note)

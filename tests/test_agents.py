@@ -50,7 +50,7 @@ def test_every_controller_returns_valid_masked_actions(platform: str) -> None:
             mask = env.action_masks()
             a = ctrl.act(env.request, mask)
             assert 0 <= a < env.action_space.n
-            if isinstance(ctrl, GreedyController) or name in ("oracle", "random"):
+            if isinstance(ctrl, GreedyController) or name in ("oracle", "random", "model-predictive"):
                 assert mask[a], name
             else:  # a fixed configuration falls back to its mapping's highest available frequency
                 c = env.decode(a)
@@ -229,3 +229,30 @@ def test_compare_progress_in_a_log_is_a_few_plain_lines(quiet: bool) -> None:
     lines = res.stderr.splitlines()
     assert lines == [] if quiet else 5 <= len(lines) <= 11 and all(line.startswith("evaluating: ") for line in lines)
     assert "fixed-min-energy" in res.stdout
+
+
+def test_expected_reward_is_the_mean_reward_over_noise_draws() -> None:
+    from envs.reward import RewardConfig
+
+    rng = np.random.default_rng(3)
+    reward = RewardConfig(overshoot_cap=0.3)  # a low cap: some draws are capped
+    acc, lat, energy = rng.uniform(0.7, 0.9, 200), rng.uniform(1, 20, 200), rng.uniform(1, 30, 200)
+    a = rng.lognormal(0, 0.2, 16)
+    b = a * rng.lognormal(0, 0.2, 16)
+    direct = reward(acc[:, None], lat[:, None] * a, energy[:, None] * b, 8.0, 10.0).mean(axis=1)
+    assert np.allclose(reward.expected(acc, lat, energy, a, b, 8.0, 10.0), direct, rtol=0, atol=1e-12)
+
+
+def test_model_predictive_beats_greedy_and_reads_only_what_the_board_observes() -> None:
+    from agents.controllers import ModelPredictiveController
+    from agents.evaluate import compare
+
+    env = DynDNNEnv("xu3", episode_length=200)
+    report, _ = compare(lambda: env, {n: (lambda e, n=n: make_controller(n, e.model, e)) for n in ("model-predictive", "greedy")},
+                        [1000, 1001], False)  # fmt: skip
+    mp, greedy = report.controllers["model-predictive"], report.controllers["greedy"]
+    assert mp.mean_reward > greedy.mean_reward and mp.deadline_miss_rate < greedy.deadline_miss_rate
+    ctrl = make_controller("model-predictive", env.model)  # no env: it runs live
+    assert isinstance(ctrl, ModelPredictiveController)
+    env.reset(seed=0)
+    assert ctrl.act(env.request) == make_controller("model-predictive", env.model, env).act(env.request)

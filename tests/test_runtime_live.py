@@ -226,17 +226,21 @@ def test_profile_resumes_where_it_stopped(tmp_path: Path, batches_dir: Path, mon
     assert len(calls) == 8 and out.exists()  # 3 before the interruption + the 5 left
 
 
-def test_deploy_runs_live_and_logs_every_request(profiled: tuple[Path, Path, Path], batches_dir: Path, capsys) -> None:
+@pytest.mark.parametrize("controller", ["greedy", "model-predictive"])
+def test_deploy_runs_live_and_logs_every_request(
+    controller: str, profiled: tuple[Path, Path, Path], batches_dir: Path, capsys
+) -> None:
     from dynscale_cli import main
 
     root, board, trace = profiled
     log = board.parent / "run.jsonl"
-    rc = main(["deploy", "--controller", "greedy", "--platform", str(board), "--budgets", str(trace), "--duration", "1.5",
+    rc = main(["deploy", "--controller", controller, "--platform", str(board), "--budgets", str(trace), "--duration", "1.5",
                "--data", str(batches_dir), "--log", str(log), "--root", str(root), "--json"])  # fmt: skip
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
     lines = [json.loads(x) for x in log.read_text().splitlines()]
-    m = report["controllers"]["greedy"]
+    m = report["controllers"][controller]
+    assert m["decision_us"] > 0
     assert report["requests"] == len(lines) >= 3
     assert {"latency_ms", "energy_mj", "overhead_ms", "load", "cpus", "deadline_met", "correct"} <= set(lines[0])
     assert m["deadline_miss_rate"] == pytest.approx(1 - sum(r["deadline_met"] for r in lines) / len(lines))
@@ -265,7 +269,7 @@ def test_deploy_refuses_what_it_cannot_run(profiled: tuple[Path, Path, Path], ca
     assert main([*base, "--controller", "oracle"]) == 2
     assert "controller 'oracle' needs the simulated env's true model" in capsys.readouterr().err
     assert main([*base, "--controller", "nothing-here"]) == 2
-    assert "neither a controller (greedy, random, fixed-max-accuracy, fixed-min-energy) nor a policy" in capsys.readouterr().err
+    assert "neither a controller (model-predictive, greedy, random, fixed-max-accuracy, fixed-min-energy) nor a policy" in capsys.readouterr().err
     assert main([*base, "--controller", "greedy", "--duration", "0"]) == 2
     assert main(["compare", "--live", "--platform", str(board)]) == 2
     assert "--live needs --budgets" in capsys.readouterr().err
