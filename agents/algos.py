@@ -9,6 +9,7 @@ used, so ``dynscale --help`` does not pay for importing stable-baselines3.
 from __future__ import annotations
 
 import importlib
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,8 +53,18 @@ class Algo:
         return HYPERPARAMS_DIR / f"{self.name}.yml"
 
     def load(self, path: str | Path):
-        """A saved model (``model.zip``) of this algorithm, on the CPU."""
-        return self.cls.load(path, device="cpu")
+        """A saved model (``model.zip``) of this algorithm, on the CPU.
+
+        :raises PolicyFileError: (one line, naming the file) when the file is not a model SB3 can
+            load: truncated, empty, not a zip, or saved by another algorithm
+        """
+        from agents.numpy_policy import PolicyFileError
+
+        try:
+            return self.cls.load(path, device="cpu")
+        except (zipfile.BadZipFile, AssertionError, KeyError, ValueError, RuntimeError, EOFError, OSError) as exc:
+            why = " ".join(str(exc).split()) or type(exc).__name__
+            raise PolicyFileError(f"{path}: not a {self.class_name} model SB3 can load ({why[:200]})") from None
 
 
 ALGOS: dict[str, Algo] = {

@@ -29,8 +29,9 @@ PathArgs = dict[str, "str | os.PathLike | None"] | list[tuple[str, "str | os.Pat
 
 
 def check_outputs(outputs: PathArgs, inputs: PathArgs) -> None:
-    """Refuse (:class:`UsageError`, one line) an output that is a directory, that is the same
-    file as an input or as another output, or that is an existing file inside an input folder.
+    """Refuse (:class:`UsageError`, one line) an output that is a directory, that lies under a
+    file, that is the same file as an input or as another output, or that is an existing file
+    inside an input folder.
 
     :param outputs: flag (as the user typed it, e.g. ``--log``) -> path the command will write
     :param inputs: flag -> path the command reads (``None`` entries are skipped); a list of
@@ -50,6 +51,9 @@ def check_outputs(outputs: PathArgs, inputs: PathArgs) -> None:
         p = Path(path)
         if p.is_dir():
             raise UsageError(f"{flag} {path}: is a directory; name the file to write")
+        blocking = next((a for a in p.parents if a.exists() and not a.is_dir()), None)
+        if blocking is not None:
+            raise UsageError(f"{flag} {path}: {blocking} is a file, not a folder; choose another path")
         other = seen.get(p.resolve())
         if other is not None:
             raise UsageError(f"{flag} {path}: is the same file as {other}; refusing to write over an input")

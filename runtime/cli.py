@@ -22,7 +22,7 @@ def add_commands(sub: argparse._SubParsersAction, compare: argparse.ArgumentPars
     )
     bsub = b.add_subparsers(dest="board_command", required=True, metavar="COMMAND")
     i = bsub.add_parser("info", help="units, cores, DVFS control (yes/no, why), sensors, thermal zones")
-    i.add_argument("--root", default="/", help="sysfs root (default: /; a fake tree for tests)")
+    i.add_argument("--root", type=_sysfs_root, default="/", help="sysfs root (default: /; a fake tree for tests)")
     i.add_argument("--json", action="store_true")
     i.set_defaults(func=run_board_info)
 
@@ -43,7 +43,7 @@ def add_commands(sub: argparse._SubParsersAction, compare: argparse.ArgumentPars
     pr.add_argument("--name", default="board", help="platform name in the profile (default: board)")
     pr.add_argument("--cuda", action="store_true", help="profile the CUDA GPU as a unit too")
     pr.add_argument("--allow-busy", action="store_true", help="profile even if background load is found")
-    pr.add_argument("--root", default="/", help="sysfs root (default: /; a fake tree for tests)")
+    pr.add_argument("--root", type=_sysfs_root, default="/", help="sysfs root (default: /; a fake tree for tests)")
     pr.add_argument("--json", action="store_true", help="print the profile as JSON")
     pr.add_argument("--quiet", action="store_true", help="no progress output")
     pr.set_defaults(func=run_profile)
@@ -71,6 +71,13 @@ def add_commands(sub: argparse._SubParsersAction, compare: argparse.ArgumentPars
     compare.set_defaults(func=lambda args: run_compare_live(args) if args.live else simulated(args))
 
 
+def _sysfs_root(value: str) -> str:
+    """``--root``: an existing folder (a typo must not read as a board with no units)."""
+    if not Path(value).is_dir():
+        raise argparse.ArgumentTypeError(f"{value}: {'is not a folder' if Path(value).exists() else 'no such folder'}")
+    return value
+
+
 def _add_live_arguments(p, budgets_required: bool) -> None:
     """The flags ``deploy`` and ``compare --live`` share."""
     p.add_argument("--budgets", required=budgets_required, help="budget trace CSV (dynscale env record)")
@@ -82,7 +89,7 @@ def _add_live_arguments(p, budgets_required: bool) -> None:
     )
     p.add_argument("--allow-dvfs", action="store_true", help="let the runtime set frequencies (needs root)")
     p.add_argument("--data", help="CIFAR-10 whose test images are classified (default: a random image)")
-    p.add_argument("--root", default="/", help="sysfs root (default: /; a fake tree for tests)")
+    p.add_argument("--root", type=_sysfs_root, default="/", help="sysfs root (default: /; a fake tree for tests)")
 
 
 def run_board_info(args: argparse.Namespace) -> int:
