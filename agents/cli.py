@@ -11,7 +11,7 @@ from agents.algos import ALGOS
 from agents.controllers import CONTROLLERS
 from dnn.errors import OneLineParser, UsageError, parse_or_exit_code, positive_int, run_command, seed_int
 from dnn.fileio import check_outputs, json_text, read_yaml
-from envs.cli import parse_seeds
+from envs.cli import add_objective_arguments, parse_seeds, reward_of_args
 
 
 def add_train_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,6 +19,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--platform", default="xu3", help="xu3, nano, or a platform profile YAML (default: xu3)")
     p.add_argument("--algo", default="ppo", choices=tuple(ALGOS))
     p.add_argument("--scenario", help="scenario preset or YAML (default: the hyperparameter file's env_kwargs.scenario)")
+    add_objective_arguments(p, "default: env_kwargs.objective of the hyperparameter file, accuracy")
     p.add_argument("--timesteps", type=positive_int, help="training steps (default: n_timesteps of the hyperparameter file)")
     p.add_argument("--n-envs", type=positive_int, help="parallel envs (default: n_envs of the hyperparameter file)")
     p.add_argument("--seed", type=seed_int, default=0)
@@ -48,12 +49,16 @@ def run_train(args: argparse.Namespace) -> int:
         platform=args.platform,
         algo=args.algo,
         scenario=args.scenario,
+        objective=args.objective,
+        min_accuracy=args.min_accuracy,
         timesteps=args.timesteps,
         n_envs=args.n_envs,
         seed=args.seed,
         eval_seeds=args.eval_seeds,
     )
-    inputs = {Path(x).resolve() for x in (args.platform, args.hyperparams, args.scenario) if x and Path(x).exists()}
+    inputs = {
+        Path(x).resolve() for x in (args.platform, args.hyperparams, args.scenario, args.objective) if x and Path(x).exists()
+    }
     if any(p == Path(out).resolve() or Path(out).resolve() in p.parents for p in inputs):
         raise UsageError(f"--out {out}: is or holds an input of this run; choose a new run folder")
     progress = not (args.json or args.quiet)
@@ -94,6 +99,7 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, argparse.Argument
     src.add_argument("--scenario", default=None, help="scenario preset (default: default)")
     c.add_argument("--seeds", type=parse_seeds, default=parse_seeds("1000-1019"))
     c.add_argument("--episode-length", type=positive_int, default=1000)
+    add_objective_arguments(c, "default: the first agent's own, else accuracy")
     c.add_argument("--no-noise", action="store_true", help="evaluate on the noise-free model")
     c.add_argument("--json", action="store_true")
     c.add_argument("--quiet", action="store_true", help="no progress output")
@@ -115,12 +121,16 @@ def run_compare(args: argparse.Namespace) -> int:
     """``dynscale compare`` in simulation: every controller on the same episodes (or traces)."""
     from agents.compare import controllers_for, plot_tradeoff
     from agents.evaluate import compare
+    from agents.numpy_policy import stored_reward
     from agents.report import Report
+    from dnn.profile import load_dnn_profile
     from envs.dyndnn_env import DynDNNEnv
 
-    inputs = {"--platform": args.platform, "--scenario": args.scenario, "--traces": args.traces}
+    inputs = {"--platform": args.platform, "--scenario": args.scenario, "--traces": args.traces, "--objective": args.objective}
     check_outputs({"--plot": args.plot}, [*inputs.items(), *(("--agents", a) for a in args.agents)])
     ctrls = controllers_for(args.agents, args.baselines)
+    stored = stored_reward(args.agents[0]) if args.agents else None
+    reward = reward_of_args(args, load_dnn_profile().column("top1").tolist(), stored)
     noise = not args.no_noise
     progress = not (args.json or args.quiet)
     if args.traces:
@@ -129,12 +139,12 @@ def run_compare(args: argparse.Namespace) -> int:
             raise UsageError(f"--traces {args.traces}: no .csv files there")
         reports = []
         for f in files:
-            env = DynDNNEnv(platform=args.platform, scenario=str(f), episode_length=None, noise=noise)
+            env = DynDNNEnv(platform=args.platform, scenario=str(f), episode_length=None, noise=noise, reward=reward)
             reports.append((f, compare(lambda env=env: env, ctrls, [0], progress=progress)[0]))
         report = Report.merge(reports)
     else:
         scenario = args.scenario or "default"
-        env = DynDNNEnv(platform=args.platform, scenario=scenario, episode_length=args.episode_length, noise=noise)
+        env = DynDNNEnv(platform=args.platform, scenario=scenario, episode_length=args.episode_length, noise=noise, reward=reward)
         report, _ = compare(lambda: env, ctrls, args.seeds, progress=progress)
     if args.plot:
         plot_tradeoff(report, args.plot)

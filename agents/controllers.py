@@ -7,7 +7,7 @@ The evaluator (simulated) and the live session call every controller the same wa
 ``request`` is the :class:`envs.step.Request` (budgets, measured load, temperature, current
 frequencies, previous configuration, last latency and energy), ``mask`` the configurations
 available now (or ``None``). A policy builds its observation from the request with its own
-stored spec; baselines read the request; only the oracle needs more: the simulated env.
+stored spec; baselines read the request; only the oracles need more: the simulated env.
 
 ``CONTROLLERS`` is the one registry of baseline names, for simulated and live comparisons
 alike. This module imports numpy only, so the board can run every baseline without torch or SB3.
@@ -23,7 +23,7 @@ import numpy as np
 
 from dnn.errors import UsageError
 from envs.reward import RewardConfig
-from hwmodels.model import PlatformModel, State
+from hwmodels.model import PlatformModel, State, lognormal_factors
 
 if TYPE_CHECKING:
     from envs.step import Request
@@ -70,18 +70,25 @@ class GreedyController(Controller):
 
 
 class OracleController(Controller):
-    """Exhaustive search with the true noise-free model at the current state (simulation only).
+    """Exhaustive search with the simulated env's true state (simulation only).
 
-    :param env: the :class:`envs.DynDNNEnv` being evaluated (its ``best_action``)
+    ``realised=True`` is the ceiling (``oracle``): per request, the available configuration with
+    the highest reward given the request's realised jitter (drawn before the decision, the same
+    whatever runs). Nothing beats it when the past does not matter (no thermal trips, no DVFS
+    switch cost, no temperature-dependent leakage); with them it is a near-ceiling.
+    ``realised=False`` (``oracle-noise-free``) maximises the noise-free reward: it sits on the
+    budget edge and misses when the jitter goes the wrong way, so it is no ceiling.
+
+    :param env: the :class:`envs.DynDNNEnv` being evaluated
+    :param realised: search with the realised jitter
     """
 
-    name = "oracle"
-
-    def __init__(self, env: Any) -> None:
-        self.env = env
+    def __init__(self, env: Any, realised: bool = True) -> None:
+        self.env, self.realised = env, realised
+        self.name = "oracle" if realised else "oracle-noise-free"
 
     def act(self, request: Request, mask: np.ndarray | None = None) -> int:
-        return self.env.best_action()
+        return self.env.ceiling_action() if self.realised else self.env.noise_free_best_action()
 
 
 class ModelPredictiveController(Controller):
@@ -112,8 +119,8 @@ class ModelPredictiveController(Controller):
         self.accuracy = np.array([model.dnn.cost(int(k)).top1 for k in model.space.groups])
         z = np.random.default_rng(0).standard_normal((2, n_draws))
         noise = model.spec.noise
-        self._lat_draws = _lognormal_factors(z[0], noise.latency_cv)
-        self._energy_draws = self._lat_draws * _lognormal_factors(z[1], noise.power_cv)
+        self._lat_draws = lognormal_factors(z[0], noise.latency_cv)
+        self._energy_draws = self._lat_draws * lognormal_factors(z[1], noise.power_cv)
         self.assumed_mem = assumed_mem
 
     def expected_rewards(self, request: Request) -> np.ndarray:
@@ -137,13 +144,6 @@ class ModelPredictiveController(Controller):
         if mask is not None:
             r[~mask] = -np.inf
         return int(np.argmax(r))
-
-
-def _lognormal_factors(z: np.ndarray, cv: float) -> np.ndarray:
-    """Mean-one log-normal factors of coefficient of variation ``cv`` from standard normals ``z``
-    (the model's own noise law, :func:`hwmodels.model.PlatformModel.sample`)."""
-    sigma = np.sqrt(np.log1p(cv * cv))
-    return np.exp(sigma * z - 0.5 * sigma * sigma)
 
 
 class RandomController(Controller):
@@ -217,7 +217,14 @@ class ControllerEntry:
 #: every baseline by name, for ``compare``, ``compare --live`` and ``deploy`` alike
 CONTROLLERS: dict[str, ControllerEntry] = {
     "oracle": ControllerEntry(
-        lambda model, env, reward: OracleController(env), True, "best noise-free expected reward (simulation only)"
+        lambda model, env, reward: OracleController(env),
+        True,
+        "the ceiling: best reward given the realised jitter (simulation only)",
+    ),
+    "oracle-noise-free": ControllerEntry(
+        lambda model, env, reward: OracleController(env, realised=False),
+        True,
+        "best noise-free reward in the true state (simulation only)",
     ),
     "model-predictive": ControllerEntry(
         lambda model, env, reward: ModelPredictiveController(model, reward),

@@ -54,5 +54,14 @@ def compare(
             logs[name].append(run_episode(env, ctrl, seed))
             bar.update()
     bar.close()
-    report = Report.from_logs(logs, env.model.spec.name, env.scenario_name, [s for s in seeds if s is not None], env.noise)
+    report = Report.from_logs(
+        logs,
+        env.model.spec.name,
+        env.scenario_name,
+        [s for s in seeds if s is not None],
+        env.noise,
+        objective=env.reward_config.objective,
+        max_groups=env.model.dnn.max_groups,
+        units=env.obs_spec.units,
+    )
     return report, logs

@@ -205,3 +205,19 @@ def load_policy(path: str | os.PathLike, model) -> NumpyPolicy:
     policy = NumpyPolicy(p)
     policy.check_compatible(model)
     return policy
+
+
+def stored_reward(path: str | os.PathLike) -> dict | None:
+    """The objective's weights a policy was trained for (its ``reward`` field), ``None`` if the
+    file does not say.
+
+    :param path: a policy file, its stem, or a run folder
+    """
+    for f in policy_paths(path):
+        if not f.is_file():
+            raise PolicyFileError(f"{f}: no such policy file (a policy is NAME.npz + NAME.json; dynscale export RUN_DIR)")
+    meta_path = policy_paths(path)[1]
+    reward = _read_meta(meta_path).get("reward")
+    if reward is not None and not isinstance(reward, dict):
+        raise PolicyFileError(f"{meta_path}: field 'reward' is not a mapping of weights")
+    return reward

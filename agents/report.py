@@ -8,9 +8,15 @@ Metrics per controller (over all requests of all episodes):
 * ``mean_accuracy``: top-1 accuracy of the configurations chosen (what the requests got);
 * ``energy_mj``: mean energy per inference;
 * ``mean_reward``: mean reward per request (the env's reward);
-* ``oracle_gap``: ``1 - mean_reward / oracle mean_reward`` (when the oracle was run);
+* ``oracle_gap``: ``1 - mean_reward / oracle mean_reward`` (when the ceiling ``oracle`` was run);
 * ``switches_per_100``: configuration changes per 100 requests;
-* ``decision_us``: median time of one ``act`` call.
+* ``decision_us``: median time of one ``act`` call;
+* ``group_share``: share of requests per group count (``{"1": .., "2": .., ...}``);
+* ``unit_share``: share of requests per unit;
+* ``accuracy_on_met``: mean top-1 on the requests that met both budgets (``None`` if none did).
+
+Per report, ``infeasible_rate``: the share of requests on which the ceiling itself missed a
+budget (a miss rate reads against it; ``None`` when the ceiling was not run, and live).
 
 Live runs add :class:`LiveMetrics` (decision overhead, measured top-1, miss rate per load phase).
 """
@@ -59,16 +65,24 @@ class ControllerMetrics:
     oracle_gap: float | None
     switches_per_100: float
     decision_us: float
+    group_share: dict[str, float]
+    unit_share: dict[str, float]
+    accuracy_on_met: float | None
     live: LiveMetrics | None = None
 
     @classmethod
-    def from_logs(cls, logs: list[EpisodeLog]) -> ControllerMetrics:
+    def from_logs(cls, logs: list[EpisodeLog], max_groups: int = 4, units: tuple[str, ...] = ()) -> ControllerMetrics:
         """The metrics over every request of ``logs`` (``oracle_gap`` is set by :meth:`Report.fill_oracle_gap`)."""
         n = sum(len(lg) for lg in logs)
         switches = sum(sum(a != b for a, b in zip(lg.actions, lg.actions[1:])) for lg in logs)
 
         def cat(f: str) -> np.ndarray:
             return np.concatenate([np.asarray(getattr(lg, f), dtype=float) for lg in logs])
+
+        groups = cat("groups")
+        unit = [u for lg in logs for u in lg.unit]
+        met = (cat("deadline_met") > 0) & (cat("energy_met") > 0)
+        accuracy = cat("accuracy")
 
         return cls(
             deadline_miss_rate=float(1 - cat("deadline_met").mean()),
@@ -79,6 +93,9 @@ class ControllerMetrics:
             oracle_gap=None,
             switches_per_100=100.0 * switches / n,
             decision_us=float(np.median(cat("decision_us"))),
+            group_share={str(k): float(np.mean(groups == k)) for k in range(1, max_groups + 1)},
+            unit_share={u: unit.count(u) / n for u in (units or sorted(set(unit)))},
+            accuracy_on_met=float(accuracy[met].mean()) if met.any() else None,
         )
 
     def to_dict(self) -> dict:
@@ -108,6 +125,8 @@ class Report:
     :param controllers: metrics per controller name, in the order run
     :param traces: the replayed trace files, when several were merged
     :param training: what the training run did (set by ``train``)
+    :param objective: the objective every controller was scored by
+    :param infeasible_rate: share of requests the ceiling could not meet (see the module docstring)
     """
 
     platform: str
@@ -118,14 +137,31 @@ class Report:
     controllers: dict[str, ControllerMetrics]
     traces: list[str] | None = None
     training: dict | None = None
+    objective: str | None = None
+    infeasible_rate: float | None = None
 
     @classmethod
     def from_logs(
-        cls, logs: dict[str, list[EpisodeLog]], platform: str, scenario: str, seeds: list[int], noise: bool | str
+        cls,
+        logs: dict[str, list[EpisodeLog]],
+        platform: str,
+        scenario: str,
+        seeds: list[int],
+        noise: bool | str,
+        objective: str | None = None,
+        max_groups: int = 4,
+        units: tuple[str, ...] = (),
     ) -> Report:
-        """The report of controllers run on the same episodes (one list of logs per controller)."""
-        metrics = {name: ControllerMetrics.from_logs(lg) for name, lg in logs.items()}
+        """The report of controllers run on the same episodes (one list of logs per controller).
+
+        :param units: the platform's units, in order (every one gets a ``unit_share``)
+        """
+        metrics = {name: ControllerMetrics.from_logs(lg, max_groups, units) for name, lg in logs.items()}
         report = cls(platform, scenario, list(seeds), sum(len(lg) for lg in next(iter(logs.values()))), noise, metrics)
+        report.objective = objective
+        if "oracle" in logs:
+            met = [d and e for lg in logs["oracle"] for d, e in zip(lg.deadline_met, lg.energy_met)]
+            report.infeasible_rate = 1.0 - sum(met) / len(met)
         report.fill_oracle_gap()
         return report
 
@@ -152,10 +188,18 @@ class Report:
                 if f.name == "live":
                     continue
                 vals = [(getattr(r.controllers[name], f.name), r.requests) for _, r in reports]
-                merged[f.name] = None if any(v is None for v, _ in vals) else sum(v * n for v, n in vals) / total
+                merged[f.name] = _weighted_mean(vals, total)
             controllers[name] = ControllerMetrics(**merged)
         out = cls(
-            first.platform, f"{len(reports)} traces", [], total, first.noise, controllers, traces=[str(f) for f, _ in reports]
+            first.platform,
+            f"{len(reports)} traces",
+            [],
+            total,
+            first.noise,
+            controllers,
+            traces=[str(f) for f, _ in reports],
+            objective=first.objective,
+            infeasible_rate=_weighted_mean([(r.infeasible_rate, r.requests) for _, r in reports], total),
         )
         out.fill_oracle_gap()
         return out
@@ -167,6 +211,8 @@ class Report:
             "seeds": self.seeds,
             "requests": self.requests,
             "noise": self.noise,
+            "objective": self.objective,
+            "infeasible_rate": self.infeasible_rate,
         }
         if self.traces is not None:
             d["traces"] = self.traces
@@ -186,6 +232,8 @@ class Report:
             {k: ControllerMetrics.from_dict(v) for k, v in d["controllers"].items()},
             d.get("traces"),
             d.get("training"),
+            d.get("objective"),
+            d.get("infeasible_rate"),
         )
 
     def format(self) -> str:
@@ -196,7 +244,8 @@ class Report:
         )
         lines = [
             f"{self.platform} / {self.scenario}: {self.requests} requests"
-            + (f", seeds {self.seeds[0]}-{self.seeds[-1]}" if self.seeds else ""),
+            + (f", seeds {self.seeds[0]}-{self.seeds[-1]}" if self.seeds else "")
+            + (f"; objective {self.objective}" if self.objective else ""),
             head,
             "-" * len(head),
         ]
@@ -206,10 +255,47 @@ class Report:
                 f"{name:<22} {m.deadline_miss_rate * 100:>6.1f} {m.energy_violation_rate * 100:>12.1f} {m.mean_accuracy * 100:>9.2f} "
                 f"{m.energy_mj:>8.2f} {m.mean_reward:>7.3f} {gap:>10} {m.switches_per_100:>7.1f} {m.decision_us:>9.1f}"
             )
+        if self.infeasible_rate is not None:
+            lines.append(f"the ceiling (oracle) could not meet both budgets on {self.infeasible_rate * 100:.1f}% of requests")
+        lines += ["", *self._decisions_table()]
         live = [(name, m.live) for name, m in self.controllers.items() if m.live is not None]
         lines += [_live_line(name, lv) for name, lv in live]
         lines += [_phase_line(name, lv) for name, lv in live]
         return "\n".join(lines)
+
+    def _decisions_table(self) -> list[str]:
+        """How each controller decides: share of requests per group count and per unit, and the
+        accuracy it delivered on the requests that met both budgets."""
+        first = next(iter(self.controllers.values()))
+        ks, units = list(first.group_share), list(first.unit_share)
+        head = (
+            f"{'controller':<22} "
+            + " ".join(f"{'k=' + k + '%':>6}" for k in ks)
+            + "  "
+            + " ".join(f"{u[:9] + '%':>10}" for u in units)
+            + f" {'acc. on met%':>12}"
+        )
+        lines = [head, "-" * len(head)]
+        for name, m in self.controllers.items():
+            acc = "-" if m.accuracy_on_met is None else f"{m.accuracy_on_met * 100:.2f}"
+            lines.append(
+                f"{name:<22} "
+                + " ".join(f"{m.group_share.get(k, 0.0) * 100:>6.1f}" for k in ks)
+                + "  "
+                + " ".join(f"{m.unit_share.get(u, 0.0) * 100:>10.1f}" for u in units)
+                + f" {acc:>12}"
+            )
+        return lines
+
+
+def _weighted_mean(vals: list[tuple], total: int):
+    """Request-weighted mean of numbers or of dicts of numbers (``None`` if any is ``None``)."""
+    if any(v is None for v, _ in vals):
+        return None
+    if isinstance(vals[0][0], dict):
+        keys = dict.fromkeys(k for v, _ in vals for k in v)
+        return {k: sum(v.get(k, 0.0) * n for v, n in vals) / total for k in keys}
+    return sum(v * n for v, n in vals) / total
 
 
 def _live_line(name: str, m: LiveMetrics) -> str:

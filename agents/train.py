@@ -51,6 +51,8 @@ class RunConfig:
     algo: str = "ppo"
     env_id: str = ""
     scenario: str | None = None
+    objective: str | None = None
+    min_accuracy: float | None = None
     timesteps: int | None = None
     n_envs: int | None = None
     seed: int = 0
@@ -127,9 +129,22 @@ def resolve(cfg: RunConfig, hyperparams_path: str | None = None) -> RunConfig:
     if cfg.scenario:
         env_kwargs["scenario"] = cfg.scenario
     cfg.scenario = env_kwargs.get("scenario", "default")
+    env_kwargs["reward"] = _resolve_objective(cfg, env_kwargs.pop("objective", None)).to_dict()
+    cfg.objective = env_kwargs["reward"]["objective"]
     cfg.env_kwargs = env_kwargs
     cfg.hyperparams = entry
     return cfg
+
+
+def _resolve_objective(cfg: RunConfig, from_hyperparams: str | None):
+    """The run's reward: ``--objective`` (else the hyperparameter file's ``env_kwargs.objective``,
+    else the default), with ``--min-accuracy`` applied; stored resolved so the run never depends
+    on a later edit of the objectives file."""
+    from dnn.profile import load_dnn_profile
+    from envs.reward import load_objective
+
+    overrides = {} if cfg.min_accuracy is None else {"min_accuracy": cfg.min_accuracy}
+    return load_objective(cfg.objective or from_hyperparams, load_dnn_profile().column("top1").tolist(), **overrides)
 
 
 def make_env_kwargs(cfg: RunConfig) -> dict:

@@ -4,11 +4,34 @@ from __future__ import annotations
 
 import argparse
 
-from dnn.errors import positive_int, seed_int
+from dnn.errors import finite_float, positive_int, seed_int
 from dnn.fileio import json_text
+from envs.reward import DEFAULT_OBJECTIVE, RewardConfig, load_objective, objective_names
 
 #: more episodes than any comparison needs; a typo like 0-1000000000 would fill memory first
 MAX_SEEDS = 10_000
+
+
+def add_objective_arguments(p: argparse.ArgumentParser, default: str = f"default: {DEFAULT_OBJECTIVE}") -> None:
+    """``--objective`` and ``--min-accuracy``, the same on every command that scores requests."""
+    p.add_argument("--objective", help=f"{', '.join(objective_names())}, or an objective YAML ({default})")
+    p.add_argument(
+        "--min-accuracy",
+        type=finite_float(0.0, 1.0),
+        help="top-1 floor of the objective, 0..1 (the energy objective's own: 0.855, two groups)",
+    )
+
+
+def reward_of_args(args: argparse.Namespace, accuracies: list[float], stored: dict | None = None) -> RewardConfig:
+    """The reward ``--objective`` / ``--min-accuracy`` ask for; without either, ``stored`` (an
+    agent's own objective) or the default objective.
+
+    :param accuracies: top-1 per group count of the DNN
+    """
+    if args.objective is None and args.min_accuracy is None and stored is not None:
+        return RewardConfig.from_value(stored)
+    overrides = {} if args.min_accuracy is None else {"min_accuracy": args.min_accuracy}
+    return load_objective(args.objective, accuracies, **overrides)
 
 
 def parse_seeds(text: str) -> list[int]:

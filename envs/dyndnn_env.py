@@ -9,11 +9,11 @@ import numpy as np
 
 from dnn.profile import DNNProfile, load_dnn_profile
 from envs.observation import ObservationBuilder, ObservationSpec
-from envs.reward import RewardConfig
+from envs.reward import DEFAULT_OBJECTIVE, RewardConfig, load_objective
 from envs.scenario import EpisodeTrace, ScenarioGenerator, TraceScenario, load_scenario
 from envs.step import Request, StepScorer
 from hwmodels.config import Config
-from hwmodels.model import PlatformModel, State
+from hwmodels.model import PlatformModel, State, lognormal_factors
 from hwmodels.profile import PlatformSpec, load_platform
 
 #: what ``reset(options=...)`` may set for the first request (anything else is refused)
@@ -48,12 +48,21 @@ class DynDNNEnv(gym.Env):
     ``action_masks()`` marks frequencies above the current thermal cap as unavailable (for
     sb3-contrib's MaskablePPO); a masked action still runs, at the capped frequency.
 
-    **Reward**: :class:`envs.reward.RewardConfig`: top-1 accuracy of the chosen group count when
-    both budgets are met; a penalty that grows with the overshoot when either is missed; a small
-    energy term, scored by :class:`envs.step.StepScorer` (the live loop's scorer too). ``info``
+    **Reward**: the named ``objective`` (``envs/objectives.yaml``; :class:`envs.reward.RewardConfig`):
+    ``accuracy`` (default) earns the top-1 of the chosen group count when both budgets are met,
+    with energy only as a tie-break; ``energy`` earns less the more energy a request takes, above
+    a minimum accuracy; ``balanced`` trades accuracy against energy; a miss costs a penalty that
+    grows with the overshoot. Scored by :class:`envs.step.StepScorer` (the live loop's too). ``info``
     holds ``latency_ms, energy_mj, power_w, accuracy, config, groups, unit, deadline_met,
     energy_met, is_success`` (both met), ``temperature`` and ``freq_mhz`` (delivered), and the
     request's ``load``, ``time_budget_ms`` and ``energy_budget_mj``.
+
+    **Run-to-run jitter** (common random numbers): at reset the env draws each request's latency
+    and power jitter (log-normal, mean 1, the profile's CVs) for the whole episode; request i
+    gets the same factors whatever configuration runs it. So a controller's luck does not depend
+    on its choices, and the ceiling (``ceiling_action``: the best configuration given the realised
+    jitter and the true state) is a true upper bound when the past does not matter (no thermal
+    trips, no DVFS switch cost, no temperature-dependent leakage).
 
     **Starting state**: a new scenario episode drawn from the reset seed; the die at the
     profile's ``thermal.start_c``; every unit at its highest frequency; the previous
@@ -68,7 +77,9 @@ class DynDNNEnv(gym.Env):
     :param platform: ``xu3``, ``nano``, a profile YAML path, or a :class:`PlatformSpec`
     :param scenario: a preset name or YAML file (``envs/scenarios.yaml``), or a trace CSV path
     :param episode_length: requests per episode (``None`` with a trace: its length)
-    :param reward: reward weights (:class:`RewardConfig` or a dict of its fields)
+    :param objective: a shipped objective (``accuracy``, ``energy``, ``balanced``) or a YAML file
+    :param reward: the resolved weights (:class:`RewardConfig` or a dict of its fields, as a run
+        or policy stores them); given, it replaces ``objective``
     :param noise: sample run-to-run latency and power noise (off: the noise-free model)
     :param dnn_profile: DNN profile YAML (default: the shipped one)
     """
@@ -80,6 +91,7 @@ class DynDNNEnv(gym.Env):
         platform: str | PlatformSpec = "xu3",
         scenario: str = "default",
         episode_length: int | None = 1000,
+        objective: str = DEFAULT_OBJECTIVE,
         reward: RewardConfig | dict | None = None,
         noise: bool = True,
         dnn_profile: str | DNNProfile | None = None,
@@ -88,7 +100,8 @@ class DynDNNEnv(gym.Env):
         dnn = dnn_profile if isinstance(dnn_profile, DNNProfile) else load_dnn_profile(dnn_profile)
         self.model = PlatformModel(spec, dnn)
         self.space = self.model.space
-        self.reward_config = RewardConfig.from_value(reward)
+        accuracies = [dnn.cost(k).top1 for k in range(1, dnn.max_groups + 1)]
+        self.reward_config = RewardConfig.from_value(reward) if reward is not None else load_objective(objective, accuracies)
         self.noise = bool(noise)
         self.obs_spec = ObservationSpec.for_model(self.model)
         self._obs = ObservationBuilder(self.obs_spec)
@@ -132,19 +145,31 @@ class DynDNNEnv(gym.Env):
         """Configurations available at the current temperature (frequency at or below the cap)."""
         return self.model.available(self._state.temp_c, out=self._mask).copy()
 
-    def expected_rewards(self) -> np.ndarray:
-        """The noise-free expected reward of every action for the pending request in the true
-        current state (load, memory intensity, temperature, frequencies); ``-inf`` where the
-        action is unavailable."""
+    def expected_rewards(self, realised: bool = False) -> np.ndarray:
+        """The reward every action would get for the pending request in the true current state
+        (load, memory intensity, temperature, frequencies); ``-inf`` where it is unavailable.
+
+        :param realised: with the request's realised jitter (what the action will get); without
+            it, the noise-free model's reward
+        """
         req = self.request
         o = self.model.expected_all(self._state)
-        r = self.reward_config(self.scorer.accuracy_arr, o.latency_ms, o.energy_mj, req.time_budget_ms, req.energy_budget_mj)
+        latency, energy = o.latency_ms, o.energy_mj
+        if realised:
+            i = self._i
+            latency = latency * self._jitter_latency[i]
+            energy = energy * (self._jitter_latency[i] * self._jitter_power[i])
+        r = self.reward_config(self.scorer.accuracy_arr, latency, energy, req.time_budget_ms, req.energy_budget_mj)
         r[~self.model.available(self._state.temp_c, out=self._mask)] = -np.inf
         return r
 
-    def best_action(self) -> int:
-        """The oracle's choice: the available configuration with the highest noise-free expected
-        reward in the current state (exhaustive search with the true model)."""
+    def ceiling_action(self) -> int:
+        """The ceiling's choice: the available configuration with the highest reward given the
+        request's realised jitter and the true state (exhaustive search)."""
+        return int(np.argmax(self.expected_rewards(realised=True)))
+
+    def noise_free_best_action(self) -> int:
+        """The available configuration with the highest noise-free reward in the true state."""
         return int(np.argmax(self.expected_rewards()))
 
     @property
@@ -161,6 +186,7 @@ class DynDNNEnv(gym.Env):
         t = self.trace
         self._tb, self._eb, self._period = t.time_budget_ms.tolist(), t.energy_budget_mj.tolist(), t.period_ms.tolist()
         self._load_rows, self._mem_rows = t.load.tolist(), t.mem.tolist()
+        self._draw_jitter()
         self._i = 0
         s = self._state
         s.temp_c = self.model.spec.thermal.start_c
@@ -183,14 +209,16 @@ class DynDNNEnv(gym.Env):
             raise ValueError(f"action {action!r} outside Discrete({self.action_space.n})")
         i = self._i
         s = self._state
-        o = self.model.sample(a, s, self.np_random) if self.noise else self.model.expected(a, s)
-        reward, info = self.scorer.score(self._request, a, o.latency_ms, o.energy_mj, o.power_w, o.freq_mhz)
+        o = self.model.expected(a, s)
+        latency, power = o.latency_ms * self._jitter_latency[i], o.power_w * self._jitter_power[i]
+        energy = latency * power
+        reward, info = self.scorer.score(self._request, a, latency, energy, power, o.freq_mhz)
         u = self.scorer.unit_of[a]
-        self._advance_time(u, o.power_w, o.latency_ms, max(self._period[i], o.latency_ms))
+        self._advance_time(u, power, latency, max(self._period[i], latency))
         self._freqs[u] = o.freq_mhz
         s.freq_mhz[u] = o.freq_mhz
         self._prev = self.scorer.prev_of(a)
-        self._last = (o.latency_ms, o.energy_mj)
+        self._last = (latency, energy)
         self._i = i + 1
         truncated = self._i >= self.episode_length
         if not truncated:
@@ -198,6 +226,17 @@ class DynDNNEnv(gym.Env):
         return self._observe().copy(), reward, False, truncated, info
 
     # ------------------------------------------------------------------ internals
+
+    def _draw_jitter(self) -> None:
+        """Every request's latency and power jitter for the episode, drawn before any decision."""
+        n = self.episode_length
+        if not self.noise:
+            self._jitter_latency = self._jitter_power = [1.0] * n
+            return
+        z = self.np_random.standard_normal((2, n))
+        cv = self.model.spec.noise
+        self._jitter_latency = lognormal_factors(z[0], cv.latency_cv).tolist()
+        self._jitter_power = lognormal_factors(z[1], cv.power_cv).tolist()
 
     def _apply_options(self, options: dict[str, Any]) -> None:
         unknown = sorted(set(options) - set(RESET_OPTIONS))

@@ -1,31 +1,57 @@
-"""The reward of one request (configurable weights; the same function scores the live runs)."""
+"""The reward of one request: a named objective's weights (``envs/objectives.yaml``); the same
+function scores simulated and live requests."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
 
 import numpy as np
+import yaml
+
+from dnn.errors import UserError
+from dnn.fileio import read_yaml
+
+OBJECTIVES_FILE = Path(__file__).resolve().parent / "objectives.yaml"
+DEFAULT_OBJECTIVE = "accuracy"
+#: ``energy_weight: tie-break`` resolves to this fraction of the DNN's smallest accuracy step
+TIE_BREAK_FRACTION = 0.5
+
+
+class ObjectiveError(UserError, ValueError):
+    """An objective (name, file or weight) that cannot be used; the message names file and field."""
 
 
 @dataclass(frozen=True)
 class RewardConfig:
-    """Weights of the reward.
+    """The weights of an objective.
 
-    ``r = accuracy * [both met] - miss_penalty * [a budget missed]
-    - overshoot_weight * min(overshoot, overshoot_cap) - energy_weight * energy / energy_budget``
+    ``ok = [latency <= time budget] [energy <= energy budget] [top-1 >= min_accuracy]``
+
+    ``r = ok (met_reward + accuracy_weight top1) - (1 - ok) (miss_penalty +
+    overshoot_weight min(overshoot, overshoot_cap)) - energy_weight energy / energy_budget``
 
     with ``overshoot = max(0, latency / time_budget - 1) + max(0, energy / energy_budget - 1)``.
-    Accuracy (top-1 in [0, 1]) is earned only when both budgets are met; a miss costs a fixed
-    penalty plus a term that grows with how far the budget was overshot (so a near miss is
-    better than a wild one); the small energy term makes the cheaper of two equally accurate
-    configurations win.
+    A miss costs a fixed penalty plus a term that grows with how far a budget was overshot (a
+    near miss is better than a wild one); a configuration below ``min_accuracy`` costs the fixed
+    penalty as a miss does.
 
-    :param miss_penalty: fixed cost of missing either budget
+    :param objective: the objective's name (reports and policies carry it)
+    :param met_reward: reward for a request that meets both budgets (and the accuracy floor)
+    :param accuracy_weight: reward per unit of top-1 on such a request
+    :param min_accuracy: top-1 below which a configuration is not acceptable
+    :param miss_penalty: fixed cost of missing either budget (or the floor)
     :param overshoot_weight: cost per unit of relative overshoot
     :param overshoot_cap: overshoot counted at most this much (keeps rewards bounded)
     :param energy_weight: cost per unit of energy / energy budget
     """
 
+    objective: str = "custom"
+    met_reward: float = 0.0
+    accuracy_weight: float = 1.0
+    min_accuracy: float = 0.0
     miss_penalty: float = 0.5
     overshoot_weight: float = 0.5
     overshoot_cap: float = 4.0
@@ -36,6 +62,8 @@ class RewardConfig:
 
     @classmethod
     def from_value(cls, value: RewardConfig | dict | None) -> RewardConfig:
+        """A reward from a :class:`RewardConfig`, a dict of its fields (a stored policy's or run's)
+        or ``None`` (the default weights)."""
         if value is None:
             return cls()
         if isinstance(value, cls):
@@ -43,13 +71,17 @@ class RewardConfig:
         unknown = set(value) - set(cls.__dataclass_fields__)
         if unknown:
             raise ValueError(f"unknown reward weight(s) {sorted(unknown)}; valid: {sorted(cls.__dataclass_fields__)}")
-        return cls(**{k: float(v) for k, v in value.items()})
+        return cls(**{k: (str(v) if k == "objective" else float(v)) for k, v in value.items()})
+
+    def floor_penalty(self, accuracy):
+        """The cost of configurations below ``min_accuracy`` (0 for the others)."""
+        return (accuracy < self.min_accuracy) * self.miss_penalty
 
     def __call__(self, accuracy, latency_ms, energy_mj, time_budget_ms, energy_budget_mj):
         """Reward of one request, or of arrays of them (element-wise).
 
         Written in arithmetic that means the same for floats and numpy arrays, so one function
-        scores the env's step and the oracle's search over every configuration.
+        scores the env's step and the ceiling's search over every configuration.
         """
         t_over = latency_ms / time_budget_ms - 1.0
         e_ratio = energy_mj / energy_budget_mj
@@ -57,7 +89,14 @@ class RewardConfig:
         met = (t_over <= 0.0) & (e_over <= 0.0)
         over = (t_over > 0.0) * t_over + (e_over > 0.0) * e_over
         capped = over - (over > self.overshoot_cap) * (over - self.overshoot_cap)
-        return met * accuracy - (1 - met) * (self.miss_penalty + self.overshoot_weight * capped) - self.energy_weight * e_ratio
+        floor = self.floor_penalty(accuracy)
+        ok = met * (floor == 0)
+        return (
+            ok * (self.met_reward + self.accuracy_weight * accuracy)
+            - (1 - met) * (self.miss_penalty + self.overshoot_weight * capped)
+            - met * floor
+            - self.energy_weight * e_ratio
+        )
 
     def expected(self, accuracy, latency, energy, latency_draws, energy_draws, time_budget_ms: float, energy_budget_mj: float):
         """Mean reward of each configuration over noise draws: equal to
@@ -82,6 +121,59 @@ class RewardConfig:
         np.minimum(t, self.overshoot_cap + 2.0, out=t)
         over = t @ mean - 2.0
         e_mean = energy / energy_budget_mj * energy_draws.mean()
-        return (
-            met * (accuracy + self.miss_penalty) - self.miss_penalty - self.overshoot_weight * over - self.energy_weight * e_mean
+        # meeting the budgets below the accuracy floor costs the miss penalty: no gain over a miss
+        gain = np.where(accuracy >= self.min_accuracy, self.met_reward + self.accuracy_weight * accuracy + self.miss_penalty, 0.0)
+        return met * gain - self.miss_penalty - self.overshoot_weight * over - self.energy_weight * e_mean
+
+
+def objective_names() -> list[str]:
+    """The shipped objectives (``envs/objectives.yaml``)."""
+    return list(yaml.safe_load(OBJECTIVES_FILE.read_text()))
+
+
+def load_objective(name_or_path: str | None, accuracies: Sequence[float], **overrides: float) -> RewardConfig:
+    """The reward of an objective: a shipped one by name or the single entry of a YAML file.
+
+    :param accuracies: top-1 of each group count (resolves ``energy_weight: tie-break``)
+    :param overrides: fields to set after loading (``min_accuracy=...`` from the command line)
+    :raises ObjectiveError: one line naming the file and field at fault
+    """
+    name = name_or_path or DEFAULT_OBJECTIVE
+    if name in objective_names():
+        where, doc = OBJECTIVES_FILE, yaml.safe_load(OBJECTIVES_FILE.read_text())[name]
+    else:
+        p = Path(name)
+        if not p.is_file():
+            raise ObjectiveError(f"{name}: neither an objective ({', '.join(objective_names())}) nor a YAML file")
+        raw = read_yaml(p, ObjectiveError, "objective file")
+        if not isinstance(raw, dict) or len(raw) != 1 or not isinstance(next(iter(raw.values())), dict):
+            raise ObjectiveError(f"{p}: must hold exactly one objective (name: {{weights}})")
+        (name, doc), where = next(iter(raw.items())), p
+    return _parse_objective(str(name), dict(doc), where, accuracies, overrides)
+
+
+def _parse_objective(name: str, doc: dict, where: Path, accuracies: Sequence[float], overrides: dict) -> RewardConfig:
+    doc.pop("description", None)
+    weights = [f.name for f in fields(RewardConfig) if f.name != "objective"]
+    for key in doc:
+        if key not in weights:
+            raise ObjectiveError(f"{where}: field '{name}.{key}' unknown; valid: {', '.join(weights)}")
+    values = {}
+    for key in weights:
+        v = doc.get(key, getattr(RewardConfig, key))
+        if key == "energy_weight" and v == "tie-break":
+            steps = np.diff(np.unique(np.asarray(accuracies, dtype=float)))
+            v = TIE_BREAK_FRACTION * float(steps.min()) * float(doc.get("accuracy_weight", 1.0)) if len(steps) else 0.0
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
+            raise ObjectiveError(f"{where}: field '{name}.{key}' must be a finite number >= 0, got {v!r}")
+        values[key] = float(v)
+    if values["min_accuracy"] > 1:
+        raise ObjectiveError(f"{where}: field '{name}.min_accuracy' is top-1 in [0, 1], got {values['min_accuracy']:g}")
+    reward = RewardConfig(objective=name, **values)
+    if overrides:
+        reward = replace(reward, **{k: float(v) for k, v in overrides.items()})
+    if reward.min_accuracy > max(accuracies):
+        raise ObjectiveError(
+            f"{where}: objective '{name}': min_accuracy {reward.min_accuracy:g} is above the DNN's best top-1 {max(accuracies):.4f}"
         )
+    return reward

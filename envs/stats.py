@@ -32,7 +32,7 @@ def scenario_stats(
         chosen = []
         done = False
         while not done:
-            a = env.best_action()
+            a = env.noise_free_best_action()
             _, _, _, done, info = env.step(a)
             chosen.append(a)
             oracle_miss += not info["is_success"]

@@ -318,8 +318,12 @@ class PlatformModel:
         self._pow_scale = np.where(np.isfinite(m.power_w), m.power_w / p0, 1.0)
 
 
-def _lognormal(rng: np.random.Generator, cv: float) -> float:
-    if cv <= 0:
-        return 1.0
+def lognormal_factors(z: np.ndarray | float, cv: float) -> np.ndarray | float:
+    """Mean-one log-normal factors of coefficient of variation ``cv`` from standard normals
+    ``z``: the model's law of run-to-run jitter (latency and power alike)."""
     sigma = math.sqrt(math.log1p(cv * cv))
-    return math.exp(sigma * rng.standard_normal() - 0.5 * sigma * sigma)
+    return np.exp(sigma * np.asarray(z) - 0.5 * sigma * sigma)
+
+
+def _lognormal(rng: np.random.Generator, cv: float) -> float:
+    return 1.0 if cv <= 0 else float(lognormal_factors(rng.standard_normal(), cv))

@@ -10,6 +10,7 @@ from pathlib import Path
 from agents.controllers import CONTROLLERS
 from dnn.errors import UsageError, finite_float, nonnegative_int, positive_int
 from dnn.fileio import check_outputs, json_text
+from envs.cli import add_objective_arguments
 
 
 def add_commands(sub: argparse._SubParsersAction, compare: argparse.ArgumentParser) -> None:
@@ -60,6 +61,7 @@ def add_commands(sub: argparse._SubParsersAction, compare: argparse.ArgumentPars
     d.add_argument("--log", required=True, help="JSON-lines log, one line per request")
     d.add_argument("--json", action="store_true", help="print the metrics as JSON")
     d.add_argument("--quiet", action="store_true", help="no progress output")
+    add_objective_arguments(d, "default: a policy's own, else accuracy")
     _add_live_arguments(d, budgets_required=True)
     d.set_defaults(func=run_deploy)
 
@@ -165,6 +167,7 @@ def _run_live(args: argparse.Namespace, runs: list[tuple[str, str, Path]], log_n
 
     flag = "--controller" if args.func is run_deploy else "--agents"
     inputs = [("--platform", args.platform), ("--budgets", args.budgets), ("--load", args.load), ("--data", args.data)]
+    inputs += [("--objective", args.objective)]
     inputs += [(flag, c) for c, _, _ in runs if Path(c).exists()]
     check_outputs([("--log" if args.func is run_deploy else "--log-dir", log) for _, _, log in runs], inputs)
     done = []
@@ -180,10 +183,12 @@ def _run_live(args: argparse.Namespace, runs: list[tuple[str, str, Path]], log_n
             allow_dvfs=args.allow_dvfs,
             data=args.data,
             fs=Sysfs(args.root),
+            objective=args.objective,
+            min_accuracy=args.min_accuracy,
         )
         run.controller = label or run.controller
         done.append(run)
-    report = live_report(done, Path(args.platform).stem, args.budgets, args.load)
+    report = live_report(done, Path(args.platform).stem, args.budgets, args.load, done[0].objective)
     print(json_text(report.to_dict()) if args.json else f"{report.format()}\n{log_note}")
     return 0
 

@@ -27,13 +27,13 @@ from pathlib import Path
 import numpy as np
 
 from agents.controllers import CONTROLLERS, Controller, make_controller
-from agents.numpy_policy import NumpyPolicy, PolicyFileError, check_run_complete, load_policy, policy_paths
+from agents.numpy_policy import NumpyPolicy, PolicyFileError, check_run_complete, load_policy, policy_paths, stored_reward
 from agents.report import ControllerMetrics, LiveMetrics, Report
 from dnn.errors import Terminated
 from dnn.fileio import json_text
 from dnn.profile import load_dnn_profile
 from dnn.progress import progress as progress_bar
-from envs.reward import RewardConfig
+from envs.reward import RewardConfig, load_objective
 from envs.scenario import TraceScenario
 from envs.step import EpisodeLog, Request, StepScorer
 from hwmodels.model import PlatformModel, State
@@ -54,10 +54,13 @@ class LiveRun:
     energy_is_estimate: bool = False
     seconds: float = 0.0
     load_threads: list[int] = field(default_factory=list)
+    max_groups: int = 4
+    units: tuple[str, ...] = ()
+    objective: str | None = None
 
     def metrics(self) -> ControllerMetrics:
         """The comparison metrics of the run, with the live-only ones."""
-        m = ControllerMetrics.from_logs([self.log])
+        m = ControllerMetrics.from_logs([self.log], self.max_groups, self.units)
         threads = np.asarray(self.load_threads)
         met = np.asarray(self.log.deadline_met, dtype=bool)
         acc = np.asarray(self.log.accuracy)
@@ -110,7 +113,9 @@ class LiveSession:
         is then only the DNN profile's)
     :param weights: weight file (default: the shipped weights)
     :param dnn_profile: DNN profile YAML (default: the shipped one)
-    :param reward: reward weights (default: the env's)
+    :param objective: the objective the requests are scored by (``None``: a policy's own, else
+        the default objective); ``min_accuracy`` overrides its floor
+    :param reward: resolved reward weights (replace ``objective``)
     :param fs: sysfs root (tests: a fake tree)
     """
 
@@ -124,13 +129,23 @@ class LiveSession:
         data: str | os.PathLike | None = None,
         weights: str | os.PathLike | None = None,
         dnn_profile: str | None = None,
+        objective: str | None = None,
+        min_accuracy: float | None = None,
         reward: dict | None = None,
         fs: Sysfs | None = None,
     ) -> None:
         fs = fs or Sysfs("/")
         spec = load_platform(platform)
         self.model = model = PlatformModel(spec, load_dnn_profile(dnn_profile))
-        self.scorer = StepScorer(model.space, model.dnn, RewardConfig.from_value(reward))
+        if reward is None and objective is None and min_accuracy is None and policy_paths(controller)[1].is_file():
+            reward = stored_reward(controller)  # a policy is scored by the objective it was trained for
+        overrides = {} if min_accuracy is None else {"min_accuracy": min_accuracy}
+        chosen = (
+            RewardConfig.from_value(reward)
+            if reward is not None
+            else load_objective(objective, model.dnn.column("top1").tolist(), **overrides)
+        )
+        self.scorer = StepScorer(model.space, model.dnn, chosen)
         self.controller = make_live_controller(controller, model, self.scorer.reward)
         self.notes: list[str] = []
         if isinstance(self.controller, NumpyPolicy) and (note := self.controller.profile_note(model)):
@@ -146,7 +161,10 @@ class LiveSession:
                 self.notes.append(f"{u.name}: frequencies left to the governor ({why}); the delivered one is logged")
         self.generator = LoadGenerator(schedule, unit_cpus) if schedule else None
         self._finish = restore_on_exit(self.board, *([self.generator] if self.generator else []))
-        self.run = LiveRun(getattr(self.controller, "name", controller))
+        self.run = LiveRun(
+            getattr(self.controller, "name", controller), max_groups=model.dnn.max_groups, units=tuple(u.name for u in spec.units)
+        )
+        self.run.objective = chosen.objective
         self._state = State(np.zeros(len(spec.units)), np.zeros(len(spec.units)), spec.thermal.start_c, None)
         self._prev = self.scorer.prev_of(self.scorer.start_action)
         self._last = (0.0, 0.0)
@@ -359,8 +377,9 @@ def _open_log(path: str | os.PathLike):
     return open(p, "w", buffering=1)
 
 
-def live_report(runs: list[LiveRun], platform: str, budgets: str, load: str | None) -> Report:
-    """The comparison report of live runs (the same metrics as in simulation, plus the live ones)."""
+def live_report(runs: list[LiveRun], platform: str, budgets: str, load: str | None, objective: str | None = None) -> Report:
+    """The comparison report of live runs (the same metrics as in simulation, plus the live ones;
+    no ``infeasible_rate``: live, nothing knows what the ceiling would have met)."""
     return Report(
         platform=platform,
         scenario=f"live: {budgets}" + (f" + load {load}" if load else ""),
@@ -368,4 +387,5 @@ def live_report(runs: list[LiveRun], platform: str, budgets: str, load: str | No
         requests=len(runs[0].log),
         noise="live",
         controllers={r.controller: r.metrics() for r in runs},
+        objective=objective,
     )

@@ -1,0 +1,125 @@
+"""Objectives (named rewards) and the ceiling with common random numbers."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from agents.controllers import CONTROLLERS, make_controller
+from agents.evaluate import compare
+from dnn.profile import load_dnn_profile
+from envs import DynDNNEnv
+from envs.reward import ObjectiveError, load_objective, objective_names
+from hwmodels.profile import load_platform
+
+ACCURACIES = load_dnn_profile().column("top1").tolist()
+
+
+def test_accuracy_objective_one_group_step_outweighs_any_energy_difference() -> None:
+    r = load_objective("accuracy", ACCURACIES)
+    smallest_step = min(np.diff(sorted(set(ACCURACIES))))
+    # two requests that meet both budgets: the most frugal lower k against the costliest higher k
+    for lo, hi in zip(ACCURACIES, ACCURACIES[1:]):
+        assert r(hi, 1.0, 1.0, 1.0, 1.0) > r(lo, 1.0, 1e-9, 1.0, 1.0)
+    assert r.energy_weight < smallest_step
+    # and between equally accurate ones, less energy wins
+    assert r(ACCURACIES[0], 1.0, 0.5, 1.0, 1.0) > r(ACCURACIES[0], 1.0, 0.9, 1.0, 1.0)
+
+
+def test_energy_objective_prefers_less_energy_above_its_floor_and_refuses_below() -> None:
+    r = load_objective("energy", ACCURACIES)
+    assert r(ACCURACIES[1], 1.0, 0.3, 1.0, 1.0) > r(ACCURACIES[3], 1.0, 0.6, 1.0, 1.0)
+    below = r(ACCURACIES[0], 1.0, 0.1, 1.0, 1.0)  # meets the budgets below the floor: costs like a miss
+    assert below < 0 < r(ACCURACIES[1], 1.0, 0.9, 1.0, 1.0)
+    assert load_objective("energy", ACCURACIES, min_accuracy=0.0)(ACCURACIES[0], 1.0, 0.1, 1.0, 1.0) > 0
+
+
+@pytest.mark.parametrize("name", objective_names())
+def test_expected_reward_equals_the_mean_of_the_reward_over_draws(name: str) -> None:
+    r = load_objective(name, ACCURACIES)
+    rng = np.random.default_rng(1)
+    acc = rng.choice(ACCURACIES, 200)
+    lat, energy = rng.uniform(0.3, 3, 200), rng.uniform(0.3, 3, 200)
+    dl = rng.lognormal(0, 0.1, 16)
+    de = dl * rng.lognormal(0, 0.1, 16)
+    want = r(acc[:, None], lat[:, None] * dl, energy[:, None] * de, 1.3, 0.9).mean(axis=1)
+    assert np.allclose(r.expected(acc, lat, energy, dl, de, 1.3, 0.9), want, rtol=0, atol=1e-12)
+
+
+def test_objective_files_are_validated_naming_the_field(tmp_path) -> None:
+    bad = tmp_path / "mine.yaml"
+    bad.write_text("mine: {energy_weight: -1}\n")
+    with pytest.raises(ObjectiveError, match=r"mine.yaml: field 'mine.energy_weight' must be a finite number >= 0"):
+        load_objective(str(bad), ACCURACIES)
+    bad.write_text("mine: {energy_wieght: 1}\n")
+    with pytest.raises(ObjectiveError, match=r"field 'mine.energy_wieght' unknown"):
+        load_objective(str(bad), ACCURACIES)
+    with pytest.raises(ObjectiveError, match="neither an objective"):
+        load_objective("speed", ACCURACIES)
+    with pytest.raises(ObjectiveError, match="above the DNN's best top-1"):
+        load_objective("energy", ACCURACIES, min_accuracy=0.99)
+
+
+def test_env_records_the_objective_and_takes_it_as_a_keyword() -> None:
+    env = DynDNNEnv("xu3", objective="energy", episode_length=5)
+    assert env.reward_config.objective == "energy" and env.reward_config.min_accuracy == pytest.approx(0.855)
+    assert DynDNNEnv("xu3", episode_length=5).reward_config.objective == "accuracy"
+
+
+def test_jitter_is_drawn_before_the_decision_and_is_the_same_whatever_runs() -> None:
+    env = DynDNNEnv("xu3", episode_length=20)
+    latencies = {}
+    for a in (0, len(env.space) - 1):
+        env.reset(seed=3)
+        predicted = []
+        for _ in range(20):
+            predicted.append(env.expected_rewards(realised=True)[a])
+            _, r, *_ = env.step(a)
+            assert r == pytest.approx(predicted[-1], abs=1e-12)  # the ceiling sees exactly what the step gives
+        latencies[a] = np.array(env._jitter_latency)
+    assert np.array_equal(latencies[0], latencies[len(env.space) - 1])
+
+
+def _memoryless(platform: str):
+    """The platform without what makes the past matter: no thermal trips, no DVFS switch cost,
+    no temperature-dependent leakage (so the ceiling's per-request choice is the episode optimum)."""
+    spec = load_platform(platform)
+    units = tuple(
+        dataclasses.replace(u, switch_latency_us=0.0, power=dataclasses.replace(u.power, leak_temp_coeff=0.0)) for u in spec.units
+    )
+    return dataclasses.replace(spec, units=units, thermal=dataclasses.replace(spec.thermal, trips=()))
+
+
+@pytest.mark.parametrize("platform", ["xu3", "nano"])
+@pytest.mark.parametrize("objective", objective_names())
+def test_nothing_beats_the_ceiling_without_thermal_or_switching_dynamics(platform: str, objective: str) -> None:
+    env = DynDNNEnv(_memoryless(platform), objective=objective, episode_length=300)
+    factories = {n: (lambda e, n=n: make_controller(n, e.model, e)) for n in CONTROLLERS}
+    report, logs = compare(lambda: env, factories, [11, 12], progress=False)
+    ceiling = np.concatenate([lg.rewards for lg in logs["oracle"]])
+    for name, lg in logs.items():
+        rewards = np.concatenate([x.rewards for x in lg])
+        assert np.all(rewards <= ceiling + 1e-12), f"{name} beat the ceiling on a request"
+        assert report.controllers[name].oracle_gap is None or report.controllers[name].oracle_gap >= -1e-12
+    assert 0.0 <= report.infeasible_rate < 1.0
+
+
+def test_reports_show_how_each_controller_decides() -> None:
+    env = DynDNNEnv("xu3", episode_length=200)
+    factories = {n: (lambda e, n=n: make_controller(n, e.model, e)) for n in ("oracle", "greedy", "fixed-min-energy")}
+    report, logs = compare(lambda: env, factories, [5], progress=False)
+    d = report.to_dict()
+    assert d["objective"] == "accuracy" and 0 <= d["infeasible_rate"] <= 1
+    oracle_log = logs["oracle"][0]
+    for name, m in d["controllers"].items():
+        assert set(m["group_share"]) == {"1", "2", "3", "4"} and sum(m["group_share"].values()) == pytest.approx(1)
+        assert set(m["unit_share"]) == {"a15", "a7"} and sum(m["unit_share"].values()) == pytest.approx(1)
+    met = [d_ and e for d_, e in zip(oracle_log.deadline_met, oracle_log.energy_met)]
+    assert d["infeasible_rate"] == pytest.approx(1 - np.mean(met))
+    want = np.mean([a for a, ok in zip(oracle_log.accuracy, met) if ok])
+    assert d["controllers"]["oracle"]["accuracy_on_met"] == pytest.approx(want)
+    assert d["controllers"]["fixed-min-energy"]["group_share"]["1"] == 1.0
+    text = report.format()
+    assert "k=1%" in text and "acc. on met%" in text and "could not meet both budgets" in text
