@@ -30,7 +30,7 @@ from __future__ import annotations
 import csv
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -113,8 +113,64 @@ class LoadLevel:
 
 
 @dataclass(frozen=True)
+class Bursts:
+    """Short co-runner bursts on top of a unit's Markov level.
+
+    :param rate: probability per request and unit that a burst starts
+    :param length: burst length in requests [low, high]
+    :param threads_per_core: extra busy threads per core of the unit [low, high]
+    :param mem: memory intensity of the burst [low, high]
+    """
+
+    rate: float
+    length: tuple[float, float]
+    threads_per_core: tuple[float, float]
+    mem: tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Periodic:
+    """A periodic co-runner (square wave) on top of a unit's Markov level.
+
+    :param probability: chance per episode and unit that the unit has one
+    :param period: period in requests [low, high]
+    :param duty: fraction of the period it runs [low, high]
+    :param threads_per_core: its busy threads per core of the unit [low, high]
+    :param mem: its memory intensity [low, high]
+    """
+
+    probability: float
+    period: tuple[float, float]
+    duty: tuple[float, float]
+    threads_per_core: tuple[float, float]
+    mem: tuple[float, float]
+
+
+#: what ``randomise:`` may draw per episode (domain randomisation), each from [low, high]
+RANDOMISED = {
+    "time_scale": "multiplies every mode's time budget range",
+    "energy_scale": "multiplies every mode's energy budget range",
+    "phase_scale": "multiplies phase_length",
+    "stay": "load.stay",
+    "threads_scale": "multiplies every load level's (and burst's) threads per core",
+    "drift": "budgets.drift",
+    "jump_rate": "budgets.jump_rate",
+    "burst_rate": "load.bursts.rate",
+    "periodic_probability": "load.periodic.probability",
+}
+
+
+@dataclass(frozen=True)
 class ScenarioConfig:
-    """A named preset from ``envs/scenarios.yaml`` (see that file for each choice's reason)."""
+    """A named preset from ``envs/scenarios.yaml`` (see that file for each choice's reason).
+
+    :param drift: share of phases whose budgets move log-linearly, over the phase, from their
+        draw to a second draw of the same mode
+    :param jump_rate: probability per request that the budgets jump to a new draw of the mode
+    :param bursts: co-runner bursts (``None``: none)
+    :param periodic: periodic co-runners (``None``: none)
+    :param randomise: per-episode ranges of the parameters in :data:`RANDOMISED` (``None``: fixed)
+    """
 
     name: str
     description: str
@@ -125,6 +181,37 @@ class ScenarioConfig:
     start: np.ndarray
     transitions: np.ndarray
     loaded_units: tuple[str, ...] | None
+    drift: float = 0.0
+    jump_rate: float = 0.0
+    bursts: Bursts | None = None
+    periodic: Periodic | None = None
+    randomise: dict[str, tuple[float, float]] | None = None
+
+    def drawn(self, rng: np.random.Generator) -> ScenarioConfig:
+        """This preset with its ``randomise`` parameters drawn for one episode."""
+        if not self.randomise:
+            return self
+        v = {k: float(rng.uniform(*r)) for k, r in self.randomise.items()}
+        ts, es, ps, ls = (v.get(k, 1.0) for k in ("time_scale", "energy_scale", "phase_scale", "threads_scale"))
+        scale = lambda pair, f: (pair[0] * f, pair[1] * f)  # noqa: E731
+        phase = (max(1, round(self.phase_length[0] * ps)), max(1, round(self.phase_length[1] * ps)))
+        bursts, periodic = self.bursts, self.periodic
+        if bursts is not None:
+            bursts = replace(bursts, rate=v.get("burst_rate", bursts.rate), threads_per_core=scale(bursts.threads_per_core, ls))
+        if periodic is not None:
+            periodic = replace(periodic, probability=v.get("periodic_probability", periodic.probability))
+        return replace(
+            self,
+            phase_length=phase,
+            modes=tuple(replace(m, time=scale(m.time, ts), energy=scale(m.energy, es)) for m in self.modes),
+            levels=tuple(replace(lv, threads_per_core=scale(lv.threads_per_core, ls)) for lv in self.levels),
+            stay=v.get("stay", self.stay),
+            drift=v.get("drift", self.drift),
+            jump_rate=v.get("jump_rate", self.jump_rate),
+            bursts=bursts,
+            periodic=periodic,
+            randomise=None,
+        )
 
 
 def scenario_names() -> list[str]:
@@ -177,6 +264,10 @@ def _parse_scenario(name: str, d: dict, where: Path) -> ScenarioConfig:
         stay = float(load["stay"])
         phase = pair(d["phase_length"], "phase_length", 1)
         units = load.get("units")
+        moves = _parse_budget_moves(d.get("budgets") or {}, err)
+        bursts = _parse_section(load.get("bursts"), "load.bursts", Bursts, ("rate",), pair, err)
+        periodic = _parse_section(load.get("periodic"), "load.periodic", Periodic, ("probability",), pair, err)
+        randomise = _parse_randomise(d.get("randomise"), pair, err)
     except KeyError as exc:
         raise err(str(exc.args[0]), "is missing") from None
     except (TypeError, AttributeError, ValueError) as exc:
@@ -200,7 +291,54 @@ def _parse_scenario(name: str, d: dict, where: Path) -> ScenarioConfig:
         start,
         trans,
         tuple(units) if units else None,
+        moves["drift"],
+        moves["jump_rate"],
+        bursts,
+        periodic,
+        randomise,
     )
+
+
+def _probability(v, field: str, err) -> float:
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v <= 1:
+        raise err(field, f"must be a probability in [0, 1], got {v!r}")
+    return float(v)
+
+
+def _parse_budget_moves(d: dict, err) -> dict[str, float]:
+    """``budgets: {drift, jump_rate}`` (both probabilities, default 0)."""
+    if not isinstance(d, dict) or set(d) - {"drift", "jump_rate"}:
+        raise err("budgets", f"takes drift and jump_rate, got {d!r}")
+    return {k: _probability(d.get(k, 0.0), f"budgets.{k}", err) for k in ("drift", "jump_rate")}
+
+
+def _parse_section(d, where: str, cls: type, scalars: tuple[str, ...], pair, err):
+    """``load.bursts`` or ``load.periodic``: its probability field(s) and [low, high] ranges."""
+    if d is None:
+        return None
+    names = list(cls.__dataclass_fields__)
+    if not isinstance(d, dict) or set(d) != set(names):
+        raise err(where, f"needs exactly {', '.join(names)}")
+    return cls(**{k: _probability(d[k], f"{where}.{k}", err) if k in scalars else pair(d[k], f"{where}.{k}") for k in names})
+
+
+def _parse_randomise(d, pair, err) -> dict[str, tuple[float, float]] | None:
+    """``randomise: {parameter: [low, high]}`` over the names of :data:`RANDOMISED`."""
+    if d is None:
+        return None
+    if not isinstance(d, dict):
+        raise err("randomise", "must map parameters to [low, high] ranges")
+    for k in d:
+        if k not in RANDOMISED:
+            raise err(f"randomise.{k}", f"unknown; valid: {', '.join(RANDOMISED)}")
+    out = {k: pair(v, f"randomise.{k}") for k, v in d.items()}
+    for k in ("stay", "drift", "jump_rate", "burst_rate", "periodic_probability"):
+        if k in out and out[k][1] > 1:
+            raise err(f"randomise.{k}", f"is a probability range within [0, 1], got {list(out[k])}")
+    for k in ("time_scale", "energy_scale", "phase_scale", "threads_scale"):
+        if k in out and out[k][0] <= 0:
+            raise err(f"randomise.{k}", f"must be a positive range, got {list(out[k])}")
+    return out
 
 
 class ScenarioGenerator:
@@ -227,12 +365,21 @@ class ScenarioGenerator:
         self._mode_p = w / w.sum()
 
     def episode(self, rng: np.random.Generator, length: int) -> EpisodeTrace:
-        """A new episode of ``length`` requests drawn from ``rng``."""
-        cfg = self.cfg
-        n_units = len(self.units)
-        tb = np.empty(length)
-        eb = np.empty(length)
-        period = np.empty(length)
+        """A new episode of ``length`` requests drawn from ``rng`` (with the preset's
+        ``randomise`` parameters drawn first, when it has them)."""
+        cfg = self.cfg.drawn(rng)
+        tb, eb, period, phase = self._budgets(cfg, rng, length)
+        load, mem = self._markov_load(cfg, rng, length)
+        if cfg.bursts is not None:
+            self._add_bursts(cfg.bursts, rng, load, mem)
+        if cfg.periodic is not None:
+            self._add_periodic(cfg.periodic, rng, load, mem)
+        np.minimum(load, MAX_LOAD_THREADS_PER_CORE * np.asarray(self.cores, dtype=float), out=load)
+        return EpisodeTrace(self.units, tb, eb, load, mem, period, phase)
+
+    def _budgets(self, cfg: ScenarioConfig, rng: np.random.Generator, length: int):
+        """Budgets in phases of one mode each; within a phase they may drift and jump."""
+        tb, eb, period = np.empty(length), np.empty(length), np.empty(length)
         phase = np.empty(length, dtype=np.int64)
         i, p, prev_mode = 0, 0, -1
         while i < length:
@@ -241,11 +388,36 @@ class ScenarioGenerator:
                 m = (m + 1 + int(rng.integers(len(cfg.modes) - 1))) % len(cfg.modes)
             mode = cfg.modes[m]
             n = min(int(rng.integers(cfg.phase_length[0], cfg.phase_length[1] + 1)), length - i)
-            tb[i : i + n] = self.t_ref * _log_uniform(rng, mode.time)
-            eb[i : i + n] = self.e_ref * _log_uniform(rng, mode.energy)
+            tb[i : i + n], eb[i : i + n] = self._phase_budgets(cfg, mode, rng, n)
             period[i : i + n] = mode.period_ms
             phase[i : i + n] = p
             i, p, prev_mode = i + n, p + 1, m
+        return tb, eb, period, phase
+
+    def _phase_budgets(self, cfg: ScenarioConfig, mode: BudgetMode, rng: np.random.Generator, n: int):
+        """One phase's budgets: a draw of the mode held, or moving log-linearly to a second draw
+        (drift); a jump redraws the budgets from where it happens (the drift goes on from there)."""
+        draw = lambda: (self.t_ref * _log_uniform(rng, mode.time), self.e_ref * _log_uniform(rng, mode.energy))  # noqa: E731
+        start = draw()
+        end = draw() if cfg.drift > 0 and rng.random() < cfg.drift else None
+        cuts = [0, n]
+        if cfg.jump_rate > 0:
+            cuts[1:1] = (np.flatnonzero(rng.random(n) < cfg.jump_rate) + 1)[:-1].tolist() if n > 1 else []
+            cuts = sorted(set(cuts))
+        out = np.empty((2, n))
+        for a, b in zip(cuts, cuts[1:]):
+            s = start if a == 0 else draw()
+            for j in range(2):
+                if end is None:
+                    out[j, a:b] = s[j]
+                else:  # log-linear from s at request a to the end draw at the phase's last request
+                    w = (np.arange(a, b) - a) / max(n - 1 - a, 1)
+                    out[j, a:b] = np.exp(np.log(s[j]) * (1 - w) + np.log(end[j]) * w)
+        return out[0], out[1]
+
+    def _markov_load(self, cfg: ScenarioConfig, rng: np.random.Generator, length: int):
+        """Busy threads and memory intensity per unit: a Markov chain over the load levels."""
+        n_units = len(self.units)
         load = np.zeros((length, n_units))
         mem = np.zeros((length, n_units))
         k = len(cfg.levels)
@@ -254,17 +426,40 @@ class ScenarioGenerator:
             if not self._loaded[u]:
                 continue
             level = int(rng.choice(k, p=cfg.start))
-            threads, intensity = self._draw(rng, level, u)
+            threads, intensity = self._draw(cfg, rng, level, u)
             for t in range(length):
                 if t and leave[t, u]:
                     level = int(rng.choice(k, p=cfg.transitions[level]))
-                    threads, intensity = self._draw(rng, level, u)
+                    threads, intensity = self._draw(cfg, rng, level, u)
                 load[t, u] = threads
                 mem[t, u] = intensity
-        return EpisodeTrace(self.units, tb, eb, load, mem, period, phase)
+        return load, mem
 
-    def _draw(self, rng: np.random.Generator, level: int, unit: int) -> tuple[float, float]:
-        lv = self.cfg.levels[level]
+    def _add_bursts(self, b: Bursts, rng: np.random.Generator, load: np.ndarray, mem: np.ndarray) -> None:
+        """Short co-runners on top of the Markov level (memory intensity: the heavier of the two)."""
+        length = len(load)
+        for u in range(len(self.units)):
+            if not self._loaded[u]:
+                continue
+            for t in np.flatnonzero(rng.random(length) < b.rate).tolist():
+                n = int(rng.integers(int(b.length[0]), int(b.length[1]) + 1))
+                threads = round(float(rng.uniform(*b.threads_per_core)) * self.cores[u], 2)
+                load[t : t + n, u] += threads
+                mem[t : t + n, u] = np.maximum(mem[t : t + n, u], round(float(rng.uniform(*b.mem)), 2))
+
+    def _add_periodic(self, pc: Periodic, rng: np.random.Generator, load: np.ndarray, mem: np.ndarray) -> None:
+        """A square-wave co-runner on some units (each with the episode's probability)."""
+        t = np.arange(len(load))
+        for u in range(len(self.units)):
+            if not self._loaded[u] or rng.random() >= pc.probability:
+                continue
+            period = float(rng.uniform(*pc.period))
+            on = ((t + rng.uniform(0, period)) % period) < float(rng.uniform(*pc.duty)) * period
+            load[on, u] += round(float(rng.uniform(*pc.threads_per_core)) * self.cores[u], 2)
+            mem[on, u] = np.maximum(mem[on, u], round(float(rng.uniform(*pc.mem)), 2))
+
+    def _draw(self, cfg: ScenarioConfig, rng: np.random.Generator, level: int, unit: int) -> tuple[float, float]:
+        lv = cfg.levels[level]
         threads = round(float(rng.uniform(*lv.threads_per_core)) * self.cores[unit], 2)
         return threads, (round(float(rng.uniform(*lv.mem)), 2) if threads > 0 else 0.0)
 
