@@ -24,12 +24,14 @@ class Algo:
     :param module: the module that defines the class
     :param class_name: the SB3 class
     :param masked: decides with action masks (sb3-contrib's MaskablePPO)
+    :param actor_critic: has an actor and a critic (a warm start can clone a controller into it)
     """
 
     name: str
     module: str
     class_name: str
     masked: bool = False
+    actor_critic: bool = True
 
     @property
     def cls(self) -> type:
@@ -73,6 +75,6 @@ ALGOS: dict[str, Algo] = {
         Algo("ppo", "stable_baselines3", "PPO"),
         Algo("maskable_ppo", "sb3_contrib", "MaskablePPO", masked=True),
         Algo("a2c", "stable_baselines3", "A2C"),
-        Algo("dqn", "stable_baselines3", "DQN"),
+        Algo("dqn", "stable_baselines3", "DQN", actor_critic=False),
     )
 }

@@ -33,6 +33,15 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
         default=parse_seeds("1000-1019"),
         help="held-out test seeds of the final comparison (default: 1000-1019)",
     )
+    p.add_argument(
+        "--no-pretrain",
+        action="store_true",
+        help="skip the warm start (cloning the hyperparameter file's pretrain teacher): RL from a random policy",
+    )
+    p.add_argument(
+        "--eval-scenario",
+        help="scenario of the final comparison (default: 'default' when training on 'train', else the training scenario)",
+    )
     p.add_argument("--json", action="store_true", help="print the comparison as JSON")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=run_train)
@@ -55,9 +64,13 @@ def run_train(args: argparse.Namespace) -> int:
         n_envs=args.n_envs,
         seed=args.seed,
         eval_seeds=args.eval_seeds,
+        eval_scenario=args.eval_scenario,
+        pretrain={} if args.no_pretrain else None,
     )
     inputs = {
-        Path(x).resolve() for x in (args.platform, args.hyperparams, args.scenario, args.objective) if x and Path(x).exists()
+        Path(x).resolve()
+        for x in (args.platform, args.hyperparams, args.scenario, args.eval_scenario, args.objective)
+        if x and Path(x).exists()
     }
     if any(p == Path(out).resolve() or Path(out).resolve() in p.parents for p in inputs):
         raise UsageError(f"--out {out}: is or holds an input of this run; choose a new run folder")

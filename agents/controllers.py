@@ -122,25 +122,66 @@ class ModelPredictiveController(Controller):
         self._lat_draws = lognormal_factors(z[0], noise.latency_cv)
         self._energy_draws = self._lat_draws * lognormal_factors(z[1], noise.power_cv)
         self.assumed_mem = assumed_mem
+        self._above_floor = self.accuracy >= self.reward.min_accuracy
+        d = (self._lat_draws, self._energy_draws)
+        self._draw_bounds = (*(float(x.max()) for x in d), *(float(x.min()) for x in d), float(d[1].mean()))
 
     def expected_rewards(self, request: Request) -> np.ndarray:
         """Expected reward of every configuration for ``request`` (its observed state)."""
+        o = self._predict(request)
+        return self._expected(o.latency_ms, o.energy_mj, request)
+
+    def act(self, request: Request, mask: np.ndarray | None = None) -> int:
+        """The available configuration of highest expected reward. Exact, but it skips the
+        draws where they cannot change the answer: a configuration that meets both budgets on
+        every draw earns a known reward; one that misses on every draw earns at most
+        ``-miss_penalty``, less than any sure meet above the accuracy floor."""
+        o = self._predict(request)
+        t = o.latency_ms / request.time_budget_ms
+        e = o.energy_mj / request.energy_budget_mj
+        lat_max, energy_max, lat_min, energy_min, energy_mean = self._draw_bounds
+        sure = (t <= 1.0 / lat_max) & (e <= 1.0 / energy_max) & self._above_floor
+        if mask is not None:
+            sure &= mask
+        if not sure.any():
+            return self._argmax(self._expected(o.latency_ms, o.energy_mj, request), mask)
+        r = np.full(len(t), -np.inf)
+        r[sure] = self.reward.sure_met(self.accuracy[sure], e[sure] * energy_mean)
+        if r[sure].max() <= -self.reward.miss_penalty:  # no sure meet beats a sure miss: search all
+            return self._argmax(self._expected(o.latency_ms, o.energy_mj, request), mask)
+        maybe = ~sure & (t <= 1.0 / lat_min) & (e <= 1.0 / energy_min)
+        if mask is not None:
+            maybe &= mask
+        if maybe.any():
+            r[maybe] = self.reward.expected(
+                self.accuracy[maybe],
+                o.latency_ms[maybe],
+                o.energy_mj[maybe],
+                self._lat_draws,
+                self._energy_draws,
+                request.time_budget_ms,
+                request.energy_budget_mj,
+            )
+        return int(np.argmax(r))
+
+    def _predict(self, request: Request):
         load = np.asarray(request.load, dtype=float)
         mem = np.where(load > 0, self.assumed_mem, 0.0)
-        state = State(load, mem, float(request.temp_c), np.asarray(request.freq_mhz))
-        o = self.model.expected_all(state)
+        return self.model.expected_all(State(load, mem, float(request.temp_c), np.asarray(request.freq_mhz)))
+
+    def _expected(self, latency: np.ndarray, energy: np.ndarray, request: Request) -> np.ndarray:
         return self.reward.expected(
             self.accuracy,
-            o.latency_ms,
-            o.energy_mj,
+            latency,
+            energy,
             self._lat_draws,
             self._energy_draws,
             request.time_budget_ms,
             request.energy_budget_mj,
         )
 
-    def act(self, request: Request, mask: np.ndarray | None = None) -> int:
-        r = self.expected_rewards(request)
+    @staticmethod
+    def _argmax(r: np.ndarray, mask: np.ndarray | None) -> int:
         if mask is not None:
             r[~mask] = -np.inf
         return int(np.argmax(r))

@@ -6,7 +6,9 @@ as ``lin_3e-4``, and ``env_kwargs``), or from a file given with ``--hyperparams`
 
 Seeds: training envs draw episodes from ``seed`` onwards (each env its own stream), the
 evaluation callback uses the validation seeds ``VALIDATION_SEEDS`` and the final comparison the
-test seeds ``TEST_SEEDS``; the three never overlap.
+test seeds ``TEST_SEEDS``; the three never overlap. Scenarios: agents train on the
+domain-randomised ``train`` preset; the final comparison runs on ``eval_scenario`` (default:
+the ``default`` evaluation preset).
 
 The run folder holds ``model.zip`` (the best model on the validation seeds), ``config.yaml``
 (everything that describes the run, resolved), ``policy.npz`` + ``policy.json`` (the exported
@@ -34,6 +36,8 @@ from dnn.progress import progress as progress_bar
 VALIDATION_SEEDS = list(range(500, 505))
 TEST_SEEDS = list(range(1000, 1020))
 TRAIN_SEED_OFFSET = 10_000_000
+#: the domain-randomised preset agents train on; its runs are evaluated on ``default``
+TRAINING_SCENARIO = "train"
 
 if TYPE_CHECKING:
     from agents.report import Report
@@ -60,6 +64,8 @@ class RunConfig:
     hyperparams: dict[str, Any] = field(default_factory=dict)
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     eval_seeds: list[int] = field(default_factory=lambda: list(TEST_SEEDS))
+    eval_scenario: str | None = None
+    pretrain: dict[str, Any] | None = None
     eval_freq: int = 20_000
 
 
@@ -70,7 +76,9 @@ def load_hyperparams(algo: str, env_id: str, path: str | os.PathLike | None = No
     p = Path(path) if path else ALGOS[algo].hyperparams_file
     doc = read_yaml(p, HyperparamsError, "hyperparameter file")
     if not isinstance(doc, dict) or env_id not in doc:
-        raise HyperparamsError(f"{p}: no entry for env id {env_id!r}; entries: {', '.join(sorted(doc or {}))}")
+        raise HyperparamsError(
+            f"{p}: no entry for env id {env_id!r}; entries: {', '.join(sorted(k for k in doc or {} if not str(k).startswith('_')))}"
+        )
     entry = dict(doc[env_id])
     for key in ("n_timesteps", "policy"):
         if key not in entry:
@@ -125,15 +133,45 @@ def resolve(cfg: RunConfig, hyperparams_path: str | None = None) -> RunConfig:
     cfg.n_envs = _count(
         cfg.n_envs if cfg.n_envs is not None else n_envs, "--n-envs" if cfg.n_envs is not None else f"{where}.n_envs"
     )
+    cfg.pretrain = _pretrain_entry(cfg, entry.pop("pretrain", None), where)
     env_kwargs = dict(entry.pop("env_kwargs", None) or {})
     if cfg.scenario:
         env_kwargs["scenario"] = cfg.scenario
     cfg.scenario = env_kwargs.get("scenario", "default")
+    # the training preset randomises everything; the final comparison runs on an evaluation set
+    cfg.eval_scenario = cfg.eval_scenario or ("default" if cfg.scenario == TRAINING_SCENARIO else cfg.scenario)
     env_kwargs["reward"] = _resolve_objective(cfg, env_kwargs.pop("objective", None)).to_dict()
     cfg.objective = env_kwargs["reward"]["objective"]
     cfg.env_kwargs = env_kwargs
     cfg.hyperparams = entry
     return cfg
+
+
+def _pretrain_entry(cfg: RunConfig, entry: Any, where: str) -> dict | None:
+    """The hyperparameter file's ``pretrain:`` (a warm start by behaviour cloning), checked;
+    ``None`` when absent or switched off (``cfg.pretrain == {}``: ``--no-pretrain``)."""
+    from dataclasses import asdict, fields
+
+    from agents.controllers import CONTROLLERS
+    from agents.pretrain import PretrainConfig
+
+    if entry is None or cfg.pretrain == {}:
+        return None
+    names = [f.name for f in fields(PretrainConfig)]
+    if not isinstance(entry, dict) or set(entry) - set(names):
+        raise HyperparamsError(f"{where}.pretrain: takes {', '.join(names)}, got {entry!r}")
+    if not ALGOS[cfg.algo].actor_critic:
+        raise HyperparamsError(f"{where}.pretrain: {cfg.algo} has no actor to clone into; drop pretrain or use ppo, a2c")
+    teacher = entry.get("teacher", PretrainConfig.teacher)
+    if teacher not in CONTROLLERS or CONTROLLERS[teacher].simulation_only:
+        live = [n for n, c in CONTROLLERS.items() if not c.simulation_only]
+        raise HyperparamsError(f"{where}.pretrain.teacher: {teacher!r} is none of {', '.join(live)}")
+    out = asdict(PretrainConfig(**entry))
+    for key in ("timesteps", "epochs", "batch_size"):
+        out[key] = _count(out[key], f"{where}.pretrain.{key}")
+    if not isinstance(out["learning_rate"], (int, float)) or not out["learning_rate"] > 0:
+        raise HyperparamsError(f"{where}.pretrain.learning_rate: must be a number > 0, got {out['learning_rate']!r}")
+    return out
 
 
 def _resolve_objective(cfg: RunConfig, from_hyperparams: str | None):
@@ -268,6 +306,7 @@ def _train_in(run: Path, cfg: RunConfig, model, tensorboard: str | None, progres
         verbose=0,
     )
     t0 = time.perf_counter()
+    cloned = _warm_start(cfg, model, progress) if cfg.pretrain else None
     model.learn(total_timesteps=cfg.timesteps, callback=CallbackList([callback, _progress_callback(cfg.timesteps, progress)]))
     train_s = time.perf_counter() - t0
     best = run / "best" / "best_model.zip"
@@ -278,11 +317,24 @@ def _train_in(run: Path, cfg: RunConfig, model, tensorboard: str | None, progres
     export_policy(model, env, run / "policy", name=f"{cfg.algo}-{env.model.spec.name}")
     from agents.compare import compare_run
 
-    report = compare_run(run, cfg.platform, cfg.env_kwargs, cfg.eval_seeds, progress=progress)
-    report.training = {"seconds": train_s, "timesteps": cfg.timesteps, "algo": cfg.algo, "env_id": cfg.env_id}
+    report = compare_run(run, cfg.platform, {**cfg.env_kwargs, "scenario": cfg.eval_scenario}, cfg.eval_seeds, progress=progress)
+    report.training = {"seconds": train_s, "timesteps": cfg.timesteps, "algo": cfg.algo, "env_id": cfg.env_id, "pretrain": cloned}
     with atomic_write(run / "evaluation.json") as f:
         f.write(json_text(report.to_dict()))
     return report
+
+
+def _warm_start(cfg: RunConfig, model, progress: bool) -> dict:
+    """Clone the ``pretrain`` teacher into the policy (:mod:`agents.pretrain`)."""
+    from agents.controllers import make_controller
+    from agents.pretrain import PretrainConfig, clone, teacher_rollouts
+    from envs import DynDNNEnv
+
+    pc = PretrainConfig(**cfg.pretrain)
+    env = DynDNNEnv(**make_env_kwargs(cfg))
+    teacher = make_controller(pc.teacher, env.model, reward=env.reward_config)
+    data = teacher_rollouts(env, teacher, pc.timesteps, cfg.seed, float(cfg.hyperparams.get("gamma", 0.99)), progress)
+    return clone(model, data, pc, cfg.seed, ALGOS[cfg.algo].masked, progress)
 
 
 def _progress_callback(total: int, enabled: bool):

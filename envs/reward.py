@@ -30,7 +30,7 @@ class RewardConfig:
 
     ``ok = [latency <= time budget] [energy <= energy budget] [top-1 >= min_accuracy]``
 
-    ``r = ok (met_reward + accuracy_weight top1) - (1 - ok) (miss_penalty +
+    ``r = ok (met_reward + accuracy_weight (top1 - accuracy_ref)) - (1 - ok) (miss_penalty +
     overshoot_weight min(overshoot, overshoot_cap)) - energy_weight energy / energy_budget``
 
     with ``overshoot = max(0, latency / time_budget - 1) + max(0, energy / energy_budget - 1)``.
@@ -40,7 +40,9 @@ class RewardConfig:
 
     :param objective: the objective's name (reports and policies carry it)
     :param met_reward: reward for a request that meets both budgets (and the accuracy floor)
-    :param accuracy_weight: reward per unit of top-1 on such a request
+    :param accuracy_weight: reward per unit of top-1 above ``accuracy_ref`` on such a request
+    :param accuracy_ref: top-1 that earns no accuracy reward (``normalised`` objectives: the
+        DNN's least accurate group count, with ``accuracy_weight`` = 1 / the top-1 spread)
     :param min_accuracy: top-1 below which a configuration is not acceptable
     :param miss_penalty: fixed cost of missing either budget (or the floor)
     :param overshoot_weight: cost per unit of relative overshoot
@@ -51,6 +53,7 @@ class RewardConfig:
     objective: str = "custom"
     met_reward: float = 0.0
     accuracy_weight: float = 1.0
+    accuracy_ref: float = 0.0
     min_accuracy: float = 0.0
     miss_penalty: float = 0.5
     overshoot_weight: float = 0.5
@@ -92,11 +95,16 @@ class RewardConfig:
         floor = self.floor_penalty(accuracy)
         ok = met * (floor == 0)
         return (
-            ok * (self.met_reward + self.accuracy_weight * accuracy)
+            ok * (self.met_reward + self.accuracy_weight * (accuracy - self.accuracy_ref))
             - (1 - met) * (self.miss_penalty + self.overshoot_weight * capped)
             - met * floor
             - self.energy_weight * e_ratio
         )
+
+    def sure_met(self, accuracy, energy_ratio):
+        """The reward of configurations at or above the accuracy floor that meet both budgets,
+        at ``energy_ratio`` = energy / energy budget (mean, <= 1)."""
+        return self.met_reward + self.accuracy_weight * (accuracy - self.accuracy_ref) - self.energy_weight * energy_ratio
 
     def expected(self, accuracy, latency, energy, latency_draws, energy_draws, time_budget_ms: float, energy_budget_mj: float):
         """Mean reward of each configuration over noise draws: equal to
@@ -122,7 +130,11 @@ class RewardConfig:
         over = t @ mean - 2.0
         e_mean = energy / energy_budget_mj * energy_draws.mean()
         # meeting the budgets below the accuracy floor costs the miss penalty: no gain over a miss
-        gain = np.where(accuracy >= self.min_accuracy, self.met_reward + self.accuracy_weight * accuracy + self.miss_penalty, 0.0)
+        gain = np.where(
+            accuracy >= self.min_accuracy,
+            self.met_reward + self.accuracy_weight * (accuracy - self.accuracy_ref) + self.miss_penalty,
+            0.0,
+        )
         return met * gain - self.miss_penalty - self.overshoot_weight * over - self.energy_weight * e_mean
 
 
@@ -159,11 +171,16 @@ def _parse_objective(name: str, doc: dict, where: Path, accuracies: Sequence[flo
         if key not in weights:
             raise ObjectiveError(f"{where}: field '{name}.{key}' unknown; valid: {', '.join(weights)}")
     values = {}
+    acc = np.unique(np.asarray(accuracies, dtype=float))
+    if doc.get("accuracy_weight") == "normalised":  # k's top-1 mapped onto [0, 1]
+        if "accuracy_ref" in doc:
+            raise ObjectiveError(f"{where}: field '{name}.accuracy_ref' is set by accuracy_weight: normalised; drop one")
+        doc["accuracy_weight"] = 1.0 / float(acc[-1] - acc[0]) if len(acc) > 1 else 0.0
+        doc["accuracy_ref"] = float(acc[0])
     for key in weights:
         v = doc.get(key, getattr(RewardConfig, key))
         if key == "energy_weight" and v == "tie-break":
-            steps = np.diff(np.unique(np.asarray(accuracies, dtype=float)))
-            v = TIE_BREAK_FRACTION * float(steps.min()) * float(doc.get("accuracy_weight", 1.0)) if len(steps) else 0.0
+            v = TIE_BREAK_FRACTION * float(np.diff(acc).min()) * float(doc.get("accuracy_weight", 1.0)) if len(acc) > 1 else 0.0
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or v < 0:
             raise ObjectiveError(f"{where}: field '{name}.{key}' must be a finite number >= 0, got {v!r}")
         values[key] = float(v)

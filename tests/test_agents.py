@@ -158,10 +158,22 @@ def test_train_agent_smoke(tmp_path: Path) -> None:
 
     root = Path(__file__).resolve().parents[1]
     out = tmp_path / "run"
+    hp = tmp_path / "ppo.yml"  # the shipped entry with a warm start small enough for a test
+    hp.write_text(
+        "dynscale/DynDNN-Nano-v0:\n  n_timesteps: 256\n  n_envs: 1\n  policy: MlpPolicy\n  n_steps: 64\n  batch_size: 64\n"
+        "  pretrain: {teacher: model-predictive, timesteps: 300, epochs: 2, batch_size: 100}\n"
+        "  env_kwargs: {scenario: tiny, objective: accuracy}\n"
+    )
     res = subprocess.run(
         [
             sys.executable,
             str(root / "train_agent.py"),
+            "--hyperparams",
+            str(hp),
+            "--objective",
+            "energy",
+            "--min-accuracy",
+            "0.86",
             "--platform",
             "nano",
             "--scenario",
@@ -196,6 +208,11 @@ def test_train_agent_smoke(tmp_path: Path) -> None:
         "logs/progress.csv",
     ):
         assert (out / f).is_file(), f
+    # the objective the user chose is the run's, its policy's and the report's
+    assert report["objective"] == "energy" and report["training"]["pretrain"]["samples"] == 300
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["objective"] == "energy" and cfg["env_kwargs"]["reward"]["min_accuracy"] == 0.86
+    assert json.loads((out / "policy.json").read_text())["reward"] == cfg["env_kwargs"]["reward"]
 
 
 @pytest.mark.parametrize(

@@ -23,7 +23,7 @@ def test_accuracy_objective_one_group_step_outweighs_any_energy_difference() -> 
     # two requests that meet both budgets: the most frugal lower k against the costliest higher k
     for lo, hi in zip(ACCURACIES, ACCURACIES[1:]):
         assert r(hi, 1.0, 1.0, 1.0, 1.0) > r(lo, 1.0, 1e-9, 1.0, 1.0)
-    assert r.energy_weight < smallest_step
+    assert r.energy_weight < smallest_step * r.accuracy_weight
     # and between equally accurate ones, less energy wins
     assert r(ACCURACIES[0], 1.0, 0.5, 1.0, 1.0) > r(ACCURACIES[0], 1.0, 0.9, 1.0, 1.0)
 
@@ -123,3 +123,18 @@ def test_reports_show_how_each_controller_decides() -> None:
     assert d["controllers"]["fixed-min-energy"]["group_share"]["1"] == 1.0
     text = report.format()
     assert "k=1%" in text and "acc. on met%" in text and "could not meet both budgets" in text
+
+
+@pytest.mark.parametrize("objective", objective_names())
+def test_model_predictive_shortcut_picks_the_argmax_of_the_full_expectation(objective: str) -> None:
+    env = DynDNNEnv("xu3", objective=objective, episode_length=400)
+    ctrl = make_controller("model-predictive", env.model, env)
+    env.reset(seed=21)
+    done = False
+    while not done:
+        request, mask = env.request, env.action_masks()
+        a = ctrl.act(request, mask)
+        full = ctrl.expected_rewards(request)
+        full[~mask] = -np.inf
+        assert full[a] == pytest.approx(full.max(), abs=1e-12)
+        done = env.step(a)[3]

@@ -249,6 +249,10 @@ def test_deploy_runs_live_and_logs_every_request(
     assert m["by_load_threads"] == {
         "0": {"requests": len(lines), "deadline_miss_rate": m["deadline_miss_rate"], "mean_accuracy": m["mean_accuracy"]}
     }
+    # the same decision fields as in simulation; no ceiling live
+    assert report["objective"] == "accuracy" and report["infeasible_rate"] is None
+    assert sum(m["group_share"].values()) == pytest.approx(1) and list(m["unit_share"].values()) == [1.0]
+    assert m["group_share"] == {str(k): sum(r["groups"] == k for r in lines) / len(lines) for k in range(1, 5)}
 
 
 def test_deploy_refuses_what_it_cannot_run(profiled: tuple[Path, Path, Path], capsys) -> None:

@@ -1,0 +1,109 @@
+"""Behaviour cloning of a controller into an actor-critic policy before RL (a warm start).
+
+Why: over 512 configurations (XU3), PPO from a random policy learns within a few thousand
+steps that one group on a fast mapping rarely misses, and never again explores the few
+configurations of 2-4 groups that would meet a given budget: it stays at k = 1. Cloning the
+model-predictive controller first puts the policy where groups are scaled, and RL then
+improves on it with the reward alone (issue 12). The teacher decides from the same
+:class:`envs.step.Request` the policy observes; its episodes use their own seeds, disjoint
+from training, validation and test seeds.
+
+The critic is fitted to the teacher's discounted returns at the same time, so the first PPO
+updates see sensible advantages instead of tearing the cloned actor down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dnn.progress import progress as progress_bar
+
+#: teacher episodes are seeded from here (+ 1000 x run seed + episode): disjoint from every other
+PRETRAIN_SEED_OFFSET = 20_000_000
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """The ``pretrain:`` entry of a hyperparameter file.
+
+    :param teacher: a controller of :data:`agents.controllers.CONTROLLERS` that runs without the
+        simulator's truth (``model-predictive``)
+    :param timesteps: requests the teacher decides (its episodes' length is the env's)
+    :param epochs: passes over them
+    :param batch_size: samples per gradient step
+    :param learning_rate: Adam step size
+    """
+
+    teacher: str = "model-predictive"
+    timesteps: int = 100_000
+    epochs: int = 10
+    batch_size: int = 512
+    learning_rate: float = 1e-3
+
+
+def teacher_rollouts(env, teacher, timesteps: int, seed: int, gamma: float, progress: bool = True):
+    """(observations, teacher actions, action masks, discounted returns) of ``timesteps`` requests."""
+    obs, actions, masks, rewards, ends = [], [], [], [], []
+    bar = progress_bar(timesteps, "teacher", progress, "step", leave=False)
+    episode = 0
+    while len(actions) < timesteps:
+        o, _ = env.reset(seed=PRETRAIN_SEED_OFFSET + 1000 * seed + episode)
+        teacher.reset(PRETRAIN_SEED_OFFSET + 1000 * seed + episode)
+        episode += 1
+        done = False
+        while not done and len(actions) < timesteps:
+            mask = env.action_masks()
+            a = teacher.act(env.request, mask)
+            obs.append(o)
+            actions.append(a)
+            masks.append(mask)
+            o, r, term, trunc, _ = env.step(a)
+            rewards.append(r)
+            done = term or trunc
+            ends.append(done or len(actions) == timesteps)
+            bar.update()
+    bar.close()
+    returns = np.empty(len(rewards))
+    g = 0.0
+    for i in range(len(rewards) - 1, -1, -1):
+        g = rewards[i] + (0.0 if ends[i] else gamma * g)
+        returns[i] = g
+    return np.asarray(obs, dtype=np.float32), np.asarray(actions), np.asarray(masks), returns.astype(np.float32)
+
+
+def clone(model, data, cfg: PretrainConfig, seed: int, masked: bool, progress: bool = True) -> dict:
+    """Fit ``model.policy`` (an SB3 actor-critic) to the teacher: cross-entropy of the teacher's
+    action plus the critic's squared error to the returns. Returns the final losses and the
+    share of teacher actions the policy's argmax reproduces."""
+    import torch
+
+    obs, actions, masks, returns = data
+    policy = model.policy
+    policy.set_training_mode(True)
+    optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate)
+    rng = np.random.default_rng(seed)
+    n = len(actions)
+    t_obs, t_act, t_ret = torch.as_tensor(obs), torch.as_tensor(actions), torch.as_tensor(returns)
+    bar = progress_bar(cfg.epochs, "cloning", progress, "epoch", leave=False)
+    for _ in range(cfg.epochs):
+        for batch in np.array_split(rng.permutation(n), max(1, n // cfg.batch_size)):
+            b = torch.as_tensor(batch)
+            kwargs = {"action_masks": masks[batch]} if masked else {}
+            values, log_prob, _ = policy.evaluate_actions(t_obs[b], t_act[b], **kwargs)
+            actor_loss = -log_prob.mean()
+            critic_loss = torch.nn.functional.mse_loss(values.flatten(), t_ret[b])
+            optimizer.zero_grad()
+            (actor_loss + 0.5 * critic_loss).backward()
+            optimizer.step()
+        bar.update()
+    bar.close()
+    policy.set_training_mode(False)
+    with torch.no_grad():
+        dist = policy.get_distribution(t_obs[:20_000])
+        logits = dist.distribution.logits.numpy()
+    if masked:
+        logits = np.where(masks[:20_000], logits, -np.inf)
+    agree = float(np.mean(logits.argmax(axis=1) == actions[:20_000]))
+    return {"actor_loss": actor_loss.item(), "critic_loss": critic_loss.item(), "teacher_agreement": agree, "samples": n}

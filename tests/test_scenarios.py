@@ -1,0 +1,103 @@
+"""The scenario generator's movements (drift, jumps, bursts, periodic co-runners) and its
+per-episode domain randomisation; the held-out families."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from envs.scenario import RANDOMISED, ScenarioError, ScenarioGenerator, load_scenario
+
+UNITS, CORES = ("big", "little"), (4, 4)
+
+
+def _generator(name: str, **changes) -> ScenarioGenerator:
+    cfg = dataclasses.replace(load_scenario(name), **changes)
+    return ScenarioGenerator(cfg, UNITS, CORES, t_ref_ms=10.0, e_ref_mj=20.0)
+
+
+def test_drifting_phases_move_log_linearly_and_held_ones_do_not() -> None:
+    trace = _generator("default", drift=1.0).episode(np.random.default_rng(0), 600)
+    for p in set(trace.phase.tolist()):
+        tb = np.log(trace.time_budget_ms[trace.phase == p])
+        if len(tb) > 2:
+            assert np.allclose(np.diff(tb, 2), 0, atol=1e-9) and tb[0] != tb[-1]
+    held = _generator("default").episode(np.random.default_rng(0), 600)
+    for p in set(held.phase.tolist()):
+        assert len(set(held.time_budget_ms[held.phase == p].tolist())) == 1
+
+
+def test_jumps_redraw_budgets_within_a_phase_and_stay_in_the_modes_range() -> None:
+    g = _generator("default", jump_rate=0.2)
+    trace = g.episode(np.random.default_rng(1), 500)
+    changes_within = sum(
+        a != b and p == q for a, b, p, q in zip(trace.time_budget_ms, trace.time_budget_ms[1:], trace.phase, trace.phase[1:])
+    )
+    assert changes_within > 50
+    lo = min(m.time[0] for m in g.cfg.modes) * 10.0
+    hi = max(m.time[1] for m in g.cfg.modes) * 10.0
+    assert lo <= trace.time_budget_ms.min() and trace.time_budget_ms.max() <= hi
+
+
+def test_bursts_and_periodic_co_runners_add_load_on_top_of_the_levels() -> None:
+    base = _generator("idle-board").episode(np.random.default_rng(2), 400)
+    assert not base.load.any()
+    periodic = load_scenario("periodic").periodic
+    trace = _generator("idle-board", periodic=periodic).episode(np.random.default_rng(2), 400)
+    on = trace.load[:, 0] > 0
+    assert 0.2 < on.mean() < 0.8 and np.count_nonzero(np.diff(on.astype(int))) >= 400 / 40  # a square wave of period <= 40
+    bursts = dataclasses.replace(load_scenario("bursty").bursts, rate=0.05)
+    trace = _generator("idle-board", bursts=bursts).episode(np.random.default_rng(3), 400)
+    assert 0 < (trace.load > 0).mean() < 0.8 and trace.mem[trace.load > 0].min() >= 0.6
+    assert trace.load.max() <= 4 * 4  # capped at the model's threads per core
+
+
+def test_randomised_parameters_are_drawn_per_episode_within_their_ranges() -> None:
+    cfg = load_scenario("train")
+    assert set(cfg.randomise) == set(RANDOMISED)
+    rng = np.random.default_rng(4)
+    drawn = [cfg.drawn(rng) for _ in range(50)]
+    stays = [d.stay for d in drawn]
+    assert len(set(stays)) == 50 and min(stays) >= cfg.randomise["stay"][0] and max(stays) <= cfg.randomise["stay"][1]
+    assert all(d.randomise is None for d in drawn)
+    first_mode = [d.modes[0].time[0] / cfg.modes[0].time[0] for d in drawn]
+    assert min(first_mode) >= cfg.randomise["time_scale"][0] - 1e-12 and max(first_mode) <= cfg.randomise["time_scale"][1] + 1e-12
+    # episodes of one seed are reproducible, of two seeds different
+    g = ScenarioGenerator(cfg, UNITS, CORES, 10.0, 20.0)
+    a, b = (g.episode(np.random.default_rng(s), 300) for s in (9, 9))
+    assert np.array_equal(a.load, b.load) and np.array_equal(a.time_budget_ms, b.time_budget_ms)
+    assert not np.array_equal(a.load, g.episode(np.random.default_rng(10), 300).load)
+
+
+@pytest.mark.parametrize(
+    ("section", "expect"),
+    [
+        ("  randomise: {speed: [0, 1]}\n", "field 'x.randomise.speed' unknown"),
+        ("  randomise: {stay: [0.5, 2]}\n", "field 'x.randomise.stay' is a probability range"),
+        ("  budgets: {drift: 2}\n", "field 'x.budgets.drift' must be a probability"),
+        ("  budgets: {wobble: 1}\n", "field 'x.budgets' takes drift and jump_rate"),
+    ],
+)
+def test_bad_movement_or_randomisation_names_the_field(tmp_path, section: str, expect: str) -> None:
+    text = (
+        "x:\n  phase_length: [5, 10]\n  modes:\n    a: {time: [1, 2], energy: [1, 2], period_ms: 10}\n"
+        "  load:\n    stay: 0.9\n    levels:\n      idle: {threads_per_core: [0, 0], mem: [0, 0]}\n"
+        "    start: [1.0]\n    transitions: [[1.0]]\n" + section
+    )
+    f = tmp_path / "x.yaml"
+    f.write_text(text)
+    with pytest.raises(ScenarioError, match=expect):
+        load_scenario(str(f))
+
+
+def test_bad_bursts_section_names_the_field(tmp_path) -> None:
+    f = tmp_path / "x.yaml"
+    f.write_text(
+        "x:\n  phase_length: [5, 10]\n  modes:\n    a: {time: [1, 2], energy: [1, 2], period_ms: 10}\n"
+        "  load:\n    stay: 0.9\n    levels:\n      idle: {threads_per_core: [0, 0], mem: [0, 0]}\n"
+        "    start: [1.0]\n    transitions: [[1.0]]\n    bursts: {rate: 0.1}\n"
+    )
+    with pytest.raises(ScenarioError, match="field 'x.load.bursts' needs exactly rate, length, threads_per_core, mem"):
+        load_scenario(str(f))
