@@ -153,15 +153,7 @@ class ModelPredictiveController(Controller):
         if mask is not None:
             maybe &= mask
         if maybe.any():
-            r[maybe] = self.reward.expected(
-                self.accuracy[maybe],
-                o.latency_ms[maybe],
-                o.energy_mj[maybe],
-                self._lat_draws,
-                self._energy_draws,
-                request.time_budget_ms,
-                request.energy_budget_mj,
-            )
+            r[maybe] = self._expected(o.latency_ms, o.energy_mj, request, maybe)
         return int(np.argmax(r))
 
     def _predict(self, request: Request):
@@ -169,11 +161,13 @@ class ModelPredictiveController(Controller):
         mem = np.where(load > 0, self.assumed_mem, 0.0)
         return self.model.expected_all(State(load, mem, float(request.temp_c), np.asarray(request.freq_mhz)))
 
-    def _expected(self, latency: np.ndarray, energy: np.ndarray, request: Request) -> np.ndarray:
+    def _expected(self, latency: np.ndarray, energy: np.ndarray, request: Request, which: np.ndarray | None = None) -> np.ndarray:
+        """Expected rewards of every configuration, or of those ``which`` selects (a boolean mask)."""
+        pick = slice(None) if which is None else which
         return self.reward.expected(
-            self.accuracy,
-            latency,
-            energy,
+            self.accuracy[pick],
+            latency[pick],
+            energy[pick],
             self._lat_draws,
             self._energy_draws,
             request.time_budget_ms,

@@ -100,8 +100,8 @@ class DynDNNEnv(gym.Env):
         dnn = dnn_profile if isinstance(dnn_profile, DNNProfile) else load_dnn_profile(dnn_profile)
         self.model = PlatformModel(spec, dnn)
         self.space = self.model.space
-        accuracies = [dnn.cost(k).top1 for k in range(1, dnn.max_groups + 1)]
-        self.reward_config = RewardConfig.from_value(reward) if reward is not None else load_objective(objective, accuracies)
+        top1 = dnn.column("top1").tolist()
+        self.reward_config = RewardConfig.from_value(reward) if reward is not None else load_objective(objective, top1)
         self.noise = bool(noise)
         self.obs_spec = ObservationSpec.for_model(self.model)
         self._obs = ObservationBuilder(self.obs_spec)
