@@ -34,6 +34,9 @@ class PretrainConfig:
     :param epochs: passes over them
     :param batch_size: samples per gradient step
     :param learning_rate: Adam step size
+    :param temperature: > 0: clone the teacher's expected reward of every configuration, as the
+        target distribution ``softmax(expected_reward / temperature)`` (policy distillation); 0:
+        clone its choice alone (cross-entropy on one action)
     """
 
     teacher: str = "model-predictive"
@@ -41,11 +44,15 @@ class PretrainConfig:
     epochs: int = 10
     batch_size: int = 512
     learning_rate: float = 1e-3
+    temperature: float = 0.0
 
 
-def teacher_rollouts(env, teacher, timesteps: int, seed: int, gamma: float, progress: bool = True):
-    """(observations, teacher actions, action masks, discounted returns) of ``timesteps`` requests."""
+def teacher_rollouts(env, teacher, timesteps: int, seed: int, gamma: float, temperature: float = 0.0, progress: bool = True):
+    """(observations, teacher actions, action masks, discounted returns, soft targets) of
+    ``timesteps`` requests; soft targets (``float16``, one row per request) only with
+    ``temperature > 0``, else ``None``."""
     obs, actions, masks, rewards, ends = [], [], [], [], []
+    soft = np.zeros((timesteps, env.action_space.n), dtype=np.float16) if temperature > 0 else None
     bar = progress_bar(timesteps, "teacher", progress, "step", leave=False)
     episode = 0
     while len(actions) < timesteps:
@@ -56,6 +63,8 @@ def teacher_rollouts(env, teacher, timesteps: int, seed: int, gamma: float, prog
         while not done and len(actions) < timesteps:
             mask = env.action_masks()
             a = teacher.act(env.request, mask)
+            if soft is not None:
+                soft[len(actions)] = _softmax(teacher.expected_rewards(env.request), mask, temperature)
             obs.append(o)
             actions.append(a)
             masks.append(mask)
@@ -70,16 +79,23 @@ def teacher_rollouts(env, teacher, timesteps: int, seed: int, gamma: float, prog
     for i in range(len(rewards) - 1, -1, -1):
         g = rewards[i] + (0.0 if ends[i] else gamma * g)
         returns[i] = g
-    return np.asarray(obs, dtype=np.float32), np.asarray(actions), np.asarray(masks), returns.astype(np.float32)
+    return np.asarray(obs, dtype=np.float32), np.asarray(actions), np.asarray(masks), returns.astype(np.float32), soft
+
+
+def _softmax(q: np.ndarray, mask: np.ndarray, temperature: float) -> np.ndarray:
+    z = np.where(mask, q, -np.inf) / temperature
+    z = np.exp(z - z.max())
+    return z / z.sum()
 
 
 def clone(model, data, cfg: PretrainConfig, seed: int, masked: bool, progress: bool = True) -> dict:
     """Fit ``model.policy`` (an SB3 actor-critic) to the teacher: cross-entropy of the teacher's
-    action plus the critic's squared error to the returns. Returns the final losses and the
-    share of teacher actions the policy's argmax reproduces."""
+    action (or of its soft targets, when ``data`` has them) plus the critic's squared error to
+    the returns. Returns the final losses and the share of teacher actions the policy's argmax
+    reproduces."""
     import torch
 
-    obs, actions, masks, returns = data
+    obs, actions, masks, returns, soft = data
     policy = model.policy
     policy.set_training_mode(True)
     optimizer = torch.optim.Adam(policy.parameters(), lr=cfg.learning_rate)
@@ -91,8 +107,13 @@ def clone(model, data, cfg: PretrainConfig, seed: int, masked: bool, progress: b
         for batch in np.array_split(rng.permutation(n), max(1, n // cfg.batch_size)):
             b = torch.as_tensor(batch)
             kwargs = {"action_masks": masks[batch]} if masked else {}
-            values, log_prob, _ = policy.evaluate_actions(t_obs[b], t_act[b], **kwargs)
-            actor_loss = -log_prob.mean()
+            if soft is None:
+                values, log_prob, _ = policy.evaluate_actions(t_obs[b], t_act[b], **kwargs)
+                actor_loss = -log_prob.mean()
+            else:
+                values, actor_loss = _soft_cross_entropy(
+                    policy, t_obs[b], torch.as_tensor(soft[batch], dtype=torch.float32), kwargs
+                )
             critic_loss = torch.nn.functional.mse_loss(values.flatten(), t_ret[b])
             optimizer.zero_grad()
             (actor_loss + 0.5 * critic_loss).backward()
@@ -107,3 +128,12 @@ def clone(model, data, cfg: PretrainConfig, seed: int, masked: bool, progress: b
         logits = np.where(masks[:20_000], logits, -np.inf)
     agree = float(np.mean(logits.argmax(axis=1) == actions[:20_000]))
     return {"actor_loss": actor_loss.item(), "critic_loss": critic_loss.item(), "teacher_agreement": agree, "samples": n}
+
+
+def _soft_cross_entropy(policy, obs, target, mask_kwargs: dict):
+    """(values, mean cross-entropy of the policy's action distribution to ``target``)."""
+    import torch
+
+    log_p = policy.get_distribution(obs, **mask_kwargs).distribution.logits  # normalised log-probabilities
+    ce = -torch.where(target > 0, target * log_p, torch.zeros_like(log_p)).sum(dim=1)
+    return policy.predict_values(obs), ce.mean()

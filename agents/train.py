@@ -171,6 +171,12 @@ def _pretrain_entry(cfg: RunConfig, entry: Any, where: str) -> dict | None:
         out[key] = _count(out[key], f"{where}.pretrain.{key}")
     if not isinstance(out["learning_rate"], (int, float)) or not out["learning_rate"] > 0:
         raise HyperparamsError(f"{where}.pretrain.learning_rate: must be a number > 0, got {out['learning_rate']!r}")
+    if not isinstance(out["temperature"], (int, float)) or not out["temperature"] >= 0:
+        raise HyperparamsError(f"{where}.pretrain.temperature: must be a number >= 0, got {out['temperature']!r}")
+    if out["temperature"] > 0 and teacher != "model-predictive":
+        raise HyperparamsError(
+            f"{where}.pretrain.temperature: > 0 needs a teacher that scores every configuration (model-predictive)"
+        )
     return out
 
 
@@ -333,7 +339,8 @@ def _warm_start(cfg: RunConfig, model, progress: bool) -> dict:
     pc = PretrainConfig(**cfg.pretrain)
     env = DynDNNEnv(**make_env_kwargs(cfg))
     teacher = make_controller(pc.teacher, env.model, reward=env.reward_config)
-    data = teacher_rollouts(env, teacher, pc.timesteps, cfg.seed, float(cfg.hyperparams.get("gamma", 0.99)), progress)
+    gamma = float(cfg.hyperparams.get("gamma", 0.99))
+    data = teacher_rollouts(env, teacher, pc.timesteps, cfg.seed, gamma, pc.temperature, progress)
     return clone(model, data, pc, cfg.seed, ALGOS[cfg.algo].masked, progress)
 
 
