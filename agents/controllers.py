@@ -23,7 +23,8 @@ import numpy as np
 
 from dnn.errors import UsageError
 from envs.reward import RewardConfig
-from hwmodels.model import PlatformModel, State, lognormal_factors
+from envs.step import ASSUMED_MEM, observed_state
+from hwmodels.model import PlatformModel, lognormal_factors
 
 if TYPE_CHECKING:
     from envs.step import Request
@@ -100,8 +101,8 @@ class ModelPredictiveController(Controller):
     The expectation is over a fixed sample of ``n_draws`` (latency, power) noise pairs drawn
     once from the profile's log-normal noise (seeded: decisions are deterministic). The memory
     intensity of background load cannot be observed (neither live nor in the env's request):
-    a loaded unit is assumed at ``assumed_mem``, the middle of its 0..1 range, not a value
-    fitted to any scenario; an idle unit at 0.
+    the state is :func:`envs.step.observed_state` (a loaded unit at ``assumed_mem``, the
+    middle of its 0..1 range, not a value fitted to any scenario; an idle unit at 0).
 
     :param model: the platform model
     :param reward: the reward it maximises (the env's; default weights when ``None``)
@@ -112,7 +113,7 @@ class ModelPredictiveController(Controller):
     name = "model-predictive"
 
     def __init__(
-        self, model: PlatformModel, reward: RewardConfig | None = None, n_draws: int = 16, assumed_mem: float = 0.5
+        self, model: PlatformModel, reward: RewardConfig | None = None, n_draws: int = 16, assumed_mem: float = ASSUMED_MEM
     ) -> None:
         self.model = model
         self.reward = RewardConfig.from_value(reward)
@@ -128,38 +129,38 @@ class ModelPredictiveController(Controller):
 
     def expected_rewards(self, request: Request) -> np.ndarray:
         """Expected reward of every configuration for ``request`` (its observed state)."""
-        o = self._predict(request)
-        return self._expected(o.latency_ms, o.energy_mj, request)
+        latency, energy = self._predict(request)
+        return self._expected(latency, energy, request)
 
     def act(self, request: Request, mask: np.ndarray | None = None) -> int:
         """The available configuration of highest expected reward. Exact, but it skips the
         draws where they cannot change the answer: a configuration that meets both budgets on
         every draw earns a known reward; one that misses on every draw earns at most
         ``-miss_penalty``, less than any sure meet above the accuracy floor."""
-        o = self._predict(request)
-        t = o.latency_ms / request.time_budget_ms
-        e = o.energy_mj / request.energy_budget_mj
+        latency, energy = self._predict(request)
+        t = latency / request.time_budget_ms
+        e = energy / request.energy_budget_mj
         lat_max, energy_max, lat_min, energy_min, energy_mean = self._draw_bounds
         sure = (t <= 1.0 / lat_max) & (e <= 1.0 / energy_max) & self._above_floor
         if mask is not None:
             sure &= mask
         if not sure.any():
-            return self._argmax(self._expected(o.latency_ms, o.energy_mj, request), mask)
+            return self._argmax(self._expected(latency, energy, request), mask)
         r = np.full(len(t), -np.inf)
         r[sure] = self.reward.sure_met(self.accuracy[sure], e[sure] * energy_mean)
         if r[sure].max() <= -self.reward.miss_penalty:  # no sure meet beats a sure miss: search all
-            return self._argmax(self._expected(o.latency_ms, o.energy_mj, request), mask)
+            return self._argmax(self._expected(latency, energy, request), mask)
         maybe = ~sure & (t <= 1.0 / lat_min) & (e <= 1.0 / energy_min)
         if mask is not None:
             maybe &= mask
         if maybe.any():
-            r[maybe] = self._expected(o.latency_ms, o.energy_mj, request, maybe)
+            r[maybe] = self._expected(latency, energy, request, maybe)
         return int(np.argmax(r))
 
-    def _predict(self, request: Request):
-        load = np.asarray(request.load, dtype=float)
-        mem = np.where(load > 0, self.assumed_mem, 0.0)
-        return self.model.expected_all(State(load, mem, float(request.temp_c), np.asarray(request.freq_mhz)))
+    def _predict(self, request: Request) -> tuple[np.ndarray, np.ndarray]:
+        """(latency, energy) of every configuration: the model at the observed state."""
+        o = self.model.expected_all(observed_state(request, self.assumed_mem))
+        return o.latency_ms, o.energy_mj
 
     def _expected(self, latency: np.ndarray, energy: np.ndarray, request: Request, which: np.ndarray | None = None) -> np.ndarray:
         """Expected rewards of every configuration, or of those ``which`` selects (a boolean mask)."""

@@ -18,7 +18,8 @@ Metrics per controller (over all requests of all episodes):
 Per report, ``infeasible_rate``: the share of requests on which the ceiling itself missed a
 budget (a miss rate reads against it; ``None`` when the ceiling was not run, and live).
 
-Live runs add :class:`LiveMetrics` (decision overhead, measured top-1, miss rate per load phase).
+Live runs add :class:`LiveMetrics` (decision overhead, measured top-1, the model's prediction
+error, miss rate and prediction error per load phase).
 """
 
 from __future__ import annotations
@@ -41,7 +42,11 @@ class LiveMetrics:
     :param energy_is_estimate: some energy came from the model, not a sensor
     :param seconds: wall time of the run
     :param requests: requests run
-    :param by_load_threads: per generated load level (worker threads): requests, miss rate, accuracy
+    :param by_load_threads: per generated load level (worker threads): requests, miss rate,
+        accuracy, ``latency_mape``
+    :param latency_mape: mean |measured - predicted| / measured latency of the chosen
+        configurations, predicted by the model at the observed state
+    :param energy_mape: the same for energy (``None`` when energy was estimated by the model)
     """
 
     overhead_ms_median: float
@@ -51,6 +56,8 @@ class LiveMetrics:
     seconds: float
     requests: int
     by_load_threads: dict[str, dict[str, float]]
+    latency_mape: float | None = None
+    energy_mape: float | None = None
 
 
 @dataclass
@@ -109,7 +116,8 @@ class ControllerMetrics:
     def from_dict(cls, d: dict) -> ControllerMetrics:
         names = [f.name for f in fields(cls) if f.name != "live"]
         live_names = [f.name for f in fields(LiveMetrics)]
-        live = LiveMetrics(**{k: d[k] for k in live_names}) if all(k in d for k in live_names) else None
+        required = live_names[: live_names.index("latency_mape")]  # reports written before the model-error fields
+        live = LiveMetrics(**{k: d[k] for k in live_names if k in d}) if all(k in d for k in required) else None
         return cls(**{k: d[k] for k in names}, live=live)
 
 
@@ -300,15 +308,20 @@ def _weighted_mean(vals: list[tuple], total: int):
 
 def _live_line(name: str, m: LiveMetrics) -> str:
     top1 = "-" if m.measured_top1 is None else f"{m.measured_top1 * 100:.2f}%"
+    lat = "-" if m.latency_mape is None else f"{m.latency_mape * 100:.1f}%"
+    energy = "- (estimated)" if m.energy_mape is None else f"{m.energy_mape * 100:.1f}%"
     return (
         f"{name:<22} decision overhead median {m.overhead_ms_median:.3f} ms (p99 {m.overhead_ms_p99:.3f}); "
-        f"measured top-1 {top1}; energy {'estimated' if m.energy_is_estimate else 'measured'}; {m.seconds:.0f} s"
+        f"measured top-1 {top1}; energy {'estimated' if m.energy_is_estimate else 'measured'}; "
+        f"model error (MAPE) latency {lat}, energy {energy}; {m.seconds:.0f} s"
     )
 
 
 def _phase_line(name: str, m: LiveMetrics) -> str:
     phases = " | ".join(
-        f"{t} thr: miss {v['deadline_miss_rate'] * 100:.1f}% acc {v['mean_accuracy'] * 100:.2f}% ({v['requests']})"
+        f"{t} thr: miss {v['deadline_miss_rate'] * 100:.1f}% acc {v['mean_accuracy'] * 100:.2f}%"
+        + (f" mape {v['latency_mape'] * 100:.1f}%" if "latency_mape" in v else "")
+        + f" ({v['requests']})"
         for t, v in m.by_load_threads.items()
     )
     return f"{name:<22} by generated load: {phases}"

@@ -21,6 +21,12 @@ import numpy as np
 from dnn.profile import DNNProfile
 from envs.reward import RewardConfig
 from hwmodels.config import Config, ConfigSpace
+from hwmodels.model import State
+
+#: memory intensity 0..1 assumed for a unit with background load: neither the live board nor the
+#: env's request observes it, so model-based predictions take the middle of the range (not a
+#: value fitted to any scenario); an idle unit has none
+ASSUMED_MEM = 0.5
 
 #: the previous configuration as the observation sees it: (groups, unit index, cores, frequency MHz)
 PrevConfig = tuple[int, int, int, float]
@@ -50,6 +56,25 @@ class Request:
     prev: PrevConfig
     last_latency_ms: float = 0.0
     last_energy_mj: float = 0.0
+
+
+def observed_state(request: Request, assumed_mem: float = ASSUMED_MEM, out: State | None = None) -> State:
+    """The model's :class:`hwmodels.model.State` as the board observes it in ``request``: measured
+    load, die temperature and current frequencies, memory intensity ``assumed_mem`` where a unit
+    is loaded (what every model-based prediction of a live or simulated controller starts from).
+
+    :param out: a state to fill in place (its arrays sized for the platform), for the env's hot path
+    """
+    if out is None:
+        n = len(request.load)
+        out = State(np.zeros(n), np.zeros(n), 0.0, np.zeros(n))
+    load, mem, freq = out.load, out.mem, out.freq_mhz
+    for u, (x, f) in enumerate(zip(request.load, request.freq_mhz)):
+        load[u] = x
+        mem[u] = assumed_mem if x > 0 else 0.0
+        freq[u] = f
+    out.temp_c = float(request.temp_c)
+    return out
 
 
 class StepScorer:

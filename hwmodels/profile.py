@@ -282,7 +282,7 @@ def _parse_measured(m: _Reader) -> Measured:
         p90 = m.array("latency_p90_ms", allow_nan=True, positive=True, maximum=MAX_LATENCY_MS)
         if len(p90) != len(lat):
             raise m.error("latency_p90_ms", f"has {len(p90)} entries, latency_ms has {len(lat)}")
-    m.free_form("latency_p90_ms", "idle_load", "board")  # what the profiler saw: for people, not the model
+    m.free_form("latency_p90_ms", "latency_ci_ms", "period_ms", "idle_load", "board")  # what the profiler saw: for people, not the model
     return Measured(lat, pw, bool(m.get("power_is_estimate", bool, default=False)))
 
 

@@ -11,6 +11,8 @@ from agents.controllers import CONTROLLERS
 from dnn.errors import UsageError, finite_float, nonnegative_int, positive_int
 from dnn.fileio import check_outputs, json_text
 from envs.cli import add_objective_arguments
+from runtime.interleave import DEFAULT_BLOCK
+from runtime.profiler import DEFAULT_PERIOD_MS
 
 
 def add_commands(sub: argparse._SubParsersAction, compare: argparse.ArgumentParser) -> None:
@@ -39,7 +41,13 @@ def add_commands(sub: argparse._SubParsersAction, compare: argparse.ArgumentPars
     pr.add_argument(
         "--repeats", type=positive_int, default=20, help="timed inferences per configuration (default: 20, at least 3)"
     )
-    pr.add_argument("--warmup", type=nonnegative_int, default=5, help="untimed inferences before them (default: 5, at least 0)")
+    pr.add_argument("--warmup", type=nonnegative_int, default=4, help="untimed inferences before them (default: 4, at least 0)")
+    pr.add_argument(
+        "--period-ms",
+        type=finite_float(positive=True),
+        default=DEFAULT_PERIOD_MS,
+        help=f"time from one profiled request to the next, as deploy paces a trace (default: {DEFAULT_PERIOD_MS:g})",
+    )
     pr.add_argument("--allow-dvfs", action="store_true", help="set frequencies (needs root); without it the current clock only")
     pr.add_argument("--name", default="board", help="platform name in the profile (default: board)")
     pr.add_argument("--cuda", action="store_true", help="profile the CUDA GPU as a unit too")
@@ -65,8 +73,16 @@ def add_commands(sub: argparse._SubParsersAction, compare: argparse.ArgumentPars
     _add_live_arguments(d, budgets_required=True)
     d.set_defaults(func=run_deploy)
 
-    live = compare.add_argument_group("live comparison (--live): the controllers run one after the other on this board")
+    live = compare.add_argument_group(
+        "live comparison (--live): the controllers take turns on this board, in blocks of the same requests"
+    )
     live.add_argument("--live", action="store_true", help="run live on this board instead of in simulation")
+    live.add_argument(
+        "--block",
+        type=positive_int,
+        default=DEFAULT_BLOCK,
+        help=f"requests per turn of each controller (default: {DEFAULT_BLOCK})",
+    )
     live.add_argument("--log-dir", help="folder for one JSON-lines log per controller (default: runs/live)")
     _add_live_arguments(live, budgets_required=False)
     simulated = compare.get_default("func")
@@ -137,6 +153,7 @@ def run_profile(args: argparse.Namespace) -> int:
         weights=args.weights,
         repeats=args.repeats,
         warmup=args.warmup,
+        period_ms=args.period_ms,
         allow_dvfs=args.allow_dvfs,
         name=args.name,
         fs=Sysfs(args.root),
@@ -149,11 +166,13 @@ def run_profile(args: argparse.Namespace) -> int:
         return 0
     space = ConfigSpace(parse_platform(doc, args.out), load_dnn_profile().max_groups)
     m = doc["measured"]
-    print(f"{'#':>3} {'configuration':<28} {'median ms':>9} {'p90 ms':>8} {'power W':>8}")
+    print(f"{'#':>3} {'configuration':<28} {'median ms':>9} {'95% CI of median':>17} {'p90 ms':>8} {'power W':>8}")
     for i in range(len(space)):
         p = m["power_w"][i]
+        lo, hi = m["latency_ci_ms"][i]
         print(
-            f"{i:>3} {space.decode(i)!s:<28} {m['latency_ms'][i]:>9.3f} {m['latency_p90_ms'][i]:>8.3f} {'est.' if p is None else f'{p:.3f}':>8}"
+            f"{i:>3} {space.decode(i)!s:<28} {m['latency_ms'][i]:>9.3f} {f'{lo:.3f}-{hi:.3f}':>17} "
+            f"{m['latency_p90_ms'][i]:>8.3f} {'est.' if p is None else f'{p:.3f}':>8}"
         )
     power = "estimated (no sensor)" if m["power_is_estimate"] else "measured"
     print(f"\n{len(space)} configurations in {time.perf_counter() - t0:.0f} s; power {power}; wrote {args.out}")
@@ -161,7 +180,8 @@ def run_profile(args: argparse.Namespace) -> int:
 
 
 def _run_live(args: argparse.Namespace, runs: list[tuple[str, str, Path]], log_note: str) -> int:
-    """Deploy each (controller, label, log) in turn on the same trace and schedule; one table."""
+    """Deploy one controller, or run several in turns on the same trace and schedule (compare --live); one table."""
+    from runtime.interleave import compare_interleaved
     from runtime.session import deploy, live_report
     from runtime.sysfs import Sysfs
 
@@ -170,24 +190,21 @@ def _run_live(args: argparse.Namespace, runs: list[tuple[str, str, Path]], log_n
     inputs += [("--objective", args.objective)]
     inputs += [(flag, c) for c, _, _ in runs if Path(c).exists()]
     check_outputs([("--log" if args.func is run_deploy else "--log-dir", log) for _, _, log in runs], inputs)
-    done = []
-    for controller, label, log in runs:
-        run = deploy(
-            controller,
-            args.platform,
-            args.budgets,
-            log,
-            duration_s=args.duration,
-            progress=not (args.json or args.quiet),
-            load=args.load,
-            allow_dvfs=args.allow_dvfs,
-            data=args.data,
-            fs=Sysfs(args.root),
-            objective=args.objective,
-            min_accuracy=args.min_accuracy,
-        )
-        run.controller = label or run.controller
-        done.append(run)
+    common = dict(
+        duration_s=args.duration,
+        progress=not (args.json or args.quiet),
+        load=args.load,
+        allow_dvfs=args.allow_dvfs,
+        data=args.data,
+        fs=Sysfs(args.root),
+        objective=args.objective,
+        min_accuracy=args.min_accuracy,
+    )
+    if args.func is run_deploy:
+        [(controller, _, log)] = runs
+        done = [deploy(controller, args.platform, args.budgets, log, **common)]
+    else:
+        done = compare_interleaved(runs, args.platform, args.budgets, block=args.block, **common)
     report = live_report(done, Path(args.platform).stem, args.budgets, args.load, done[0].objective)
     print(json_text(report.to_dict()) if args.json else f"{report.format()}\n{log_note}")
     return 0

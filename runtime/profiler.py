@@ -19,6 +19,7 @@ the same settings skips what is there.
 from __future__ import annotations
 
 import json
+import math
 import os
 import statistics
 import time
@@ -41,6 +42,11 @@ from runtime.sysfs import LiveError, Sysfs, restore_on_exit
 IDLE_LOAD_LIMIT = 0.3
 #: nominal voltage where the board does not publish a V-f table (the power terms are relative)
 NOMINAL_VOLT = 1.0
+#: default time between profiled requests: a camera-rate stream, the tightest the presets ask for
+DEFAULT_PERIOD_MS = 33.3
+#: consecutive requests of one configuration per turn (the deploy loop mostly repeats a
+#: configuration for a few requests; each turn starts on a switch, as a deploy switch does)
+BURST = 4
 
 
 def profile_board(
@@ -48,7 +54,8 @@ def profile_board(
     data: str | os.PathLike,
     weights: str | os.PathLike | None = None,
     repeats: int = 20,
-    warmup: int = 5,
+    warmup: int = 4,
+    period_ms: float = DEFAULT_PERIOD_MS,
     allow_dvfs: bool = False,
     name: str = "board",
     fs: Sysfs | None = None,
@@ -63,6 +70,7 @@ def profile_board(
     :param weights: weight file (default: the shipped weights)
     :param repeats: timed inferences per configuration
     :param warmup: untimed inferences before them
+    :param period_ms: time from one profiled request to the next (as the deploy loop paces them)
     :param allow_dvfs: profile every frequency (writes cpufreq/devfreq; restored at the end)
     :param name: the platform's name in the profile (policies are checked against it)
     :param fs: sysfs root (tests: a fake tree)
@@ -96,12 +104,13 @@ def profile_board(
         settings = {
             "repeats": repeats,
             "warmup": warmup,
+            "period_ms": period_ms,
             "units": [u.name for u in board.units],
             "weights": str(weights or "shipped"),
         }
         partial = out.with_name(out.name + ".partial.json")
         results, runners = _measure_all(board, space, ckpt, cifar, settings, partial, progress)
-        doc = _finish_profile(draft, space, ckpt, results, board, runners.get("cpu"), idle)
+        doc = _finish_profile(draft, space, ckpt, results, board, runners.get("cpu"), idle, period_ms)
         with atomic_write(out) as f:
             f.write(f"# Measured by `dynscale profile` on {time.strftime('%Y-%m-%d %H:%M')} ({os.uname().nodename}).\n")
             yaml.safe_dump(doc, f, sort_keys=False, width=120)
@@ -138,49 +147,73 @@ def _idle_load(board: LiveBoard, allow_busy: bool) -> list[float]:
 
 
 def _measure_all(board: LiveBoard, space: ConfigSpace, ckpt, cifar, settings: dict, partial: Path, progress: bool):
-    """Every configuration's measurement in action order (resuming from ``partial``, saved after
-    each one), and the inference runner per kind of unit."""
+    """Every configuration's measurement in action order, and the inference runner per kind of unit.
+
+    Requests are run the way the deploy loop runs them: paced ``period_ms`` apart (the deploy
+    loop idles between requests; back to back, this VM ran small configurations 1.4-1.9x
+    faster), each one sampling the load, applying its configuration (affinity, threads, DVFS)
+    and classifying the next test image. Configurations take turns in bursts of
+    :data:`BURST` requests, round after round, so a machine that drifts affects them all alike;
+    the first ``warmup`` requests of each are not kept. Resumes from ``partial`` (saved after
+    every round)."""
     from dnn.runner import InferenceRunner
 
-    results = _load_partial(partial, settings)
+    keys = [_key(space.decode(i)) for i in range(len(space))]
+    samples = _load_partial(partial, settings) or {k: {"latency": [], "power": []} for k in keys}
     runners: dict = {}
-    bar = progress_bar(len(space), "profiling", progress, "config")
-    keys = []
-    for i in range(len(space)):
-        cfg = space.decode(i)
-        keys.append(key := f"{cfg.groups}/{cfg.unit}/{cfg.cores}/{cfg.freq_mhz:g}")
-        bar.set_postfix_str(key)
-        if key not in results:
-            ui = int(space.unit_idx[i])
-            kind = board.units[ui].kind
-            if kind not in runners:
-                runners[kind] = InferenceRunner(ckpt, cifar.test_x, cifar.test_y, device="cuda" if kind == "gpu" else "cpu")
-            results[key] = _measure(board, runners[kind], ui, cfg, settings["repeats"], settings["warmup"])
-            _write_partial(partial, settings, results)
+    for ui, u in enumerate(board.units):
+        if u.kind not in runners and (space.unit_idx == ui).any():
+            runners[u.kind] = InferenceRunner(ckpt, cifar.test_x, cifar.test_y, device="cuda" if u.kind == "gpu" else "cpu")
+    per_config = settings["warmup"] + settings["repeats"]
+    rounds = -(-per_config // BURST)
+    done = len(samples[keys[0]]["latency"]) // BURST
+    bar = progress_bar(rounds, "profiling", progress, "round")
+    for _ in range(done):
+        bar.update()  # rounds of an interrupted run, resumed
+    for _ in range(done, rounds):
+        _measure_round(board, space, runners, samples, keys, settings["period_ms"] / 1e3)
+        _write_partial(partial, settings, samples)
         bar.update()
     bar.close()
-    return [results[k] for k in keys], runners
+    return [_summary(samples[k], settings["warmup"], settings["repeats"]) for k in keys], runners
 
 
-def _measure(board: LiveBoard, runner, unit: int, cfg, repeats: int, warmup: int) -> dict:
-    """Median and p90 latency (ms) and, with a sensor, mean power (W) of one configuration."""
-    board.sample_load()
-    board.apply(unit, cfg.cores, cfg.freq_mhz, board.freqs_mhz()[unit])
-    runner.set_threads(cfg.cores)
-    for _ in range(warmup):
-        runner.infer(cfg.groups)
-    lat, power = [], []
-    for _ in range(repeats):
-        mark = board.energy_begin(unit)
-        ms, _ = runner.infer(cfg.groups)
-        _, w, est = board.energy_end(unit, mark, ms, 0.0)
-        lat.append(ms)
-        if not est:
-            power.append(w)
-    lat.sort()
+def _key(cfg) -> str:
+    return f"{cfg.groups}/{cfg.unit}/{cfg.cores}/{cfg.freq_mhz:g}"
+
+
+def _measure_round(board: LiveBoard, space: ConfigSpace, runners: dict, samples: dict, keys: list[str], period_s: float) -> None:
+    """One turn of :data:`BURST` paced requests for every configuration."""
+    due = time.perf_counter()
+    for i, key in enumerate(keys):
+        cfg, unit = space.decode(i), int(space.unit_idx[i])
+        runner = runners[board.units[unit].kind]
+        for _ in range(BURST):
+            now = time.perf_counter()
+            if due > now:
+                time.sleep(due - now)
+            due = max(due + period_s, time.perf_counter())
+            board.sample_load()
+            board.apply(unit, cfg.cores, cfg.freq_mhz, board.freqs_mhz()[unit])
+            runner.set_threads(cfg.cores)
+            mark = board.energy_begin(unit)
+            ms, _ = runner.infer(cfg.groups)
+            _, w, estimated = board.energy_end(unit, mark, ms, 0.0)
+            samples[key]["latency"].append(ms)
+            samples[key]["power"].append(None if estimated else w)
+
+
+def _summary(sample: dict, warmup: int, repeats: int) -> dict:
+    """Median, p90, CV and 95% confidence interval of the median latency (order statistics),
+    and mean power (with a sensor), of one configuration's kept requests."""
+    lat = sorted(sample["latency"][warmup : warmup + repeats])
+    power = [w for w in sample["power"][warmup : warmup + repeats] if w is not None]
+    n = len(lat)
+    half = 0.98 * math.sqrt(n)  # rank half-width: 1.96 / 2 x sqrt(n), the binomial(n, 1/2) normal approximation
     return {
         "latency_ms": statistics.median(lat),
-        "latency_p90_ms": lat[min(len(lat) - 1, round(0.9 * (len(lat) - 1)))],
+        "latency_p90_ms": lat[min(n - 1, round(0.9 * (n - 1)))],
+        "latency_ci_ms": [lat[max(0, math.floor(n / 2 - half))], lat[min(n - 1, math.ceil(n / 2 + half) - 1)]],
         "latency_cv": statistics.pstdev(lat) / statistics.fmean(lat),
         "power_w": statistics.fmean(power) if power else None,
     }
@@ -247,7 +280,7 @@ def stream_bandwidth_gbps(megabytes: int = 64, repeats: int = 5) -> float:
 
 
 def _finish_profile(
-    draft: dict, space: ConfigSpace, ckpt, results: list[dict], board: LiveBoard, runner, idle: list[float]
+    draft: dict, space: ConfigSpace, ckpt, results: list[dict], board: LiveBoard, runner, idle: list[float], period_ms: float
 ) -> dict:
     """Fill the draft with the measured table and the coefficients fitted to it."""
     from dnn.evaluate import activation_stats
@@ -269,7 +302,7 @@ def _finish_profile(
         u["perf"]["mem_bw_gbps"] = round(bw, 3)
     sources.append(
         {
-            "figure": "dynscale profile: median batch-1 latency of every configuration (measured.latency_ms)",
+            "figure": f"dynscale profile: median batch-1 latency of every configuration, requests {period_ms:g} ms apart (measured.latency_ms)",
             "used_for": "perf (least-squares fit), measured.latency_ms",
         }
     )
@@ -307,6 +340,8 @@ def _finish_profile(
     doc["measured"] = {
         "latency_ms": [round(float(x), 4) for x in lat],
         "latency_p90_ms": [round(float(r["latency_p90_ms"]), 4) for r in results],
+        "latency_ci_ms": [[round(float(x), 4) for x in r["latency_ci_ms"]] for r in results],
+        "period_ms": period_ms,
         "power_w": [round(float(p), 4) for p in power] if measured_power else [None] * len(power),
         "power_is_estimate": not measured_power,
         "idle_load": [round(x, 3) for x in idle],
@@ -339,15 +374,16 @@ def _measure_interference(board: LiveBoard, runner, space: ConfigSpace, lat: np.
 
 
 def _load_partial(path: Path, settings: dict) -> dict:
+    """The samples of the rounds done by an interrupted run with the same settings (else ``{}``)."""
     if not path.is_file():
         return {}
     try:
         doc = json.loads(path.read_text())
     except json.JSONDecodeError:
         return {}
-    return doc.get("results", {}) if doc.get("settings") == settings else {}
+    return doc.get("samples", {}) if doc.get("settings") == settings else {}
 
 
-def _write_partial(path: Path, settings: dict, results: dict) -> None:
+def _write_partial(path: Path, settings: dict, samples: dict) -> None:
     with atomic_write(path) as f:
-        json.dump({"settings": settings, "results": results}, f)
+        json.dump({"settings": settings, "samples": samples}, f)

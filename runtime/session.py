@@ -6,7 +6,9 @@ unit from /proc/stat less this process, die temperature, current frequencies) in
 policy builds its observation from its own stored spec), *apply* (CPU affinity, DVFS), run one
 real inference on the next CIFAR-10 test image, meter its latency and energy, and score it with
 the env's own :class:`envs.step.StepScorer`. The decision overhead (observe + decide + apply,
-not the inference) is logged per request.
+not the inference) is logged per request, and so is the model's prediction for the chosen
+configuration at the observed state (``predicted_latency_ms``, ``predicted_energy_mj``), so the
+model's error can be read off any deploy log.
 
 Requests arrive on the trace's clock (``period_ms`` from one to the next); one that cannot
 start on time starts as soon as the previous one ends. The trace's ``load_*`` columns are
@@ -35,8 +37,8 @@ from dnn.profile import load_dnn_profile
 from dnn.progress import progress as progress_bar
 from envs.reward import RewardConfig, load_objective
 from envs.scenario import TraceScenario
-from envs.step import EpisodeLog, Request, StepScorer
-from hwmodels.model import PlatformModel, State
+from envs.step import EpisodeLog, Request, StepScorer, observed_state
+from hwmodels.model import PlatformModel
 from hwmodels.profile import load_platform
 from runtime.board import LiveBoard, LiveUnit, units_of_spec
 from runtime.loadgen import LoadGenerator, load_schedule
@@ -54,6 +56,8 @@ class LiveRun:
     energy_is_estimate: bool = False
     seconds: float = 0.0
     load_threads: list[int] = field(default_factory=list)
+    predicted_latency_ms: list[float] = field(default_factory=list)
+    predicted_energy_mj: list[float] = field(default_factory=list)
     max_groups: int = 4
     units: tuple[str, ...] = ()
     objective: str | None = None
@@ -64,6 +68,8 @@ class LiveRun:
         threads = np.asarray(self.load_threads)
         met = np.asarray(self.log.deadline_met, dtype=bool)
         acc = np.asarray(self.log.accuracy)
+        lat_err = _abs_pct_error(self.log.latency_ms, self.predicted_latency_ms)
+        energy_err = None if self.energy_is_estimate else _abs_pct_error(self.log.energy_mj, self.predicted_energy_mj)
         m.live = LiveMetrics(
             overhead_ms_median=float(np.median(self.overhead_ms)),
             overhead_ms_p99=float(np.percentile(self.overhead_ms, 99)),
@@ -76,11 +82,20 @@ class LiveRun:
                     "requests": int((threads == t).sum()),
                     "deadline_miss_rate": float(1 - met[threads == t].mean()),
                     "mean_accuracy": float(acc[threads == t].mean()),
+                    "latency_mape": float(lat_err[threads == t].mean()),
                 }
                 for t in sorted(set(self.load_threads))
             },
+            latency_mape=float(lat_err.mean()),
+            energy_mape=None if energy_err is None else float(energy_err.mean()),
         )
         return m
+
+
+def _abs_pct_error(measured: list[float], predicted: list[float]) -> np.ndarray:
+    """|measured - predicted| / measured per request (the terms of a mean absolute percentage error)."""
+    m = np.asarray(measured, dtype=float)
+    return np.abs(m - np.asarray(predicted, dtype=float)) / m
 
 
 def make_live_controller(name_or_path: str, model: PlatformModel, reward: RewardConfig | None = None) -> Controller:
@@ -117,6 +132,8 @@ class LiveSession:
         the default objective); ``min_accuracy`` overrides its floor
     :param reward: resolved reward weights (replace ``objective``)
     :param fs: sysfs root (tests: a fake tree)
+    :param generator: a load generator the caller owns, started and restored by it (sessions
+        run interleaved share one); replaces ``load``
     """
 
     def __init__(
@@ -133,6 +150,7 @@ class LiveSession:
         min_accuracy: float | None = None,
         reward: dict | None = None,
         fs: Sysfs | None = None,
+        generator: LoadGenerator | None = None,
     ) -> None:
         fs = fs or Sysfs("/")
         spec = load_platform(platform)
@@ -159,13 +177,13 @@ class LiveSession:
         for u, why in zip(live_units, self.board.dvfs):
             if why is not None and len(u.freqs_mhz) > 1:
                 self.notes.append(f"{u.name}: frequencies left to the governor ({why}); the delivered one is logged")
-        self.generator = LoadGenerator(schedule, unit_cpus) if schedule else None
-        self._finish = restore_on_exit(self.board, *([self.generator] if self.generator else []))
+        self._owns_generator = generator is None and schedule is not None
+        self.generator = generator if generator is not None else (LoadGenerator(schedule, unit_cpus) if schedule else None)
+        self._finish = restore_on_exit(self.board, *([self.generator] if self._owns_generator else []))
         self.run = LiveRun(
             getattr(self.controller, "name", controller), max_groups=model.dnn.max_groups, units=tuple(u.name for u in spec.units)
         )
         self.run.objective = chosen.objective
-        self._state = State(np.zeros(len(spec.units)), np.zeros(len(spec.units)), spec.thermal.start_c, None)
         self._prev = self.scorer.prev_of(self.scorer.start_action)
         self._last = (0.0, 0.0)
         self._i = 0
@@ -173,8 +191,8 @@ class LiveSession:
         self.controller.reset(0)
 
     def start(self) -> None:
-        """Start the load schedule and the session's clock."""
-        if self.generator:
+        """Start the load schedule (a generator of its own) and the session's clock."""
+        if self._owns_generator:
             self.generator.start()
         self._t_start = time.perf_counter()
 
@@ -201,11 +219,16 @@ class LiveSession:
         runner = self.runners[self.board.units[u].kind]
         runner.set_threads(cfg.cores)
         overhead_ms = (time.perf_counter() - t0) * 1e3
+        predicted = self.model.expected(a, observed_state(request))
         mark = self.board.energy_begin(u)
         ms, correct = runner.infer(cfg.groups)
-        energy, power, estimated = self.board.energy_end(u, mark, ms, self._estimate_w(a, request))
+        energy, power, estimated = self.board.energy_end(u, mark, ms, float(predicted.power_w))
         reward, info = self.scorer.score(request, a, ms, energy, power, f)
         rec = _record(self._i, t0 - self._t_start, a, reward, info, cpus, correct, estimated, overhead_ms, decide_us, running)
+        pred_ms, pred_mj = float(predicted.latency_ms), float(predicted.energy_mj)
+        rec.update(predicted_latency_ms=round(pred_ms, 4), predicted_energy_mj=round(pred_mj, 4))
+        self.run.predicted_latency_ms.append(pred_ms)
+        self.run.predicted_energy_mj.append(pred_mj)
         self._account(a, reward, info, decide_us, overhead_ms, correct, estimated, running)
         return rec
 
@@ -223,23 +246,18 @@ class LiveSession:
     def _observe(self) -> tuple[Request, np.ndarray]:
         row = self._i % len(self.trace)
         temp = self.board.temperature_c(self.model.spec.thermal.start_c)
+        load = self.board.sample_load()
         request = Request(
             float(self.trace.time_budget_ms[row]),
             float(self.trace.energy_budget_mj[row]),
             float(self.trace.period_ms[row]),
-            self.board.sample_load(),
+            load,
             temp,
             self.board.freqs_mhz(),
             self._prev,
             *self._last,
         )
         return request, self.model.available(temp)
-
-    def _estimate_w(self, action: int, request: Request) -> float:
-        """The model's power of ``action`` in the observed state (used where no sensor measures it)."""
-        self._state.load[:] = request.load
-        self._state.temp_c = request.temp_c
-        return float(self.model.expected(action, self._state).power_w)
 
     def _account(self, a, reward, info, decide_us, overhead_ms, correct, estimated, running) -> None:
         run = self.run
@@ -331,13 +349,14 @@ def deploy(
     :param session_kwargs: the rest of :class:`LiveSession`'s arguments (``load``, ``allow_dvfs``,
         ``data``, ``weights``, ``dnn_profile``, ``reward``, ``fs``)
     """
-    with LiveSession(controller, platform, budgets, **session_kwargs) as session, _open_log(log_path) as out:
+    with LiveSession(controller, platform, budgets, **session_kwargs) as session, open_log(log_path) as out:
         for note in session.notes:
             print(f"dynscale: {note}", file=sys.stderr)
         total = len(session.trace) if duration_s is None else None
         bar = progress_bar(total, f"deploy {session.run.controller}", progress, "req")
         try:
-            _serve(session, out, bar, total, duration_s)
+            session.start()
+            serve_requests(session, out, bar, total, duration_s)
         except (KeyboardInterrupt, Terminated) as exc:
             n = len(session.run.log)
             # say how it ended: the log is whole up to the request in flight, the board restored
@@ -349,29 +368,31 @@ def deploy(
     return session.run
 
 
-def _serve(session: LiveSession, out, bar, total: int | None, duration_s: float | None) -> None:
-    """Serve requests on the trace's clock until ``total`` requests or ``duration_s`` seconds.
+def serve_requests(session: LiveSession, out, bar, count: int | None, until_s: float | None) -> None:
+    """Serve ``count`` requests (``None``: no limit) on the trace's clock, the first at once,
+    stopping when the session's clock reaches ``until_s`` (``None``: no limit).
 
-    Sleeps until the next request are capped by what is left of ``duration_s`` (so a long
+    Sleeps until the next request are capped by what is left before ``until_s`` (so a long
     ``period_ms`` cannot keep the run going past it) and end early on SIGINT / SIGTERM.
     """
-    session.start()
-    due = 0.0
-    while total is None or len(session.run.log) < total:
+    due, served = 0.0, 0
+    while count is None or served < count:
         now = session.elapsed_s()
-        if duration_s is not None and now >= duration_s:
+        if until_s is not None and now >= until_s:
             return
         if due > now:
-            time.sleep(due - now if duration_s is None else min(due - now, duration_s - now))
+            time.sleep(due - now if until_s is None else min(due - now, until_s - now))
             continue
         period = session.period_s()
         out.write(json_text(session.step(), indent=None) + "\n")
         out.flush()
         due = max(due + period, session.elapsed_s())
+        served += 1
         bar.update()
 
 
-def _open_log(path: str | os.PathLike):
+def open_log(path: str | os.PathLike):
+    """A deploy log opened for writing, line-buffered (its folder created)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     return open(p, "w", buffering=1)

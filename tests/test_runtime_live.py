@@ -15,6 +15,7 @@ import time
 import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from conftest import STAT_AFTER, STAT_BEFORE, fake_one_cpu_board, xu3_with_stat
@@ -206,24 +207,46 @@ def test_profile_resumes_where_it_stopped(tmp_path: Path, batches_dir: Path, mon
     from runtime import profiler
 
     root = fake_one_cpu_board(tmp_path / "root")
-    real = profiler._measure
+    real = profiler._measure_round
     calls = []
 
     def flaky(*args, **kwargs):
-        if len(calls) == 3:
+        if len(calls) == 2:
             raise KeyboardInterrupt
         calls.append(1)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(profiler, "_measure", flaky)
+    monkeypatch.setattr(profiler, "_measure_round", flaky)
     out = tmp_path / "board.yaml"
-    kw = {"repeats": 3, "warmup": 0, "allow_dvfs": True, "fs": Sysfs(root), "progress": False}
+    kw = {"repeats": 12, "warmup": 0, "period_ms": 1.0, "allow_dvfs": True, "fs": Sysfs(root), "progress": False}
     with pytest.raises(KeyboardInterrupt):
         profiler.profile_board(out, batches_dir, **kw)
-    assert len(json.loads((tmp_path / "board.yaml.partial.json").read_text())["results"]) == 3 and not out.exists()
-    monkeypatch.setattr(profiler, "_measure", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    saved = json.loads((tmp_path / "board.yaml.partial.json").read_text())["samples"]
+    assert {len(v["latency"]) for v in saved.values()} == {2 * profiler.BURST} and not out.exists()  # two whole rounds kept
+    monkeypatch.setattr(profiler, "_measure_round", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
     profiler.profile_board(out, batches_dir, **kw)
-    assert len(calls) == 8 and out.exists()  # 3 before the interruption + the 5 left
+    assert len(calls) == 3 and out.exists()  # 2 rounds before the interruption + the 1 left
+
+
+def test_profile_paces_and_interleaves_requests_as_deploy_runs_them(
+    tmp_path: Path, batches_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dnn.runner import InferenceRunner
+    from runtime import profiler
+
+    root = fake_one_cpu_board(tmp_path / "root")  # 8 configurations: k = 1..4 x two frequencies
+    seen = []
+    real_infer = InferenceRunner.infer
+    monkeypatch.setattr(InferenceRunner, "infer", lambda self, k: (seen.append((time.perf_counter(), k)), real_infer(self, k))[1])
+    kw = {"repeats": 8, "warmup": 0, "period_ms": 20.0, "allow_dvfs": True, "fs": Sysfs(root), "progress": False}
+    doc = profiler.profile_board(tmp_path / "board.yaml", batches_dir, **kw)
+    rounds = seen[: 2 * 8 * profiler.BURST]  # the profiled requests (the interference check runs after them)
+    assert np.median(np.diff([t for t, _ in rounds])) >= 0.019  # paced like deploy, not back to back
+    # configurations take turns of BURST requests, round after round
+    one_round = [k for k in (1, 2, 3, 4) for _ in range(2 * profiler.BURST)]
+    assert [k for _, k in rounds] == one_round * 2
+    m = doc["measured"]
+    assert m["period_ms"] == 20.0 and all(lo <= med <= hi for (lo, hi), med in zip(m["latency_ci_ms"], m["latency_ms"]))
 
 
 @pytest.mark.parametrize("controller", ["greedy", "model-predictive"])
@@ -246,8 +269,17 @@ def test_deploy_runs_live_and_logs_every_request(
     assert m["deadline_miss_rate"] == pytest.approx(1 - sum(r["deadline_met"] for r in lines) / len(lines))
     assert m["energy_is_estimate"] and 0 < m["overhead_ms_median"] < 50
     assert all(r["cpus"] == [0] for r in lines)
+    # every request logs the model's prediction for its configuration; the report's error is read off them
+    assert all(r["predicted_latency_ms"] > 0 and r["predicted_energy_mj"] > 0 for r in lines)
+    mape = sum(abs(r["latency_ms"] - r["predicted_latency_ms"]) / r["latency_ms"] for r in lines) / len(lines)
+    assert m["latency_mape"] == pytest.approx(mape, rel=1e-3) and m["energy_mape"] is None  # energy is the model's own
     assert m["by_load_threads"] == {
-        "0": {"requests": len(lines), "deadline_miss_rate": m["deadline_miss_rate"], "mean_accuracy": m["mean_accuracy"]}
+        "0": {
+            "requests": len(lines),
+            "deadline_miss_rate": m["deadline_miss_rate"],
+            "mean_accuracy": m["mean_accuracy"],
+            "latency_mape": pytest.approx(m["latency_mape"]),
+        }
     }
     # the same decision fields as in simulation; no ceiling live
     assert report["objective"] == "accuracy" and report["infeasible_rate"] is None
@@ -349,3 +381,27 @@ def test_cpu_clusters_split_big_little_by_capacity(tmp_path: Path) -> None:
         (d / "cpu_capacity").write_text("1024\n" if cpu >= 4 else "446\n")
     (tmp_path / "sys/devices/system/cpu/online").write_text("0-7\n")
     assert cpu_clusters(Sysfs(tmp_path)) == [(0, 1, 2, 3), (4, 5, 6, 7)]
+
+
+def test_compare_live_takes_turns_on_the_same_requests(profiled: tuple[Path, Path, Path], batches_dir: Path, capsys) -> None:
+    from dynscale_cli import main
+
+    root, board, trace = profiled
+    logs = board.parent / "live"
+    rc = main(["compare", "--live", "--platform", str(board), "--baselines", "greedy", "model-predictive", "--budgets", str(trace),
+               "--block", "3", "--duration", "1.0", "--data", str(batches_dir), "--log-dir", str(logs), "--root", str(root),
+               "--json"])  # fmt: skip
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out)
+    runs = {n: [json.loads(x) for x in (logs / f"{n}.jsonl").read_text().splitlines()] for n in ("greedy", "model-predictive")}
+    g, m = runs["greedy"], runs["model-predictive"]
+    # the same requests, in the same order, for each controller (whole rounds of blocks)
+    assert len(g) == len(m) >= 6 and len(g) % 3 == 0
+    assert [(r["i"], r["time_budget_ms"]) for r in g] == [(r["i"], r["time_budget_ms"]) for r in m]
+    # in turns: greedy's block j, then model-predictive's block j, then greedy's block j + 1
+    for j in range(len(g) // 3 - 1):
+        assert max(r["t_s"] for r in g[3 * j : 3 * j + 3]) < min(r["t_s"] for r in m[3 * j : 3 * j + 3])
+        assert max(r["t_s"] for r in m[3 * j : 3 * j + 3]) < min(r["t_s"] for r in g[3 * j + 3 : 3 * j + 6])
+    for name in ("greedy", "model-predictive"):
+        c = report["controllers"][name]
+        assert c["requests"] == len(g) and c["latency_mape"] >= 0 and c["overhead_ms_median"] > 0
