@@ -62,9 +62,12 @@ def teacher_rollouts(env, teacher, timesteps: int, seed: int, gamma: float, temp
         done = False
         while not done and len(actions) < timesteps:
             mask = env.action_masks()
-            a = teacher.act(env.request, mask)
-            if soft is not None:
-                soft[len(actions)] = _softmax(teacher.expected_rewards(env.request), mask, temperature)
+            if soft is None:
+                a = teacher.act(env.request, mask)
+            else:  # the teacher's pick is the argmax of the expected rewards it scores (its act is exact)
+                q = np.where(mask, teacher.expected_rewards(env.request), -np.inf)
+                a = int(np.argmax(q))
+                soft[len(actions)] = _softmax(q, temperature)
             obs.append(o)
             actions.append(a)
             masks.append(mask)
@@ -82,8 +85,8 @@ def teacher_rollouts(env, teacher, timesteps: int, seed: int, gamma: float, temp
     return np.asarray(obs, dtype=np.float32), np.asarray(actions), np.asarray(masks), returns.astype(np.float32), soft
 
 
-def _softmax(q: np.ndarray, mask: np.ndarray, temperature: float) -> np.ndarray:
-    z = np.where(mask, q, -np.inf) / temperature
+def _softmax(q: np.ndarray, temperature: float) -> np.ndarray:
+    z = q / temperature
     z = np.exp(z - z.max())
     return z / z.sum()
 

@@ -58,23 +58,13 @@ class Request:
     last_energy_mj: float = 0.0
 
 
-def observed_state(request: Request, assumed_mem: float = ASSUMED_MEM, out: State | None = None) -> State:
+def observed_state(request: Request, assumed_mem: float = ASSUMED_MEM) -> State:
     """The model's :class:`hwmodels.model.State` as the board observes it in ``request``: measured
     load, die temperature and current frequencies, memory intensity ``assumed_mem`` where a unit
-    is loaded (what every model-based prediction of a live or simulated controller starts from).
-
-    :param out: a state to fill in place (its arrays sized for the platform), for the env's hot path
-    """
-    if out is None:
-        n = len(request.load)
-        out = State(np.zeros(n), np.zeros(n), 0.0, np.zeros(n))
-    load, mem, freq = out.load, out.mem, out.freq_mhz
-    for u, (x, f) in enumerate(zip(request.load, request.freq_mhz)):
-        load[u] = x
-        mem[u] = assumed_mem if x > 0 else 0.0
-        freq[u] = f
-    out.temp_c = float(request.temp_c)
-    return out
+    is loaded (what every model-based prediction of a live or simulated controller starts from)."""
+    load = np.asarray(request.load, dtype=float)
+    mem = np.where(load > 0, assumed_mem, 0.0)
+    return State(load, mem, float(request.temp_c), np.asarray(request.freq_mhz, dtype=float))
 
 
 class StepScorer:

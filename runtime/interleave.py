@@ -2,8 +2,8 @@
 
 Run one after the other, controllers meet a machine that drifts between their runs (caches,
 thermal state, other tenants of a VM, a load schedule at another phase). Here every controller
-has its own :class:`runtime.session.LiveSession` (its own model, scorer, online slow-down
-estimate and log) and they take turns in short blocks of the budget trace: block ``j`` (requests
+has its own :class:`runtime.session.LiveSession` (its own model, scorer, controller state and
+log) and they take turns in short blocks of the budget trace: block ``j`` (requests
 ``j*B .. j*B+B-1``) runs for the first controller, then the same requests for the second, and so
 on, while one load generator follows the schedule on one clock for all. So each controller
 answers the same requests, and meets each load phase for about the same share of its requests.

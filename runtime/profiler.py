@@ -3,17 +3,19 @@ platform profile (the hwmodels YAML format) that ``train_agent.py --platform boa
 trains on.
 
 For each configuration the board offers (groups x unit x cores x frequency, in
-:class:`hwmodels.config.ConfigSpace` order) it runs real CIFAR-10 test images one at a time:
-``warmup`` inferences, then ``repeats`` timed ones; it records the median and p90 latency and,
-where the unit has a sensor, the mean power. The analytic coefficients that describe what the
+:class:`hwmodels.config.ConfigSpace` order) it runs real CIFAR-10 test images one at a time, the
+way the deploy loop runs requests (paced ``period_ms`` apart, configurations taking turns in
+bursts of :data:`BURST`): ``warmup`` untimed requests, then ``repeats`` timed ones each; it
+records the median (with a 95% confidence interval) and p90 latency and, where the unit has a
+sensor, the mean power. The analytic coefficients that describe what the
 table does not (how latency grows with background load and memory contention, power of
 background load, heat) are fitted to the same measurements (:mod:`hwmodels.fit`, beside the
 calibration to published points), or, where nothing can be measured,
 set to stated assumptions that the profile's ``sources`` list as ASSUMED. Without a power
 sensor the profile says ``power_is_estimate: true`` and its energies are relative estimates.
 
-Resumable: results so far go to ``OUT.partial.json`` after every configuration; a rerun with
-the same settings skips what is there.
+Resumable: the samples so far go to ``OUT.partial.json`` after every round; a rerun with the
+same settings goes on from the next round.
 """
 
 from __future__ import annotations

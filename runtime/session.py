@@ -246,12 +246,11 @@ class LiveSession:
     def _observe(self) -> tuple[Request, np.ndarray]:
         row = self._i % len(self.trace)
         temp = self.board.temperature_c(self.model.spec.thermal.start_c)
-        load = self.board.sample_load()
         request = Request(
             float(self.trace.time_budget_ms[row]),
             float(self.trace.energy_budget_mj[row]),
             float(self.trace.period_ms[row]),
-            load,
+            self.board.sample_load(),
             temp,
             self.board.freqs_mhz(),
             self._prev,
