@@ -47,3 +47,35 @@ def fit_perf(space: ConfigSpace, unit: int, latency_ms: np.ndarray, macs: np.nda
     if a + b <= 0:  # nothing scales with the work: a degenerate table; say all of it is parallel
         a, b = 0.0, float(np.mean(cycles / w))
     return {"macs_per_cycle": 1 / (a + b), "serial_fraction": a / (a + b), "overhead_mcycles": o / 1e6}
+
+
+def fit_interference(doc: dict, dnn, points: list[tuple[int, list[float], list[float], float]]) -> dict[str, float]:
+    """``interference.mem_slowdown`` and ``barrier_slowdown`` from latencies measured beside co-runners.
+
+    The model's latency of a configuration in a state is linear in both coefficients,
+    ``t = t0 + m dt_m + b dt_b`` (the model is evaluated at (0, 0), (1, 0) and (0, 1), so the fit
+    uses exactly the model's equations); ``m, b >= 0`` minimise the relative error over the points.
+
+    :param doc: the platform profile document (its other coefficients already fitted)
+    :param dnn: the DNN profile (:class:`dnn.profile.DNNProfile`)
+    :param points: (configuration index, observed busy threads per unit, memory intensity per unit,
+        measured median latency ms)
+    :return: ``{"mem_slowdown": m, "barrier_slowdown": b}``
+    """
+    from hwmodels.model import PlatformModel, State
+    from hwmodels.profile import parse_platform
+
+    y = np.array([p[3] for p in points], dtype=np.float64)
+    temp = float(doc["thermal"]["start_c"])
+
+    def latencies(m: float, b: float) -> np.ndarray:
+        trial = {**doc, "interference": {"mem_slowdown": m, "barrier_slowdown": b}}
+        model = PlatformModel(parse_platform(trial, "interference fit"), dnn)
+        return np.array(
+            [model.expected(i, State(np.asarray(ld, float), np.asarray(mem, float), temp)).latency_ms for i, ld, mem, _ in points]
+        )
+
+    t0 = latencies(0.0, 0.0)
+    X = np.stack([latencies(1.0, 0.0) - t0, latencies(0.0, 1.0) - t0], 1)
+    m, b = fit_nonnegative(X / y[:, None], (y - t0) / y)
+    return {"mem_slowdown": float(m), "barrier_slowdown": float(b)}

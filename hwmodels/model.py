@@ -5,7 +5,8 @@ at k groups on c cores of unit u at frequency f (MHz) and voltage V:
 
     cycles_i  = W_k * (s_u + (1 - s_u) / c) / mpc_u + O_u + L_k * (l_u + y_u * (c - 1))
     excess_i  = max(0, load_u - (N_u - c))         background threads that land on the DNN's cores
-    t_i [ms]  = cycles_i / 1e3 * (c + excess_i) / (c * f)       compute, fair share with excess_i
+    t_i [ms]  = cycles_i / 1e3 * (c + excess_i * (1 + b * (c - 1))) / (c * f)   compute, fair share
+                                                   (b: threads of a multi-core run wait at barriers)
               + B_k / (bw_u * min(c, 2) * 1e6) * (1 + m * sum_v mem_v * load_v)   memory, contention
               + fixed_u + L_k * layer_fixed_u + switch_u * [f != current f_u]
     P_i [W]   = (a_u + act_u * g_u) V^2 f + leak_u V exp(lam_u (T - T0_u)) + act_u * p_u * busy_i V^2 f
@@ -96,7 +97,8 @@ class PlatformModel:
             + per_unit(lambda x: x.perf.overhead_mcycles) * 1e6
             + L * (per_unit(lambda x: x.perf.layer_overhead_kcycles) + per_unit(lambda x: x.perf.sync_kcycles) * (c - 1.0)) * 1e3
         )
-        self._A = cycles / 1e3  # t_compute_ms = A * (c + excess) / (c * f_MHz)
+        self._A = cycles / 1e3  # t_compute_ms = A * (c + excess * barrier) / (c * f_MHz)
+        self._barrier = 1.0 + spec.interference.barrier_slowdown * (c - 1.0)
         self._c = c
         self._free = per_unit(lambda x: float(x.cores)) - c
         self._ncores = per_unit(lambda x: float(x.cores))
@@ -137,6 +139,7 @@ class PlatformModel:
             n: getattr(self, n).tolist()
             for n in (
                 "_A",
+                "_barrier",
                 "_c",
                 "_free",
                 "_ncores",
@@ -204,6 +207,7 @@ class PlatformModel:
         b = self._buf
         lf = state.load[self._unit]
         excess = np.maximum(lf - self._free, 0.0, out=b["x"])
+        excess *= self._barrier
         t = b["t"]
         np.add(self._c, excess, out=t)
         t *= self._A
@@ -254,7 +258,7 @@ class PlatformModel:
             cf, v2f, klv = py["_c"][i] * f, v * v * (f / 1e3), py["_k_leak"][i] * v
         lf = float(state.load[u])
         c = py["_c"][i]
-        excess = max(lf - py["_free"][i], 0.0)
+        excess = max(lf - py["_free"][i], 0.0) * py["_barrier"][i]
         t = (c + excess) * py["_A"][i]
         t /= cf
         t += py["_tmem"][i] * self._mem_factor(state)

@@ -132,9 +132,18 @@ class Noise:
 
 @dataclass(frozen=True)
 class Interference:
-    """Memory-bandwidth contention: memory-bound time grows by ``1 + mem_slowdown * sum(mem * threads)``."""
+    """How co-runners slow the DNN down beyond the model's fair share of the cores.
+
+    :param mem_slowdown: memory-bandwidth contention: memory-bound time grows by
+        ``1 + mem_slowdown * sum(mem * threads)``
+    :param barrier_slowdown: a configuration on ``c > 1`` cores that shares them with co-runner
+        threads waits at every layer for the thread the scheduler took off its core: each
+        co-runner thread on its cores costs ``1 + barrier_slowdown * (c - 1)`` threads' share
+        instead of one (0: plain fair share)
+    """
 
     mem_slowdown: float
+    barrier_slowdown: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -222,7 +231,10 @@ def parse_platform(doc: Any, where: str) -> PlatformSpec:
     n = r.child("noise", r.get("noise", dict))
     noise = Noise(n.num("latency_cv", minimum=0.0, maximum=10.0), n.num("power_cv", minimum=0.0, maximum=10.0))
     it = r.child("interference", r.get("interference", dict))
-    interference = Interference(it.num("mem_slowdown", minimum=0.0, maximum=100.0))
+    interference = Interference(
+        it.num("mem_slowdown", minimum=0.0, maximum=100.0),
+        it.num("barrier_slowdown", minimum=0.0, maximum=100.0, default=0.0),
+    )
     sources = r.get("sources", list)
     for i, s in enumerate(sources):
         if not isinstance(s, dict) or "figure" not in s or "used_for" not in s:
@@ -282,7 +294,9 @@ def _parse_measured(m: _Reader) -> Measured:
         p90 = m.array("latency_p90_ms", allow_nan=True, positive=True, maximum=MAX_LATENCY_MS)
         if len(p90) != len(lat):
             raise m.error("latency_p90_ms", f"has {len(p90)} entries, latency_ms has {len(lat)}")
-    m.free_form("latency_p90_ms", "latency_ci_ms", "period_ms", "idle_load", "board")  # what the profiler saw: for people, not the model
+    m.free_form(
+        "latency_p90_ms", "latency_ci_ms", "period_ms", "idle_load", "co_runners", "cores", "board"
+    )  # what the profiler saw: for people, not the model
     return Measured(lat, pw, bool(m.get("power_is_estimate", bool, default=False)))
 
 

@@ -195,18 +195,20 @@ class LiveBoard:
 
     # ------------------------------------------------------------------ apply
 
-    def apply(self, unit: int, cores: int, freq_mhz: float, current_mhz: float) -> tuple[tuple[int, ...], float]:
+    def apply(
+        self, unit: int, cores: int, freq_mhz: float, current_mhz: float, cpus: tuple[int, ...] | None = None
+    ) -> tuple[tuple[int, ...], float]:
         """Map the next inference onto ``cores`` of ``unit`` at ``freq_mhz``.
 
-        Pins this process to the unit's least-loaded CPUs and sets the frequency when it
-        differs from ``current_mhz`` and DVFS is controlled (otherwise the frequency is left
-        to the governor).
+        Pins this process to the unit's least-loaded CPUs (or to ``cpus``, the profiler's
+        per-CPU check) and sets the frequency when it differs from ``current_mhz`` and DVFS is
+        controlled (otherwise the frequency is left to the governor).
 
         :return: (the CPUs used, the frequency the unit runs at)
         """
         u = self.units[unit]
         if u.kind == "cpu":
-            cpus = self.load.least_loaded(u.cpus, cores)
+            cpus = self.load.least_loaded(u.cpus, cores) if cpus is None else tuple(cpus)
             if cpus != self.current_cpus:
                 set_affinity(cpus)
                 self.current_cpus = cpus

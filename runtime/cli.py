@@ -39,7 +39,7 @@ def add_commands(sub: argparse._SubParsersAction, compare: argparse.ArgumentPars
     pr.add_argument("--data", required=True, help="CIFAR-10 (python batches, class folders, or their tar.gz)")
     pr.add_argument("--weights", help="weight file (default: the shipped weights)")
     pr.add_argument(
-        "--repeats", type=positive_int, default=20, help="timed inferences per configuration (default: 20, at least 3)"
+        "--repeats", type=positive_int, default=40, help="timed inferences per configuration (default: 40, at least 3)"
     )
     pr.add_argument("--warmup", type=nonnegative_int, default=4, help="untimed inferences before them (default: 4, at least 0)")
     pr.add_argument(
@@ -142,7 +142,7 @@ def run_profile(args: argparse.Namespace) -> int:
     from dnn.profile import load_dnn_profile
     from hwmodels.config import ConfigSpace
     from hwmodels.profile import parse_platform
-    from runtime.profiler import profile_board
+    from runtime.profiler import IDENTICAL_CORES_TOLERANCE, profile_board
     from runtime.sysfs import Sysfs
 
     check_outputs({"--out": args.out}, {"--data": args.data, "--weights": args.weights})
@@ -174,6 +174,13 @@ def run_profile(args: argparse.Namespace) -> int:
             f"{i:>3} {space.decode(i)!s:<28} {m['latency_ms'][i]:>9.3f} {f'{lo:.3f}-{hi:.3f}':>17} "
             f"{m['latency_p90_ms'][i]:>8.3f} {'est.' if p is None else f'{p:.3f}':>8}"
         )
+    for check in m["cores"]:
+        worst = max(check["spread"])
+        verdict = "agree" if worst <= IDENTICAL_CORES_TOLERANCE else "DISAGREE (a noisy machine: more --repeats, or stop other work)"
+        spreads = " ".join(f"k={k} {x:.1%}" for k, x in enumerate(check["spread"], start=1))
+        print(f"\nidentical cores of {check['unit']} (cpus {', '.join(map(str, check['cpus']))}): {verdict}; spread of medians {spreads}")
+    it = doc["interference"]
+    print(f"interference fitted beside the load generator: mem_slowdown {it['mem_slowdown']:g}, barrier_slowdown {it['barrier_slowdown']:g}")
     power = "estimated (no sensor)" if m["power_is_estimate"] else "measured"
     print(f"\n{len(space)} configurations in {time.perf_counter() - t0:.0f} s; power {power}; wrote {args.out}")
     return 0

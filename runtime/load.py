@@ -34,9 +34,22 @@ def busy_threads(before: dict[int, tuple[int, int]], after: dict[int, tuple[int,
     return busy
 
 
+#: a CPU this busy (all processes) has no idle time left: a co-runner on it is runnable all along
+SATURATED = 0.9
+#: the least background share of a saturated CPU that counts as a co-runner's (below it, the
+#: process saturated the CPU alone)
+CO_RUNNER_MIN = 0.1
+
+
 class LoadMonitor:
     """Background load per unit: busy CPUs from ``/proc/stat`` minus this process's own CPU
     time, over a sliding window of recent samples.
+
+    The load is the co-runners' *demand*: on a CPU with no idle time (:data:`SATURATED`) that a
+    co-runner shares with this process, the co-runner counts as one busy thread, not the share
+    it got while the DNN ran (a compute-bound co-runner beside a 25 ms inference every 33 ms
+    got 0.3 of the CPU: measured as 1.3 busy threads for two of them). That is what the
+    platform model's fair share and the simulated env's load mean.
 
     ``/proc/stat`` counts in ticks of 10 ms, so one request's interval (tens of ms) is too short
     to measure alone; the window (default 0.3 s) smooths that while still following load
@@ -102,7 +115,10 @@ class LoadMonitor:
         wall = self._sum_dt
         for j, c in enumerate(self.cpus):
             frac = self._sum_busy[j] / self._sum_ticks[j] if self._sum_ticks[j] else 0.0
-            self.per_cpu[c] = max(0.0, frac - (self._sum_own[j] / wall if wall > 0 else 0.0))
+            others = max(0.0, frac - (self._sum_own[j] / wall if wall > 0 else 0.0))
+            # a saturated CPU that a co-runner shared with us: it wanted our time too (its demand,
+            # what the model's fair share counts, not the share it got)
+            self.per_cpu[c] = frac if frac >= SATURATED and others >= CO_RUNNER_MIN else others
         return [min(float(len(u)), sum(self.per_cpu[c] for c in u)) for u in self.units]
 
     def _add(self, interval: tuple[float, list[int], list[int], list[float]], sign: int) -> None:

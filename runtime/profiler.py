@@ -25,6 +25,7 @@ import math
 import os
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,12 @@ IDLE_LOAD_LIMIT = 0.3
 NOMINAL_VOLT = 1.0
 #: default time between profiled requests: a camera-rate stream, the tightest the presets ask for
 DEFAULT_PERIOD_MS = 33.3
+#: how far the median latencies of identical cores may differ (relative) for a profile to hold
+IDENTICAL_CORES_TOLERANCE = 0.05
+#: the per-CPU check times this many times ``repeats`` requests per (CPU, group count): the median
+#: of 40 paced requests varies by about 2% from run to run on this VM (two of them differ by 5%
+#: one time in ten), of 160 by about 1%
+CORE_CHECK_FACTOR = 4
 #: consecutive requests of one configuration per turn (the deploy loop mostly repeats a
 #: configuration for a few requests; each turn starts on a switch, as a deploy switch does)
 BURST = 4
@@ -55,7 +62,7 @@ def profile_board(
     out: str | os.PathLike,
     data: str | os.PathLike,
     weights: str | os.PathLike | None = None,
-    repeats: int = 20,
+    repeats: int = 40,
     warmup: int = 4,
     period_ms: float = DEFAULT_PERIOD_MS,
     allow_dvfs: bool = False,
@@ -112,7 +119,9 @@ def profile_board(
         }
         partial = out.with_name(out.name + ".partial.json")
         results, runners = _measure_all(board, space, ckpt, cifar, settings, partial, progress)
-        doc = _finish_profile(draft, space, ckpt, results, board, runners.get("cpu"), idle, period_ms)
+        co_runners = _measure_co_runners(board, runners, space, settings, progress)
+        cores = _measure_core_agreement(board, runners, space, settings, progress)
+        doc = _finish_profile(draft, space, ckpt, results, board, idle, period_ms, co_runners, cores)
         with atomic_write(out) as f:
             f.write(f"# Measured by `dynscale profile` on {time.strftime('%Y-%m-%d %H:%M')} ({os.uname().nodename}).\n")
             yaml.safe_dump(doc, f, sort_keys=False, width=120)
@@ -160,7 +169,8 @@ def _measure_all(board: LiveBoard, space: ConfigSpace, ckpt, cifar, settings: di
     every round)."""
     from dnn.runner import InferenceRunner
 
-    keys = [_key(space.decode(i)) for i in range(len(space))]
+    jobs = _config_jobs(space, range(len(space)))
+    keys = [j.key for j in jobs]
     samples = _load_partial(partial, settings) or {k: {"latency": [], "power": []} for k in keys}
     runners: dict = {}
     for ui, u in enumerate(board.units):
@@ -173,7 +183,7 @@ def _measure_all(board: LiveBoard, space: ConfigSpace, ckpt, cifar, settings: di
     for _ in range(done):
         bar.update()  # rounds of an interrupted run, resumed
     for _ in range(done, rounds):
-        _measure_round(board, space, runners, samples, keys, settings["period_ms"] / 1e3)
+        _measure_round(board, runners, jobs, samples, settings["period_ms"] / 1e3)
         _write_partial(partial, settings, samples)
         bar.update()
     bar.close()
@@ -184,25 +194,48 @@ def _key(cfg) -> str:
     return f"{cfg.groups}/{cfg.unit}/{cfg.cores}/{cfg.freq_mhz:g}"
 
 
-def _measure_round(board: LiveBoard, space: ConfigSpace, runners: dict, samples: dict, keys: list[str], period_s: float) -> None:
-    """One turn of :data:`BURST` paced requests for every configuration."""
+@dataclass(frozen=True)
+class _Job:
+    """One kind of profiled request: the DNN at ``groups`` on ``cores`` of ``unit`` at ``freq_mhz``
+    (on ``cpus`` when given, else on the least-loaded CPUs, as deploy maps it)."""
+
+    key: str
+    unit: int
+    cores: int
+    freq_mhz: float
+    groups: int
+    cpus: tuple[int, ...] | None = None
+
+
+def _config_jobs(space: ConfigSpace, indices) -> list[_Job]:
+    jobs = []
+    for i in indices:
+        cfg = space.decode(int(i))
+        jobs.append(_Job(_key(cfg), int(space.unit_idx[i]), cfg.cores, cfg.freq_mhz, cfg.groups))
+    return jobs
+
+
+def _measure_round(board: LiveBoard, runners: dict, jobs: list[_Job], samples: dict, period_s: float) -> None:
+    """One turn of :data:`BURST` paced requests for every job (the load each request observed is
+    kept beside its latency, power and CPUs)."""
     due = time.perf_counter()
-    for i, key in enumerate(keys):
-        cfg, unit = space.decode(i), int(space.unit_idx[i])
-        runner = runners[board.units[unit].kind]
+    for job in jobs:
+        runner = runners[board.units[job.unit].kind]
+        got = samples.setdefault(job.key, {"latency": [], "power": []})
         for _ in range(BURST):
             now = time.perf_counter()
             if due > now:
                 time.sleep(due - now)
             due = max(due + period_s, time.perf_counter())
-            board.sample_load()
-            board.apply(unit, cfg.cores, cfg.freq_mhz, board.freqs_mhz()[unit])
-            runner.set_threads(cfg.cores)
-            mark = board.energy_begin(unit)
-            ms, _ = runner.infer(cfg.groups)
-            _, w, estimated = board.energy_end(unit, mark, ms, 0.0)
-            samples[key]["latency"].append(ms)
-            samples[key]["power"].append(None if estimated else w)
+            load = board.sample_load()
+            board.apply(job.unit, job.cores, job.freq_mhz, board.freqs_mhz()[job.unit], cpus=job.cpus)
+            runner.set_threads(job.cores)
+            mark = board.energy_begin(job.unit)
+            ms, _ = runner.infer(job.groups)
+            _, w, estimated = board.energy_end(job.unit, mark, ms, 0.0)
+            got["latency"].append(ms)
+            got["power"].append(None if estimated else w)
+            got.setdefault("load", []).append([round(x, 3) for x in load])
 
 
 def _summary(sample: dict, warmup: int, repeats: int) -> dict:
@@ -282,9 +315,17 @@ def stream_bandwidth_gbps(megabytes: int = 64, repeats: int = 5) -> float:
 
 
 def _finish_profile(
-    draft: dict, space: ConfigSpace, ckpt, results: list[dict], board: LiveBoard, runner, idle: list[float], period_ms: float
+    draft: dict,
+    space: ConfigSpace,
+    ckpt,
+    results: list[dict],
+    board: LiveBoard,
+    idle: list[float],
+    period_ms: float,
+    co_runners: list[dict],
+    cores: list[dict],
 ) -> dict:
-    """Fill the draft with the measured table and the coefficients fitted to it."""
+    """Fill the draft with the measured tables and the coefficients fitted to them."""
     from dnn.evaluate import activation_stats
     from dnn.model import count_macs, weight_bytes
 
@@ -309,13 +350,9 @@ def _finish_profile(
         }
     )
     sources.append({"figure": f"dynscale profile: best single-core 64 MB copy, {bw:.2f} GB/s", "used_for": "perf.mem_bw_gbps"})
-    doc["interference"]["mem_slowdown"] = round(_measure_interference(board, runner, space, lat, moved, bw), 4)
-    sources.append(
-        {
-            "figure": "dynscale profile: slowdown of the full network on one core beside one memory-streaming worker",
-            "used_for": "interference.mem_slowdown",
-        }
-    )
+    # the interference fit evaluates the model, measured table included (the final "measured" replaces this)
+    doc["measured"] = {"latency_ms": [round(float(x), 4) for x in lat], "power_w": [None] * len(lat)}
+    _fit_interference(doc, co_runners)
     if not measured_power:
         sources.append(
             {
@@ -347,6 +384,8 @@ def _finish_profile(
         "power_w": [round(float(p), 4) for p in power] if measured_power else [None] * len(power),
         "power_is_estimate": not measured_power,
         "idle_load": [round(x, 3) for x in idle],
+        "co_runners": co_runners,
+        "cores": cores,
         "board": board.describe(),
     }
     doc = json.loads(json.dumps(doc, default=float))  # plain YAML: numpy scalars become floats
@@ -354,25 +393,116 @@ def _finish_profile(
     return doc
 
 
-def _measure_interference(board: LiveBoard, runner, space: ConfigSpace, lat: np.ndarray, moved: np.ndarray, bw: float) -> float:
-    """``mem_slowdown`` from the full network on one core of the first CPU unit with one
-    memory-streaming worker on another of its cores (0 where the unit has one core)."""
-    cpu = next((i for i, u in enumerate(board.units) if u.kind == "cpu" and len(u.cpus) >= 2), None)
-    if cpu is None or runner is None:
-        return 0.0
+def _fit_interference(doc: dict, co_runners: list[dict]) -> None:
+    """Set ``interference`` from the co-runner measurements (or say why it is fair share only)."""
+    from dnn.profile import load_dnn_profile
+    from hwmodels.fit import fit_interference
+
+    points = []
+    for cond in co_runners:
+        mem = [cond["mem_intensity"] if u["name"] == cond["unit"] else 0.0 for u in doc["units"]]
+        for i, load, ms in zip(cond["configurations"], cond["observed_load"], cond["latency_ms"]):
+            points.append((i, load, mem, ms))
+    if not points:
+        doc["interference"] = {"mem_slowdown": 0.0, "barrier_slowdown": 0.0}
+        doc["sources"].append(
+            {
+                "figure": "ASSUMED: no CPU unit with two or more CPUs to run co-runners beside the DNN; plain fair share, no contention",
+                "used_for": "interference",
+            }
+        )
+        return
+    fit = fit_interference(doc, load_dnn_profile(), points)
+    doc["interference"] = {k: round(v, 4) for k, v in fit.items()}
+    loads = "; ".join(sorted({f"{c['threads']} thread(s) of memory intensity {c['mem_intensity']:g}" for c in co_runners}))
+    doc["sources"].append(
+        {
+            "figure": f"dynscale profile: median latency of {len(points)} (configuration, load) points beside the load "
+            f"generator ({loads}; measured.co_runners), relative least squares",
+            "used_for": "interference.mem_slowdown, interference.barrier_slowdown",
+        }
+    )
+
+
+def _cpu_units(board: LiveBoard) -> list[int]:
+    """CPU units with two or more CPUs: where co-runners and the DNN can share a unit and
+    identical cores can be compared."""
+    return [i for i, u in enumerate(board.units) if u.kind == "cpu" and len(u.cpus) >= 2]
+
+
+def co_runner_loads(cpus: int) -> list[tuple[int, float]]:
+    """The co-runner conditions profiled on a unit of ``cpus`` CPUs, as (threads, memory intensity):
+    one compute-bound thread (it takes a core the DNN need not use), one per CPU (every core is
+    shared), one memory-streaming thread."""
+    return [(1, 0.0), (cpus, 0.0), (1, 1.0)]
+
+
+def _measure_co_runners(board: LiveBoard, runners: dict, space: ConfigSpace, settings: dict, progress: bool) -> list[dict]:
+    """Each configuration of a multi-CPU unit beside the project's load generator in each of
+    :func:`co_runner_loads` (the way deploy meets them: paced, in turns, the least-loaded CPUs):
+    the points :func:`hwmodels.fit.fit_interference` fits the interference coefficients to.
+
+    :return: per condition, the unit, its load, the mean load the board observed, and the
+        configurations' median latencies
+    """
+    per_config = BURST * -(-max(8, settings["repeats"] // 4) // BURST)
+    plan = [(ui, t, m) for ui in _cpu_units(board) for t, m in co_runner_loads(len(board.units[ui].cpus))]
+    bar = progress_bar(len(plan) * (1 + per_config // BURST), "co-runners", progress, "round")
+    conditions = []
+    for ui, threads, mem in plan:
+        u = board.units[ui]
+        indices = np.flatnonzero(space.unit_idx == ui)
+        jobs = _config_jobs(space, indices)
+        samples: dict = {}
+        with LoadGenerator(LoadSchedule((LoadStep(0.0, u.name, threads, mem),)), {u.name: u.cpus}):
+            time.sleep(0.5)  # the load monitor's window sees the workers
+            for _ in range(1 + per_config // BURST):  # the first round is a warm-up beside the new load
+                _measure_round(board, runners, jobs, samples, settings["period_ms"] / 1e3)
+                bar.update()
+        kept = [samples[j.key]["latency"][BURST:] for j in jobs]
+        loads = [np.mean(samples[j.key]["load"][BURST:], axis=0) for j in jobs]
+        conditions.append(
+            {
+                "unit": u.name,
+                "threads": threads,
+                "mem_intensity": mem,
+                "configurations": [int(i) for i in indices],
+                "observed_load": [[round(float(x), 3) for x in ld] for ld in loads],
+                "latency_ms": [round(statistics.median(x), 4) for x in kept],
+            }
+        )
+    bar.close()
+    return conditions
+
+
+def _measure_core_agreement(board: LiveBoard, runners: dict, space: ConfigSpace, settings: dict, progress: bool) -> list[dict]:
+    """Every group count on one core, pinned to each CPU of a multi-CPU unit in turn (paced,
+    interleaved, ``warmup`` + :data:`CORE_CHECK_FACTOR` x ``repeats`` requests each): identical cores must agree within
+    :data:`IDENTICAL_CORES_TOLERANCE` for the table (measured on whichever core deploy picks) to hold.
+
+    :return: per unit, each CPU's median latency per group count and the worst relative spread
+    """
     g = int(space.groups.max())
-    idx = np.flatnonzero((space.groups == g) & (space.unit_idx == cpu) & (space.cores == 1))
-    i = int(idx[-1])
-    u = board.units[cpu]
-    sched = LoadSchedule((LoadStep(0.0, u.name, 1, 1.0),))
-    with LoadGenerator(sched, {u.name: u.cpus}):
-        time.sleep(0.5)
-        board.sample_load()  # so the mapping sees the worker and takes another core
-        board.apply(cpu, 1, float(space.freq_mhz[i]), board.freqs_mhz()[cpu])
-        loaded = statistics.median(runner.time_config(g, 1, 20, 5))
-    t_mem = moved[g - 1] / (bw * 1e6)
-    # loaded = idle + t_mem * m * (mem 1 x 1 thread)
-    return max(0.0, (loaded - float(lat[i])) / t_mem)
+    units = _cpu_units(board)
+    w, n = settings["warmup"], CORE_CHECK_FACTOR * settings["repeats"]
+    rounds = -(-(w + n) // BURST)
+    bar = progress_bar(rounds * len(units), "cores", progress, "round")
+    checks = []
+    for ui in units:
+        u = board.units[ui]
+        f = float(max(u.freqs_mhz))
+        jobs = [_Job(f"cpu{c}/{k}", ui, 1, f, k, (c,)) for k in range(1, g + 1) for c in u.cpus]
+        samples: dict = {}
+        for _ in range(rounds):
+            _measure_round(board, runners, jobs, samples, settings["period_ms"] / 1e3)
+            bar.update()
+        med = [
+            [round(statistics.median(samples[f"cpu{c}/{k}"]["latency"][w : w + n]), 4) for k in range(1, g + 1)] for c in u.cpus
+        ]
+        spread = [max(col) / min(col) - 1.0 for col in zip(*med)]
+        checks.append({"unit": u.name, "cpus": list(u.cpus), "latency_ms": med, "spread": [round(x, 4) for x in spread]})
+    bar.close()
+    return checks
 
 
 def _load_partial(path: Path, settings: dict) -> dict:

@@ -197,6 +197,18 @@ def fake_one_cpu_board(root: Path, governor: str = "ondemand") -> Path:
     return root
 
 
+def fake_two_cpu_board(root: Path) -> Path:
+    """This machine's cpu0 and cpu1 as one unit at one clock (no DVFS control), with this
+    machine's real ``/proc`` (so load workers and the DNN show in the load the board measures)."""
+    d = root / "sys/devices/system/cpu/cpu0/cpufreq"
+    d.mkdir(parents=True)
+    for name, text in {"related_cpus": "0 1", "scaling_available_frequencies": "2000000", "scaling_cur_freq": "2000000"}.items():
+        (d / name).write_text(text + "\n")
+    (root / "sys/devices/system/cpu/online").write_text("0-1\n")
+    (root / "proc").symlink_to("/proc")
+    return root
+
+
 @pytest.fixture
 def profiled(tmp_path: Path, batches_dir: Path) -> tuple[Path, Path, Path]:
     """(fake sysfs root, board.yaml profiled on it, a 60-request budget trace for it)."""

@@ -48,3 +48,24 @@ def test_broken_profiles_name_file_and_field(tmp_path: Path, edit, field: str) -
 def test_unknown_platform_name() -> None:
     with pytest.raises(PlatformProfileError, match="neither a shipped platform"):
         load_platform("pdp11")
+
+
+def test_interference_fit_recovers_the_coefficients_it_was_made_with() -> None:
+    """Latencies made by the model with known coefficients give the same coefficients back."""
+    import numpy as np
+
+    from dnn.profile import load_dnn_profile
+    from hwmodels.fit import fit_interference
+    from hwmodels.model import PlatformModel, State
+    from hwmodels.profile import parse_platform
+
+    doc = yaml.safe_load(Path("hwmodels/platforms/xu3.yaml").read_text())
+    dnn = load_dnn_profile()
+    truth = PlatformModel(parse_platform({**doc, "interference": {"mem_slowdown": 0.4, "barrier_slowdown": 0.7}}, "x"), dnn)
+    states = [([2.0, 0.0], [0.0, 0.0]), ([4.0, 0.0], [0.0, 0.0]), ([1.0, 0.0], [1.0, 0.0])]  # a15 loads, as the profiler runs
+    points = []
+    for load, mem in states:
+        for i in np.flatnonzero(truth.space.unit_idx == 0)[::3]:
+            points.append((int(i), load, mem, truth.expected(int(i), State(np.array(load), np.array(mem), 25.0)).latency_ms))
+    fit = fit_interference({**doc, "interference": {"mem_slowdown": 0.0}}, dnn, points)
+    assert fit == {"mem_slowdown": pytest.approx(0.4, rel=1e-6), "barrier_slowdown": pytest.approx(0.7, rel=1e-6)}

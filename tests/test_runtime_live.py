@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import STAT_AFTER, STAT_BEFORE, fake_one_cpu_board, xu3_with_stat
+from conftest import STAT_AFTER, STAT_BEFORE, fake_one_cpu_board, fake_two_cpu_board, xu3_with_stat
 
 from runtime.load import LoadMonitor
 from runtime.sysfs import LiveError, Sysfs
@@ -33,7 +33,9 @@ def _clock(monkeypatch: pytest.MonkeyPatch, wall: list[float], own: list[float])
     monkeypatch.setattr(live.time, "process_time", lambda: own[0])
 
 
-def test_load_monitor_subtracts_this_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _monitor_after_one_second(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, own_cpu_s: float) -> LoadMonitor:
+    """A monitor of cpu0 and cpu1 (this process on cpu0) one second and ``own_cpu_s`` of this
+    process's CPU time after it started: /proc/stat went from STAT_BEFORE to STAT_AFTER."""
     (tmp_path / "proc").mkdir()
     stat = tmp_path / "proc/stat"
     stat.write_text(STAT_BEFORE)
@@ -42,10 +44,22 @@ def test_load_monitor_subtracts_this_process(tmp_path: Path, monkeypatch: pytest
     mon = LoadMonitor(Sysfs(tmp_path), [(0,), (1,)], window_s=0.5)
     mon.ran_on((0,))
     stat.write_text(STAT_AFTER)
-    wall[0], own[0] = 11.0, 5.2  # 1 s later; this process used 0.2 CPU-s on cpu0
-    # cpu0: 100 busy of 100 ticks = 1.0, less 0.2 of our own; cpu1: 50 of 120 (see test_hwmodels_live)
-    assert mon.sample() == pytest.approx([0.8, 50 / 120])
+    wall[0], own[0] = 11.0, 5.0 + own_cpu_s
+    return mon
+
+
+def test_load_monitor_subtracts_this_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mon = _monitor_after_one_second(tmp_path, monkeypatch, 0.2)
+    # cpu1: 50 of 120 ticks busy, none ours (see test_hwmodels_live); cpu0: 100 of 100, 0.2 ours: a
+    # co-runner that got 0.8 of a CPU with no idle time left wanted all of it: one busy thread
+    assert mon.sample() == pytest.approx([1.0, 50 / 120])
     assert mon.least_loaded((0, 1), 1) == (1,)
+
+
+def test_load_monitor_does_not_count_this_process_alone_as_a_co_runner(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    mon = _monitor_after_one_second(tmp_path, monkeypatch, 0.95)
+    # cpu0 saturated by this process: the 0.05 left is background, not a co-runner's demand
+    assert mon.sample()[0] == pytest.approx(0.05)
 
 
 def test_load_monitor_window_drops_old_intervals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -247,6 +261,36 @@ def test_profile_paces_and_interleaves_requests_as_deploy_runs_them(
     assert [k for _, k in rounds] == one_round * 2
     m = doc["measured"]
     assert m["period_ms"] == 20.0 and all(lo <= med <= hi for (lo, hi), med in zip(m["latency_ci_ms"], m["latency_ms"]))
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to run co-runners beside the DNN")
+def test_profile_fits_interference_beside_the_load_generator_and_checks_identical_cores(
+    tmp_path: Path, batches_dir: Path, capsys
+) -> None:
+    from dynscale_cli import main
+    from runtime import profiler
+
+    root = fake_two_cpu_board(tmp_path / "root")
+    out = tmp_path / "board.yaml"
+    assert main(["profile", "--out", str(out), "--data", str(batches_dir), "--repeats", "3", "--warmup", "0",
+                 "--period-ms", "1", "--root", str(root), "--quiet"]) == 0  # fmt: skip
+    text = capsys.readouterr().out
+    doc = yaml.safe_load(out.read_text())
+    m = doc["measured"]
+    conditions = [(c["threads"], c["mem_intensity"]) for c in m["co_runners"]]
+    assert conditions == profiler.co_runner_loads(2) == [(1, 0.0), (2, 0.0), (1, 1.0)]
+    for c in m["co_runners"]:
+        assert c["configurations"] == list(range(8)) and all(x > 0 for x in c["latency_ms"])
+    # two compute-bound co-runners are seen as about two busy threads (their demand), not the share they got
+    two = m["co_runners"][1]["observed_load"]
+    assert np.median([x[0] for x in two]) > 1.5
+    it = doc["interference"]
+    assert it["mem_slowdown"] >= 0 and it["barrier_slowdown"] >= 0
+    assert any(s["used_for"] == "interference.mem_slowdown, interference.barrier_slowdown" for s in doc["sources"])
+    (check,) = m["cores"]
+    assert check["cpus"] == [0, 1] and len(check["latency_ms"]) == 2 and len(check["spread"]) == 4
+    assert "identical cores of cpu" in text and "interference fitted beside the load generator" in text
+    assert _worker_pids(os.getpid()) == []  # every co-runner stopped
 
 
 @pytest.mark.parametrize("controller", ["greedy", "model-predictive"])
