@@ -101,6 +101,11 @@ def _add_live_arguments(p, budgets_required: bool) -> None:
     p.add_argument("--budgets", required=budgets_required, help="budget trace CSV (dynscale env record)")
     p.add_argument("--load", help="load schedule CSV (t_s, unit, threads, mem_intensity)")
     p.add_argument(
+        "--load-repeat-s",
+        type=finite_float(positive=True),
+        help="repeat the load schedule every this many seconds (default: its last rows hold to the end)",
+    )
+    p.add_argument(
         "--duration",
         type=finite_float(positive=True),
         help="seconds per run (the trace repeats); default: one pass of the trace",
@@ -176,11 +181,17 @@ def run_profile(args: argparse.Namespace) -> int:
         )
     for check in m["cores"]:
         worst = max(check["spread"])
-        verdict = "agree" if worst <= IDENTICAL_CORES_TOLERANCE else "DISAGREE (a noisy machine: more --repeats, or stop other work)"
+        verdict = (
+            "agree" if worst <= IDENTICAL_CORES_TOLERANCE else "DISAGREE (a noisy machine: more --repeats, or stop other work)"
+        )
         spreads = " ".join(f"k={k} {x:.1%}" for k, x in enumerate(check["spread"], start=1))
-        print(f"\nidentical cores of {check['unit']} (cpus {', '.join(map(str, check['cpus']))}): {verdict}; spread of medians {spreads}")
+        print(
+            f"\nidentical cores of {check['unit']} (cpus {', '.join(map(str, check['cpus']))}): {verdict}; spread of medians {spreads}"
+        )
     it = doc["interference"]
-    print(f"interference fitted beside the load generator: mem_slowdown {it['mem_slowdown']:g}, barrier_slowdown {it['barrier_slowdown']:g}")
+    print(
+        f"interference fitted beside the load generator: mem_slowdown {it['mem_slowdown']:g}, barrier_slowdown {it['barrier_slowdown']:g}"
+    )
     power = "estimated (no sensor)" if m["power_is_estimate"] else "measured"
     print(f"\n{len(space)} configurations in {time.perf_counter() - t0:.0f} s; power {power}; wrote {args.out}")
     return 0
@@ -192,6 +203,8 @@ def _run_live(args: argparse.Namespace, runs: list[tuple[str, str, Path]], log_n
     from runtime.session import deploy, live_report
     from runtime.sysfs import Sysfs
 
+    if args.load_repeat_s is not None and not args.load:
+        raise UsageError("--load-repeat-s repeats a --load schedule; give --load SCHEDULE.csv")
     flag = "--controller" if args.func is run_deploy else "--agents"
     inputs = [("--platform", args.platform), ("--budgets", args.budgets), ("--load", args.load), ("--data", args.data)]
     inputs += [("--objective", args.objective)]
@@ -201,6 +214,7 @@ def _run_live(args: argparse.Namespace, runs: list[tuple[str, str, Path]], log_n
         duration_s=args.duration,
         progress=not (args.json or args.quiet),
         load=args.load,
+        load_repeat_s=args.load_repeat_s,
         allow_dvfs=args.allow_dvfs,
         data=args.data,
         fs=Sysfs(args.root),

@@ -34,6 +34,7 @@ def compare_interleaved(
     platform: str,
     budgets: str | os.PathLike,
     load: str | os.PathLike | None = None,
+    load_repeat_s: float | None = None,
     block: int = DEFAULT_BLOCK,
     duration_s: float | None = None,
     progress: bool = True,
@@ -44,6 +45,7 @@ def compare_interleaved(
 
     :param runs: (controller, label for the report or ``""``, JSON-lines log path) per controller
     :param load: load schedule CSV, followed by one generator for all controllers
+    :param load_repeat_s: repeat the schedule every this many seconds (default: its last rows hold)
     :param block: requests per turn
     :param duration_s: seconds per controller (the whole run takes about that times the
         number of controllers); default: one pass of the trace each
@@ -55,7 +57,7 @@ def compare_interleaved(
         raise ValueError(f"block must be >= 1, got {block}")
     fs = fs or Sysfs("/")
     unit_cpus = {u.name: u.cpus for u in units_of_spec(load_platform(platform), fs)}
-    generator = LoadGenerator(load_schedule(load, unit_cpus), unit_cpus) if load else None
+    generator = LoadGenerator(load_schedule(load, unit_cpus, load_repeat_s), unit_cpus) if load else None
     with ExitStack() as stack:
         if generator is not None:
             stack.callback(restore_on_exit(generator))

@@ -6,7 +6,9 @@ Schedule CSV (header required; rows in time order)::
 
 From ``t_s`` seconds after the start, ``unit`` runs ``threads`` busy workers whose memory
 intensity is ``mem_intensity`` (0: compute-bound, 1: streaming memory); that holds until the
-unit's next row. Worker j of a unit is pinned to the unit's CPUs from the highest-numbered
+unit's next row. The last rows hold to the end, unless the schedule repeats (``repeat_s``:
+``--load-repeat-s``): then time runs modulo ``repeat_s`` (a 160 s cycle of phases covers a
+``compare --live`` of any length alike). Worker j of a unit is pinned to the unit's CPUs from the highest-numbered
 down (one per CPU, wrapping round when there are more workers than CPUs), so a load of one
 thread on a two-core unit leaves one core free, as a co-runner pinned by the OS would.
 
@@ -52,6 +54,7 @@ class LoadSchedule:
 
     steps: tuple[LoadStep, ...]
     path: str = ""
+    repeat_s: float | None = None
 
     @property
     def duration_s(self) -> float:
@@ -59,6 +62,8 @@ class LoadSchedule:
 
     def at(self, t_s: float) -> dict[str, tuple[int, float]]:
         """(threads, mem) per unit in force at ``t_s`` (units not yet named: absent)."""
+        if self.repeat_s:
+            t_s %= self.repeat_s
         now: dict[str, tuple[int, float]] = {}
         for s in self.steps:
             if s.t_s > t_s:
@@ -67,10 +72,11 @@ class LoadSchedule:
         return now
 
 
-def load_schedule(path: str | os.PathLike, units: dict[str, tuple[int, ...]]) -> LoadSchedule:
+def load_schedule(path: str | os.PathLike, units: dict[str, tuple[int, ...]], repeat_s: float | None = None) -> LoadSchedule:
     """Read and validate a schedule CSV against the board's units.
 
     :param units: unit name -> its CPUs (GPU units cannot carry CPU workers)
+    :param repeat_s: repeat the schedule every ``repeat_s`` seconds (after its last row's ``t_s``)
     :raises LiveError: naming the file, row and column at fault
     """
     p = Path(path)
@@ -113,7 +119,9 @@ def load_schedule(path: str | os.PathLike, units: dict[str, tuple[int, ...]]) ->
         steps.append(LoadStep(t_s, unit, int(threads), m))
     if not steps:
         raise LiveError(f"{p}: no rows after the header")
-    return LoadSchedule(tuple(steps), str(p))
+    if repeat_s is not None and not repeat_s > steps[-1].t_s:
+        raise LiveError(f"--load-repeat-s {repeat_s:g}: must come after the last row of {p} (t_s {steps[-1].t_s:g})")
+    return LoadSchedule(tuple(steps), str(p), repeat_s)
 
 
 class LoadGenerator:

@@ -123,6 +123,7 @@ class LiveSession:
         whose units' CPUs exist here)
     :param budgets: trace CSV (time and energy budgets, period per request)
     :param load: load schedule CSV (``t_s, unit, threads, mem_intensity``)
+    :param load_repeat_s: repeat the load schedule every this many seconds (default: its last rows hold)
     :param allow_dvfs: let the session set frequencies (otherwise they are left to the governor)
     :param data: CIFAR-10 whose test images are classified (default: one random image; accuracy
         is then only the DNN profile's)
@@ -142,6 +143,7 @@ class LiveSession:
         platform: str,
         budgets: str | os.PathLike,
         load: str | os.PathLike | None = None,
+        load_repeat_s: float | None = None,
         allow_dvfs: bool = False,
         data: str | os.PathLike | None = None,
         weights: str | os.PathLike | None = None,
@@ -171,7 +173,7 @@ class LiveSession:
         self.trace = TraceScenario.from_csv(budgets, tuple(u.name for u in spec.units), tuple(u.cores for u in spec.units)).trace
         live_units = units_of_spec(spec, fs)
         unit_cpus = {u.name: u.cpus for u in live_units}
-        schedule = load_schedule(load, unit_cpus) if load else None
+        schedule = load_schedule(load, unit_cpus, load_repeat_s) if load else None
         self.runners = _runners(live_units, model, platform, weights, data)
         self.board = LiveBoard(live_units, fs, allow_dvfs)
         for u, why in zip(live_units, self.board.dvfs):

@@ -123,6 +123,18 @@ def test_schedule_errors_name_file_row_and_column(tmp_path: Path) -> None:
         assert str(f) in str(e.value)
 
 
+def test_a_schedule_repeats_when_asked(tmp_path: Path) -> None:
+    from runtime.loadgen import load_schedule
+
+    f = tmp_path / "s.csv"
+    f.write_text("t_s,unit,threads,mem_intensity\n0,cpu,0,0\n20,cpu,2,0.3\n")
+    held = load_schedule(f, {"cpu": (0, 1)})
+    cycle = load_schedule(f, {"cpu": (0, 1)}, repeat_s=40.0)
+    assert held.at(50.0) == {"cpu": (2, 0.3)} and cycle.at(50.0) == {"cpu": (0, 0.0)} and cycle.at(65.0) == {"cpu": (2, 0.3)}
+    with pytest.raises(LiveError, match=r"--load-repeat-s 20: must come after the last row of .*s.csv \(t_s 20\)"):
+        load_schedule(f, {"cpu": (0, 1)}, repeat_s=20.0)
+
+
 def test_load_generator_pins_workers_and_stops_them(tmp_path: Path) -> None:
     from runtime.loadgen import LoadGenerator, load_schedule
 
@@ -351,6 +363,8 @@ def test_deploy_refuses_what_it_cannot_run(profiled: tuple[Path, Path, Path], ca
     assert main([*base, "--controller", "nothing-here"]) == 2
     assert "neither a controller (model-predictive, greedy, random, fixed-max-accuracy, fixed-min-energy) nor a policy" in capsys.readouterr().err
     assert main([*base, "--controller", "greedy", "--duration", "0"]) == 2
+    assert main([*base, "--controller", "greedy", "--load-repeat-s", "160"]) == 2
+    assert "--load-repeat-s repeats a --load schedule; give --load SCHEDULE.csv" in capsys.readouterr().err
     assert main(["compare", "--live", "--platform", str(board)]) == 2
     assert "--live needs --budgets" in capsys.readouterr().err
     assert main(["profile", "--out", str(board.parent), "--data", str(board), "--root", str(root)]) == 2
