@@ -7,15 +7,18 @@ For each configuration the board offers (groups x unit x cores x frequency, in
 way the deploy loop runs requests (paced ``period_ms`` apart, configurations taking turns in
 bursts of :data:`BURST`): ``warmup`` untimed requests, then ``repeats`` timed ones each; it
 records the median (with a 95% confidence interval) and p90 latency and, where the unit has a
-sensor, the mean power. The analytic coefficients that describe what the
-table does not (how latency grows with background load and memory contention, power of
-background load, heat) are fitted to the same measurements (:mod:`hwmodels.fit`, beside the
-calibration to published points), or, where nothing can be measured,
-set to stated assumptions that the profile's ``sources`` list as ASSUMED. Without a power
-sensor the profile says ``power_is_estimate: true`` and its energies are relative estimates.
+sensor, the mean power. The compute coefficients are fitted to that idle table; how latency
+grows with co-runners (fair share, barriers of multi-core runs, memory contention) is fitted to
+the same configurations run again beside the project's load generator
+(:func:`_measure_co_runners`, :func:`hwmodels.fit.fit_interference`); each group count pinned to
+each CPU in turn checks that identical cores agree (:func:`_measure_core_agreement`). What
+nothing here measures (power without a sensor, heat) is set to stated assumptions that the
+profile's ``sources`` list as ASSUMED; without a power sensor the profile says
+``power_is_estimate: true`` and its energies are relative estimates.
 
-Resumable: the samples so far go to ``OUT.partial.json`` after every round; a rerun with the
-same settings goes on from the next round.
+Resumable: the idle table's samples so far go to ``OUT.partial.json`` after every round; a rerun
+with the same settings goes on from the next round (the co-runner and per-CPU checks, about a
+minute at the default repeats, run again whole).
 """
 
 from __future__ import annotations
