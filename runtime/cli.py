@@ -189,9 +189,13 @@ def run_profile(args: argparse.Namespace) -> int:
             f"\nidentical cores of {check['unit']} (cpus {', '.join(map(str, check['cpus']))}): {verdict}; spread of medians {spreads}"
         )
     it = doc["interference"]
-    print(
-        f"interference fitted beside the load generator: mem_slowdown {it['mem_slowdown']:g}, barrier_slowdown {it['barrier_slowdown']:g}"
-    )
+    if m["co_runners"]:
+        print(
+            f"interference fitted beside the load generator: mem_slowdown {it['mem_slowdown']:g}, "
+            f"barrier_slowdown {it['barrier_slowdown']:g}"
+        )
+    else:
+        print("interference: plain fair share (no CPU unit with two or more CPUs to run co-runners beside the DNN)")
     power = "estimated (no sensor)" if m["power_is_estimate"] else "measured"
     print(f"\n{len(space)} configurations in {time.perf_counter() - t0:.0f} s; power {power}; wrote {args.out}")
     return 0

@@ -214,6 +214,10 @@ def test_profile_measures_every_configuration_and_restores(profiled: tuple[Path,
     assert len(m.latency_ms) == 8 and all(x > 0 for x in m.latency_ms)  # 4 groups x 1 core x 2 frequencies
     assert m.power_is_estimate and doc["measured"]["power_w"] == [None] * 8
     assert any(s["figure"].startswith("ASSUMED (no power sensor") for s in doc["sources"])
+    # one CPU: no co-runner can share the unit with the DNN, and the profile says so
+    assert doc["measured"]["co_runners"] == [] and doc["measured"]["cores"] == []
+    assert doc["interference"] == {"mem_slowdown": 0.0, "barrier_slowdown": 0.0}
+    assert any(s["used_for"] == "interference" and s["figure"].startswith("ASSUMED") for s in doc["sources"])
     assert (root / "sys/devices/system/cpu/cpu0/cpufreq/scaling_governor").read_text().strip() == "ondemand"
     assert not (board.parent / "board.yaml.partial.json").exists()
     env = DynDNNEnv(platform=str(board), scenario="tiny", episode_length=5)
