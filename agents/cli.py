@@ -23,6 +23,7 @@ def add_train_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--timesteps", type=positive_int, help="training steps (default: n_timesteps of the hyperparameter file)")
     p.add_argument("--n-envs", type=positive_int, help="parallel envs (default: n_envs of the hyperparameter file)")
     p.add_argument("--seed", type=seed_int, default=0)
+    p.add_argument("--threads", type=positive_int, help="torch threads (default: one per core)")
     p.add_argument("--hyperparams", help="rl-zoo style YAML (default: agents/hyperparams/ALGO.yml)")
     p.add_argument("--out", help="run folder (default: runs/ALGO-PLATFORM-sSEED)")
     p.add_argument("--force", action="store_true", help="replace the run folder if it exists")
@@ -63,6 +64,7 @@ def run_train(args: argparse.Namespace) -> int:
         timesteps=args.timesteps,
         n_envs=args.n_envs,
         seed=args.seed,
+        threads=args.threads,
         eval_seeds=args.eval_seeds,
         eval_scenario=args.eval_scenario,
         pretrain={} if args.no_pretrain else None,
@@ -127,7 +129,78 @@ def add_commands(sub: argparse._SubParsersAction) -> dict[str, argparse.Argument
     e.add_argument("run_dir")
     e.add_argument("--out", help="policy file (default: RUN_DIR/policy.npz)")
     e.set_defaults(func=run_export)
+    add_sweep_commands(sub)
     return {"train": t, "compare": c, "export": e}
+
+
+def add_sweep_commands(sub: argparse._SubParsersAction) -> None:
+    """Register ``sweep`` and ``report``."""
+    s = sub.add_parser(
+        "sweep",
+        help="train many agents (a grid over boards, scenarios, objectives, algorithms, seeds; and/or a search) on Optuna",
+        description="Run a sweep file's trials on an Optuna study that any number of workers, on any machines, share.",
+    )
+    s.add_argument("sweep_file", metavar="SWEEP.yaml")
+    s.add_argument("--out", help="sweep folder: trial run folders, sweep.yaml, the embedded storage (default: runs/sweeps/NAME)")
+    s.add_argument("--storage", help="Optuna storage URL shared by workers (default: sqlite:///OUT/optuna.db)")
+    s.add_argument("--workers", type=positive_int, help="worker processes on this machine (default: one per core)")
+    s.set_defaults(func=run_sweep)
+
+    r = sub.add_parser(
+        "report",
+        help="a sweep's results over seeds: interquartile mean and 95%% bootstrap CI per controller",
+        description="Summarise a sweep's completed trials per platform, objective, algorithm and controller.",
+    )
+    r.add_argument("sweep_dir", metavar="SWEEP_DIR")
+    r.add_argument("--storage", help="the sweep's storage URL (default: sqlite:///SWEEP_DIR/optuna.db)")
+    r.add_argument("--json", action="store_true")
+    r.add_argument("--plot", help="write the bar chart with CI error bars (PNG)")
+    r.set_defaults(func=run_report)
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    """``dynscale sweep``: write the resolved sweep into its folder, run the workers, summarise."""
+    import os
+
+    from agents.sweep import default_storage, load_sweep, load_written_spec, run_workers, write_spec
+
+    spec = load_sweep(args.sweep_file)
+    out = Path(args.out or f"runs/sweeps/{spec.name}")
+    if (
+        out.resolve() == Path(args.sweep_file).resolve().parent
+        and (out / "sweep.yaml").resolve() == Path(args.sweep_file).resolve()
+    ):
+        raise UsageError(f"--out {out}: would write sweep.yaml over the sweep file; choose another --out")
+    if (out / "sweep.yaml").is_file() and load_written_spec(out) != spec:
+        raise UsageError(f"--out {out}: holds a different sweep; choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    write_spec(spec, out)
+    storage = args.storage or default_storage(out)
+    workers = args.workers or os.cpu_count() or 1
+    print(f"sweep {spec.name}: {workers} worker(s), storage {storage}, folder {out}", flush=True)
+    summary = run_workers(spec, out, storage, workers, log=lambda line: print(line, flush=True))
+    print(
+        f"this machine: {len(summary.completed)} completed, {len(summary.pruned)} pruned, {len(summary.failed)} failed; "
+        f"results: dynscale report {out}" + (f" --storage {args.storage}" if args.storage else "")
+    )
+    return 1 if summary.failed else 0
+
+
+def run_report(args: argparse.Namespace) -> int:
+    """``dynscale report``: IQM and 95% bootstrap CIs over seeds of a sweep's trials."""
+    from agents.sweep import completed_evaluations, default_storage, load_written_spec
+    from agents.sweep_report import format_table, plot, summarise, to_json
+
+    spec = load_written_spec(args.sweep_dir)
+    check_outputs({"--plot": args.plot}, {"SWEEP_DIR": Path(args.sweep_dir) / "sweep.yaml"})
+    evaluations = completed_evaluations(spec, args.storage or default_storage(args.sweep_dir))
+    if not evaluations:
+        raise UsageError(f"{args.sweep_dir}: no completed trial yet")
+    rows = summarise(evaluations)
+    if args.plot:
+        plot(rows, args.plot)
+    print(to_json(rows) if args.json else format_table(rows))
+    return 0
 
 
 def run_compare(args: argparse.Namespace) -> int:

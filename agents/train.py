@@ -22,6 +22,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,6 +68,11 @@ class RunConfig:
     eval_scenario: str | None = None
     pretrain: dict[str, Any] | None = None
     eval_freq: int = 20_000
+    #: hyperparameters that replace the file's (a sweep's sampled values), applied by :func:`resolve`
+    hyperparam_overrides: dict[str, Any] = field(default_factory=dict)
+    #: torch threads for the network updates (default: one per core; a sweep runs one per trial).
+    #: A run is reproducible for a given seed and thread count.
+    threads: int | None = None
 
 
 def load_hyperparams(algo: str, env_id: str, path: str | os.PathLike | None = None) -> tuple[dict, str]:
@@ -125,6 +131,10 @@ def resolve(cfg: RunConfig, hyperparams_path: str | None = None) -> RunConfig:
     cfg.env_id = cfg.env_id or env_id(cfg.platform)
     entry, cfg.hyperparams_file = load_hyperparams(cfg.algo, cfg.env_id, hyperparams_path)
     where = f"{cfg.hyperparams_file}: {cfg.env_id}"
+    for key in cfg.hyperparam_overrides:
+        if key in ("n_timesteps", "n_envs", "env_kwargs", "pretrain", "policy"):
+            raise HyperparamsError(f"hyperparameter override {key!r}: not tunable this way (use the run's own fields)")
+    entry.update(cfg.hyperparam_overrides)
     n_timesteps, n_envs = entry.pop("n_timesteps"), entry.pop("n_envs", 1)
     cfg.timesteps = _count(
         cfg.timesteps if cfg.timesteps is not None else n_timesteps,
@@ -134,6 +144,7 @@ def resolve(cfg: RunConfig, hyperparams_path: str | None = None) -> RunConfig:
         cfg.n_envs if cfg.n_envs is not None else n_envs, "--n-envs" if cfg.n_envs is not None else f"{where}.n_envs"
     )
     cfg.pretrain = _pretrain_entry(cfg, entry.pop("pretrain", None), where)
+    cfg.threads = _count(cfg.threads if cfg.threads is not None else (os.cpu_count() or 1), "--threads")
     env_kwargs = dict(entry.pop("env_kwargs", None) or {})
     if cfg.scenario:
         env_kwargs["scenario"] = cfg.scenario
@@ -196,8 +207,12 @@ def make_env_kwargs(cfg: RunConfig) -> dict:
     return {"platform": cfg.platform, **cfg.env_kwargs}
 
 
-def build_model(cfg: RunConfig, tensorboard: str | None = None):
-    """The SB3 algorithm object for ``cfg`` on a vectorised env."""
+def build_model(cfg: RunConfig, tensorboard: str | None = None, vec_env_cls: type | None = None):
+    """The SB3 algorithm object for ``cfg`` on a vectorised env.
+
+    :param vec_env_cls: SB3's ``DummyVecEnv`` (default: every env in this process) or
+        ``SubprocVecEnv`` (one process per env)
+    """
     from stable_baselines3.common.env_util import make_vec_env
 
     from envs import DynDNNEnv
@@ -209,7 +224,11 @@ def build_model(cfg: RunConfig, tensorboard: str | None = None):
     kwargs["policy_kwargs"] = _policy_kwargs(hp.get("policy_kwargs"), where)
     try:
         vec = make_vec_env(
-            DynDNNEnv, n_envs=cfg.n_envs, seed=TRAIN_SEED_OFFSET + cfg.seed * 1000, env_kwargs=make_env_kwargs(cfg)
+            DynDNNEnv,
+            n_envs=cfg.n_envs,
+            seed=TRAIN_SEED_OFFSET + cfg.seed * 1000,
+            env_kwargs=make_env_kwargs(cfg),
+            vec_env_cls=vec_env_cls,
         )
     except TypeError as exc:
         raise HyperparamsError(f"{where}.env_kwargs: {exc}") from None
@@ -234,6 +253,7 @@ def train(
     tensorboard: str | None = None,
     progress: bool = True,
     force: bool = False,
+    on_validation: Callable[[int, float], None] | None = None,
 ) -> Report:
     """Train, keep the best model on the validation seeds, export, evaluate; return the report.
 
@@ -241,19 +261,22 @@ def train(
     :param out: the run folder
     :param progress: report progress on stderr (a bar on a terminal, lines in a log)
     :param force: replace an existing run folder (otherwise refused)
+    :param on_validation: called after each evaluation on the validation seeds with (training
+        steps, mean episode reward); an exception it raises stops training (a sweep's pruning)
 
     The run folder is marked incomplete (``INCOMPLETE``, saying why) from its creation until
     the evaluation is written; ``compare``, ``deploy`` and ``export`` refuse it meanwhile.
     """
     import torch
 
-    torch.set_num_threads(1)  # the policy MLP is tiny: extra threads only add synchronisation
     cfg = resolve(cfg, hyperparams_path)
+    # benchmarks/bench_training.py: 2 threads update the 256 x 256 networks 1.2-1.3x faster on 2 cores
+    torch.set_num_threads(cfg.threads)
     run = Path(out)
     model = build_model(cfg, tensorboard)  # every hyperparameter checked before the folder exists
     _new_run_folder(run, force)
     try:
-        report = _train_in(run, cfg, model, tensorboard, progress)
+        report = _train_in(run, cfg, model, tensorboard, progress, on_validation)
     except BaseException as exc:
         mark_incomplete(run, f"training {_how_stopped(exc)} at {time.strftime('%Y-%m-%d %H:%M:%S')}")
         raise
@@ -285,7 +308,9 @@ def _new_run_folder(run: Path, force: bool) -> None:
     mark_incomplete(run, f"training started {time.strftime('%Y-%m-%d %H:%M:%S')} (pid {os.getpid()}), not finished")
 
 
-def _train_in(run: Path, cfg: RunConfig, model, tensorboard: str | None, progress: bool) -> Report:
+def _train_in(
+    run: Path, cfg: RunConfig, model, tensorboard: str | None, progress: bool, on_validation: Callable[[int, float], None] | None
+) -> Report:
     """Train ``model`` into the run folder, export, evaluate (see :func:`train`)."""
     from stable_baselines3.common.callbacks import CallbackList
 
@@ -310,6 +335,7 @@ def _train_in(run: Path, cfg: RunConfig, model, tensorboard: str | None, progres
         log_path=str(run / "eval_log"),
         deterministic=True,
         verbose=0,
+        callback_after_eval=_validation_hook(on_validation) if on_validation else None,
     )
     t0 = time.perf_counter()
     cloned = _warm_start(cfg, model, progress) if cfg.pretrain else None
@@ -342,6 +368,18 @@ def _warm_start(cfg: RunConfig, model, progress: bool) -> dict:
     gamma = float(cfg.hyperparams.get("gamma", 0.99))
     data = teacher_rollouts(env, teacher, pc.timesteps, cfg.seed, gamma, pc.temperature, progress)
     return clone(model, data, pc, cfg.seed, ALGOS[cfg.algo].masked, progress)
+
+
+def _validation_hook(on_validation: Callable[[int, float], None]):
+    """An SB3 callback, run after each validation evaluation, that hands on its mean reward."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class AfterValidation(BaseCallback):
+        def _on_step(self) -> bool:
+            on_validation(self.num_timesteps, float(self.parent.last_mean_reward))
+            return True
+
+    return AfterValidation()
 
 
 def _progress_callback(total: int, enabled: bool):
