@@ -101,8 +101,10 @@ class ModelPredictiveController(Controller):
     The expectation is over a fixed sample of ``n_draws`` (latency, power) noise pairs drawn
     once from the profile's log-normal noise (seeded: decisions are deterministic). The memory
     intensity of background load cannot be observed (neither live nor in the env's request):
-    the state is :func:`envs.step.observed_state` (a loaded unit at ``assumed_mem``, the
-    middle of its 0..1 range, not a value fitted to any scenario; an idle unit at 0).
+    the state is :func:`envs.step.observed_state` (a loaded unit at ``assumed_mem``). What
+    that assumption and the model get wrong, the request's online slow-down estimate per unit
+    corrects (:mod:`envs.slowdown`): predicted latency and energy on unit ``u`` are the
+    nominal model's times ``request.slowdown[u]``.
 
     :param model: the platform model
     :param reward: the reward it maximises (the env's; default weights when ``None``)
@@ -124,6 +126,7 @@ class ModelPredictiveController(Controller):
         self._energy_draws = self._lat_draws * lognormal_factors(z[1], noise.power_cv)
         self.assumed_mem = assumed_mem
         self._above_floor = self.accuracy >= self.reward.min_accuracy
+        self._unit = model.space.unit_idx
         d = (self._lat_draws, self._energy_draws)
         self._draw_bounds = (*(float(x.max()) for x in d), *(float(x.min()) for x in d), float(d[1].mean()))
 
@@ -158,9 +161,13 @@ class ModelPredictiveController(Controller):
         return int(np.argmax(r))
 
     def _predict(self, request: Request) -> tuple[np.ndarray, np.ndarray]:
-        """(latency, energy) of every configuration: the model at the observed state."""
+        """(latency, energy) of every configuration: the model at the observed state, corrected
+        by the slow-down estimate of each configuration's unit."""
         o = self.model.expected_all(observed_state(request, self.assumed_mem))
-        return o.latency_ms, o.energy_mj
+        if request.slowdown is None:
+            return o.latency_ms, o.energy_mj
+        factor = np.asarray(request.slowdown, dtype=float)[self._unit]
+        return o.latency_ms * factor, o.energy_mj * factor
 
     def _expected(self, latency: np.ndarray, energy: np.ndarray, request: Request, which: np.ndarray | None = None) -> np.ndarray:
         """Expected rewards of every configuration, or of those ``which`` selects (a boolean mask)."""

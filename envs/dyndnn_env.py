@@ -11,7 +11,8 @@ from dnn.profile import DNNProfile, load_dnn_profile
 from envs.observation import ObservationBuilder, ObservationSpec
 from envs.reward import DEFAULT_OBJECTIVE, RewardConfig, load_objective
 from envs.scenario import EpisodeTrace, ScenarioGenerator, TraceScenario, load_scenario
-from envs.step import Request, StepScorer
+from envs.slowdown import SlowdownEstimator
+from envs.step import Request, StepScorer, observed_state
 from hwmodels.config import Config
 from hwmodels.model import PlatformModel, State, lognormal_factors
 from hwmodels.profile import PlatformSpec, load_platform
@@ -37,8 +38,10 @@ class DynDNNEnv(gym.Env):
     **Observation** (``Box(0, 1, (n,), float32)``; names in ``observation_names``): time budget
     and energy budget (log scale), background load per unit (busy threads / (2 x cores)), die
     temperature, current frequency per unit (/ max), the previous configuration (groups / G,
-    one-hot unit, cores / max cores, frequency / unit max), and the last request's latency and
-    energy (log scale). Only what a live board measures: every step builds a
+    one-hot unit, cores / max cores, frequency / unit max), the last request's latency and
+    energy (log scale), and the online slow-down estimate per unit (log scale; measured /
+    predicted latency, filtered: :mod:`envs.slowdown`, updated after every request exactly as
+    the live runtime updates it). Only what a live board measures: every step builds a
     :class:`envs.step.Request` (``env.request``) and the observation from it with
     :class:`envs.observation.ObservationBuilder`, as the live runtime does.
 
@@ -63,6 +66,12 @@ class DynDNNEnv(gym.Env):
     on its choices, and the ceiling (``ceiling_action``: the best configuration given the realised
     jitter and the true state) is a true upper bound when the past does not matter (no thermal
     trips, no DVFS switch cost, no temperature-dependent leakage).
+
+    **Model error** (sim-to-real): a scenario with ``model_error`` (``slow-board``; a board
+    agent's training scenario, as ``docs/live/camera-model-error.yaml``) makes the board's true
+    latency and power per unit depart from the nominal model by factors drawn per episode
+    (drifting within some); controllers see only the nominal model and the slow-down estimate.
+    The ceiling knows the true factors.
 
     **Starting state**: a new scenario episode drawn from the reset seed; the die at the
     profile's ``thermal.start_c``; every unit at its highest frequency; the previous
@@ -128,6 +137,8 @@ class DynDNNEnv(gym.Env):
             np.zeros(len(units)), np.zeros(len(units)), spec.thermal.start_c, np.array(self._max_freq, dtype=np.float64)
         )
         self._mask = np.ones(len(self.space), dtype=bool)
+        self._slowdown = SlowdownEstimator(len(units), latency_cv=spec.noise.latency_cv)
+        self._observed = State(np.zeros(len(units)), np.zeros(len(units)), 0.0, np.zeros(len(units)))
         self.trace: EpisodeTrace | None = None
         self._request: Request | None = None
 
@@ -154,7 +165,9 @@ class DynDNNEnv(gym.Env):
         """
         req = self.request
         o = self.model.expected_all(self._state)
-        latency, energy = o.latency_ms, o.energy_mj
+        unit = self.model.space.unit_idx
+        latency = o.latency_ms * np.asarray(self._lat_err)[unit]
+        energy = o.energy_mj * (np.asarray(self._lat_err) * np.asarray(self._pow_err))[unit]
         if realised:
             i = self._i
             latency = latency * self._jitter_latency[i]
@@ -186,6 +199,10 @@ class DynDNNEnv(gym.Env):
         t = self.trace
         self._tb, self._eb, self._period = t.time_budget_ms.tolist(), t.energy_budget_mj.tolist(), t.period_ms.tolist()
         self._load_rows, self._mem_rows = t.load.tolist(), t.mem.tolist()
+        ones = [[1.0] * len(self._max_freq)] * len(t)
+        self._lat_err_rows = ones if t.latency_error is None else t.latency_error.tolist()
+        self._pow_err_rows = ones if t.power_error is None else t.power_error.tolist()
+        self._slowdown.reset()
         self._draw_jitter()
         self._i = 0
         s = self._state
@@ -209,11 +226,14 @@ class DynDNNEnv(gym.Env):
             raise ValueError(f"action {action!r} outside Discrete({self.action_space.n})")
         i = self._i
         s = self._state
+        u = self.scorer.unit_of[a]
         o = self.model.expected(a, s)
-        latency, power = o.latency_ms * self._jitter_latency[i], o.power_w * self._jitter_power[i]
+        latency = o.latency_ms * self._lat_err[u] * self._jitter_latency[i]
+        power = o.power_w * self._pow_err[u] * self._jitter_power[i]
         energy = latency * power
         reward, info = self.scorer.score(self._request, a, latency, energy, power, o.freq_mhz)
-        u = self.scorer.unit_of[a]
+        # the online estimate learns as the live runtime's does: measured vs the nominal model at the observed state
+        self._slowdown.update(u, latency, self.model.expected(a, observed_state(self._request, out=self._observed)).latency_ms)
         self._advance_time(u, power, latency, max(self._period[i], latency))
         self._freqs[u] = o.freq_mhz
         s.freq_mhz[u] = o.freq_mhz
@@ -261,9 +281,11 @@ class DynDNNEnv(gym.Env):
         s.load[:] = self._load_rows[i]
         s.mem[:] = self._mem_rows[i]
         self._load = self._load_rows[i]
+        self._lat_err, self._pow_err = self._lat_err_rows[i], self._pow_err_rows[i]
 
     def _observe(self) -> np.ndarray:
         i = min(self._i, self.episode_length - 1)
+        self._slowdown.observe(self._load)
         self._request = Request(
             self._tb[i],
             self._eb[i],
@@ -274,6 +296,7 @@ class DynDNNEnv(gym.Env):
             self._prev,
             self._last[0],
             self._last[1],
+            tuple(self._slowdown.factors),
         )
         return self._obs.build(self._request)
 

@@ -2,7 +2,8 @@
 
 Only quantities a live board can measure are used: the request's budgets, background load per
 unit (/proc/stat), die temperature (thermal zones), current frequency per unit (cpufreq,
-devfreq), the previous configuration, and the last request's latency and energy. Values are
+devfreq), the previous configuration, the last request's latency and energy, and the online
+slow-down estimate per unit (measured / predicted latency, filtered: :mod:`envs.slowdown`). Values are
 normalised to about [0, 1]; budgets, latencies and energies span two to three decades, so they
 are normalised on a log scale between fixed bounds.
 
@@ -20,6 +21,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING
 
 import numpy as np
+
+from envs.slowdown import SLOWDOWN_RANGE
 
 if TYPE_CHECKING:
     from envs.step import Request
@@ -44,6 +47,8 @@ class ObservationSpec:
         energy divided by ``below`` and its largest multiplied by ``above`` (room for load)
     :param temp_range_c: die temperatures normalised over this range
     :param load_threads_per_core: background load normalised by this many threads per core
+    :param slowdown_range: (low, high) bounds of the log scale of the slow-down estimate per
+        unit; ``None``: no slow-down features (policies exported before they existed)
     """
 
     units: tuple[str, ...]
@@ -55,6 +60,7 @@ class ObservationSpec:
     range_headroom: tuple[float, float] = (2.0, 4.0)
     temp_range_c: tuple[float, float] = (20.0, 110.0)
     load_threads_per_core: float = 2.0
+    slowdown_range: tuple[float, float] | None = None
 
     @classmethod
     def for_model(cls, model: PlatformModel, range_headroom: tuple[float, float] = (2.0, 4.0)) -> ObservationSpec:
@@ -71,6 +77,7 @@ class ObservationSpec:
             latency_range_ms=(float(latency.min()) / below, float(latency.max()) * above),
             energy_range_mj=(float(energy.min()) / below, float(energy.max()) * above),
             range_headroom=(float(below), float(above)),
+            slowdown_range=SLOWDOWN_RANGE,
         )
 
     def structure(self) -> dict:
@@ -92,7 +99,8 @@ class ObservationSpec:
         if not isinstance(d, dict):
             raise ObservationSpecError("not a mapping")
         names = {f.name for f in fields(cls)}
-        missing = [n for n in names if n not in d and n not in ("range_headroom", "temp_range_c", "load_threads_per_core")]
+        optional = ("range_headroom", "temp_range_c", "load_threads_per_core", "slowdown_range")
+        missing = [n for n in names if n not in d and n not in optional]
         if missing:
             raise ObservationSpecError(f"field {sorted(missing)[0]!r} missing")
         try:
@@ -106,6 +114,7 @@ class ObservationSpec:
                 range_headroom=_pair(d, "range_headroom", cls.range_headroom),
                 temp_range_c=_pair(d, "temp_range_c", cls.temp_range_c),
                 load_threads_per_core=float(d.get("load_threads_per_core", cls.load_threads_per_core)),
+                slowdown_range=_pair(d, "slowdown_range") if d.get("slowdown_range") is not None else None,
             )
         except (TypeError, ValueError) as exc:
             raise ObservationSpecError(f"malformed ({exc})") from None
@@ -139,6 +148,7 @@ class ObservationBuilder:
             "prev_freq",
             "last_latency",
             "last_energy",
+            *((f"slowdown_{u}" for u in spec.units) if spec.slowdown_range else ()),
         )
         self.size = len(self.names)
         self._n = n
@@ -148,6 +158,8 @@ class ObservationBuilder:
         self._temp = (spec.temp_range_c[0], spec.temp_range_c[1] - spec.temp_range_c[0])
         self._inv_fmax = [1.0 / f for f in spec.max_freq_mhz]
         self._max_cores = max(spec.cores)
+        lo_hi = spec.slowdown_range
+        self._ls = None if lo_hi is None else (math.log(lo_hi[0]), math.log(lo_hi[1] / lo_hi[0]))
         self.out = np.zeros(self.size, dtype=np.float32)
 
     def build(self, request: Request) -> np.ndarray:
@@ -173,6 +185,10 @@ class ObservationBuilder:
         o[j + 2 + n] = f * self._inv_fmax[ui]
         o[j + 3 + n] = _log01(request.last_latency_ms, self._lt)
         o[j + 4 + n] = _log01(request.last_energy_mj, self._le)
+        if self._ls is not None:
+            slow = request.slowdown
+            for i in range(n):
+                o[j + 5 + n + i] = _log01(1.0 if slow is None else slow[i], self._ls)
         return o
 
 

@@ -1,8 +1,9 @@
 """Scenarios: what the requests ask for and what else the board is doing.
 
 A scenario produces an :class:`EpisodeTrace`, one row per inference request: the time and energy
-budgets, the background load (busy threads) and its memory intensity on each unit, and the
-request period. Two kinds:
+budgets, the background load (busy threads) and its memory intensity on each unit, the
+request period and, optionally, how far the board departs from its nominal model (a latency
+and a power factor per unit: the board is slower, faster, hungrier than profiled). Two kinds:
 
 * :class:`ScenarioGenerator`: seeded synthetic episodes from a named preset
   (``envs/scenarios.yaml``). Budgets change in *phases*, as an application switches between
@@ -18,11 +19,14 @@ request period. Two kinds:
 
 CSV format (one row per request; header required)::
 
-    time_budget_ms, energy_budget_mj, load_<unit> (one per unit), [mem_<unit>], [period_ms], [phase]
+    time_budget_ms, energy_budget_mj, load_<unit> (one per unit), [mem_<unit>], [period_ms], [phase],
+    [latency_error_<unit>], [power_error_<unit>]
 
 ``load_<unit>`` is busy background threads (fractional allowed), ``mem_<unit>`` their memory
 intensity in [0, 1] (default 0), ``period_ms`` the time from this request to the next
-(default 100), ``phase`` an informational integer.
+(default 100), ``phase`` an informational integer, ``latency_error_<unit>`` and
+``power_error_<unit>`` the board's true latency and power on the unit over the nominal model's
+(default 1; within 0.1..10).
 """
 
 from __future__ import annotations
@@ -59,9 +63,26 @@ class EpisodeTrace:
     mem: np.ndarray  # (n, units)
     period_ms: np.ndarray
     phase: np.ndarray
+    latency_error: np.ndarray | None = None  # (n, units): true latency / nominal model's; None: 1
+    power_error: np.ndarray | None = None  # (n, units): true power / nominal model's; None: 1
 
     def __len__(self) -> int:
         return len(self.time_budget_ms)
+
+    def rows(self, length: int) -> EpisodeTrace:
+        """The first ``length`` requests."""
+        cut = lambda a: None if a is None else a[:length]  # noqa: E731
+        return EpisodeTrace(
+            self.units,
+            self.time_budget_ms[:length],
+            self.energy_budget_mj[:length],
+            self.load[:length],
+            self.mem[:length],
+            self.period_ms[:length],
+            self.phase[:length],
+            cut(self.latency_error),
+            cut(self.power_error),
+        )
 
     def to_csv(self, path: str | os.PathLike) -> None:
         """Write the documented CSV format (atomically)."""
@@ -73,6 +94,12 @@ class EpisodeTrace:
             "period_ms",
             "phase",
         ]
+        errors = [e for e in (self.latency_error, self.power_error) if e is not None]
+        if errors:  # both are written when either is set (the other as ones)
+            cols += [*(f"latency_error_{u}" for u in self.units), *(f"power_error_{u}" for u in self.units)]
+            ones = np.ones_like(self.load)
+            lat_e = ones if self.latency_error is None else self.latency_error
+            pow_e = ones if self.power_error is None else self.power_error
         with atomic_write(path, newline="") as f:
             w = csv.writer(f)
             w.writerow(cols)
@@ -85,6 +112,7 @@ class EpisodeTrace:
                         *(repr(float(x)) for x in self.mem[i]),
                         repr(float(self.period_ms[i])),
                         int(self.phase[i]),
+                        *((repr(float(x)) for x in (*lat_e[i], *pow_e[i])) if errors else ()),
                     ]
                 )
 
@@ -146,6 +174,27 @@ class Periodic:
     mem: tuple[float, float]
 
 
+@dataclass(frozen=True)
+class ModelError:
+    """The board's departure from its nominal model, drawn per episode and unit (sim-to-real
+    domain randomisation: agents learn to read the online slow-down estimate instead of
+    trusting the model).
+
+    :param probability: share of episodes in which the board departs from the model at all
+        (in the others it is exact: an agent must stay sharp on a board that matches its
+        profile, not only be cautious on one that does not)
+    :param latency: true latency / nominal, drawn log-uniformly from [low, high]
+    :param power: true power / nominal, drawn log-uniformly from [low, high]
+    :param drift: share of those episodes in which a unit's factors move log-linearly to a
+        second draw by the episode's end (the board warms, a governor or a co-runner changes)
+    """
+
+    probability: float
+    latency: tuple[float, float]
+    power: tuple[float, float]
+    drift: float
+
+
 #: what ``randomise:`` may draw per episode (domain randomisation), each from [low, high]
 RANDOMISED = {
     "time_scale": "multiplies every mode's time budget range",
@@ -170,6 +219,7 @@ class ScenarioConfig:
     :param bursts: co-runner bursts (``None``: none)
     :param periodic: periodic co-runners (``None``: none)
     :param randomise: per-episode ranges of the parameters in :data:`RANDOMISED` (``None``: fixed)
+    :param model_error: the board's departure from the nominal model (``None``: the model is exact)
     """
 
     name: str
@@ -186,6 +236,7 @@ class ScenarioConfig:
     bursts: Bursts | None = None
     periodic: Periodic | None = None
     randomise: dict[str, tuple[float, float]] | None = None
+    model_error: ModelError | None = None
 
     def drawn(self, rng: np.random.Generator) -> ScenarioConfig:
         """This preset with its ``randomise`` parameters drawn for one episode."""
@@ -268,6 +319,10 @@ def _parse_scenario(name: str, d: dict, where: Path) -> ScenarioConfig:
         bursts = _parse_section(load.get("bursts"), "load.bursts", Bursts, ("rate",), pair, err)
         periodic = _parse_section(load.get("periodic"), "load.periodic", Periodic, ("probability",), pair, err)
         randomise = _parse_randomise(d.get("randomise"), pair, err)
+        model_error = _parse_section(d.get("model_error"), "model_error", ModelError, ("probability", "drift"), pair, err)
+        for k in ("latency", "power"):
+            if model_error is not None and getattr(model_error, k)[0] <= 0:
+                raise err(f"model_error.{k}", f"must be a range of positive factors, got {list(getattr(model_error, k))}")
     except KeyError as exc:
         raise err(str(exc.args[0]), "is missing") from None
     except (TypeError, AttributeError, ValueError) as exc:
@@ -296,6 +351,7 @@ def _parse_scenario(name: str, d: dict, where: Path) -> ScenarioConfig:
         bursts,
         periodic,
         randomise,
+        model_error,
     )
 
 
@@ -375,7 +431,23 @@ class ScenarioGenerator:
         if cfg.periodic is not None:
             self._add_periodic(cfg.periodic, rng, load, mem)
         np.minimum(load, MAX_LOAD_THREADS_PER_CORE * np.asarray(self.cores, dtype=float), out=load)
-        return EpisodeTrace(self.units, tb, eb, load, mem, period, phase)
+        lat_err = pow_err = None
+        if cfg.model_error is not None and rng.random() < cfg.model_error.probability:
+            lat_err, pow_err = self._model_error(cfg.model_error, rng, length)
+        return EpisodeTrace(self.units, tb, eb, load, mem, period, phase, lat_err, pow_err)
+
+    def _model_error(self, me: ModelError, rng: np.random.Generator, length: int) -> tuple[np.ndarray, np.ndarray]:
+        """Latency and power factors per request and unit: one draw per unit, drifting to a
+        second draw over the episode in a ``drift`` share of episodes."""
+        n = len(self.units)
+        out = []
+        for bounds in (me.latency, me.power):
+            lo, hi = math.log(bounds[0]), math.log(bounds[1])
+            start = rng.uniform(lo, hi, n)
+            end = np.where(rng.random(n) < me.drift, rng.uniform(lo, hi, n), start)
+            w = np.linspace(0.0, 1.0, length)[:, None]
+            out.append(np.exp(start + w * (end - start)))
+        return out[0], out[1]
 
     def _budgets(self, cfg: ScenarioConfig, rng: np.random.Generator, length: int):
         """Budgets in phases of one mode each; within a phase they may drift and jump."""
@@ -495,16 +567,7 @@ class TraceScenario:
         """The recorded requests (``rng`` unused: replay is exact); ``length`` must not exceed them."""
         if length > len(self.trace):
             raise ScenarioError(f"{self.source}: trace has {len(self.trace)} requests, episode_length asks for {length}")
-        t = self.trace
-        return EpisodeTrace(
-            t.units,
-            t.time_budget_ms[:length],
-            t.energy_budget_mj[:length],
-            t.load[:length],
-            t.mem[:length],
-            t.period_ms[:length],
-            t.phase[:length],
-        )
+        return self.trace.rows(length)
 
 
 #: the longest gap between two requests a trace may ask for (one hour): longer ones are typos
@@ -529,7 +592,17 @@ def _trace_of_rows(p: Path, rows: list[list[str]], units: tuple[str, ...], cores
         mem=np.array([[r.get(f"mem_{u}", 0.0) for u in units] for r in requests]),
         period_ms=np.array([r.get("period_ms", DEFAULT_PERIOD_MS) for r in requests]),
         phase=np.array([int(r.get("phase", 0)) for r in requests], dtype=np.int64),
+        latency_error=_optional_columns(requests, "latency_error", units),
+        power_error=_optional_columns(requests, "power_error", units),
     )
+
+
+def _optional_columns(requests: list[dict[str, float]], prefix: str, units: tuple[str, ...]) -> np.ndarray | None:
+    """``prefix_<unit>`` per request and unit (1 where absent), or ``None`` if no row has any."""
+    names = [f"{prefix}_{u}" for u in units]
+    if not any(h in requests[0] for h in names):
+        return None
+    return np.array([[r.get(h, 1.0) for h in names] for r in requests])
 
 
 def _trace_columns(p: Path, header: list[str] | None, units: tuple[str, ...]) -> dict[str, int]:
@@ -538,10 +611,20 @@ def _trace_columns(p: Path, header: list[str] | None, units: tuple[str, ...]) ->
         raise ScenarioError(f"{p}: empty file (a header row is required)")
     header = [h.strip() for h in header]
     required = ["time_budget_ms", "energy_budget_mj", *(f"load_{u}" for u in units)]
-    optional = [*(f"mem_{u}" for u in units), "period_ms", "phase"]
+    optional = [
+        *(f"mem_{u}" for u in units),
+        "period_ms",
+        "phase",
+        *(f"latency_error_{u}" for u in units),
+        *(f"power_error_{u}" for u in units),
+    ]
     for i, h in enumerate(header):
         if h not in required and h not in optional:
-            hint = f" (this platform's units: {', '.join(units)})" if h.startswith(("load_", "mem_")) else ""
+            hint = (
+                f" (this platform's units: {', '.join(units)})"
+                if h.startswith(("load_", "mem_", "latency_error_", "power_error_"))
+                else ""
+            )
             raise ScenarioError(f"{p}:1: unknown column '{h}'{hint}; expected {', '.join(required + optional)}")
         if h in header[:i]:
             raise ScenarioError(f"{p}:1: column '{h}' appears twice (columns {header.index(h) + 1} and {i + 1})")
@@ -581,4 +664,7 @@ def _trace_row(
             )
         if not 0 <= vals.get(f"mem_{u}", 0.0) <= 1:
             raise ScenarioError(f"{p}:{line}: column 'mem_{u}': must be in [0, 1], got {vals[f'mem_{u}']:g}")
+        for h in (f"latency_error_{u}", f"power_error_{u}"):
+            if not 0.1 <= vals.get(h, 1.0) <= 10:
+                raise ScenarioError(f"{p}:{line}: column '{h}': must be in [0.1, 10], got {vals[h]:g}")
     return vals

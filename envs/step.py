@@ -45,6 +45,8 @@ class Request:
     :param prev: the previous request's configuration (groups, unit index, cores, frequency)
     :param last_latency_ms: the previous request's latency (0 before the first)
     :param last_energy_mj: the previous request's energy (0 before the first)
+    :param slowdown: the online slow-down estimate per unit (:class:`envs.slowdown.SlowdownEstimator`:
+        measured / predicted latency, filtered); ``None``: the nominal model (1 everywhere)
     """
 
     time_budget_ms: float
@@ -56,15 +58,26 @@ class Request:
     prev: PrevConfig
     last_latency_ms: float = 0.0
     last_energy_mj: float = 0.0
+    slowdown: Sequence[float] | None = None
 
 
-def observed_state(request: Request, assumed_mem: float = ASSUMED_MEM) -> State:
+def observed_state(request: Request, assumed_mem: float = ASSUMED_MEM, out: State | None = None) -> State:
     """The model's :class:`hwmodels.model.State` as the board observes it in ``request``: measured
     load, die temperature and current frequencies, memory intensity ``assumed_mem`` where a unit
-    is loaded (what every model-based prediction of a live or simulated controller starts from)."""
-    load = np.asarray(request.load, dtype=float)
-    mem = np.where(load > 0, assumed_mem, 0.0)
-    return State(load, mem, float(request.temp_c), np.asarray(request.freq_mhz, dtype=float))
+    is loaded (what every model-based prediction of a live or simulated controller starts from).
+
+    :param out: a state to fill in place (its arrays sized for the platform), for the env's hot path
+    """
+    if out is None:
+        n = len(request.load)
+        out = State(np.zeros(n), np.zeros(n), 0.0, np.zeros(n))
+    load, mem, freq = out.load, out.mem, out.freq_mhz
+    for u, (x, f) in enumerate(zip(request.load, request.freq_mhz)):
+        load[u] = x
+        mem[u] = assumed_mem if x > 0 else 0.0
+        freq[u] = f
+    out.temp_c = float(request.temp_c)
+    return out
 
 
 class StepScorer:

@@ -7,8 +7,11 @@ policy builds its observation from its own stored spec), *apply* (CPU affinity, 
 real inference on the next CIFAR-10 test image, meter its latency and energy, and score it with
 the env's own :class:`envs.step.StepScorer`. The decision overhead (observe + decide + apply,
 not the inference) is logged per request, and so is the model's prediction for the chosen
-configuration at the observed state (``predicted_latency_ms``, ``predicted_energy_mj``), so the
-model's error can be read off any deploy log.
+configuration at the observed state, after the online correction (``predicted_latency_ms``,
+``predicted_energy_mj``), so the model's error can be read off any deploy log. The online
+slow-down estimate per unit (:mod:`envs.slowdown`) is updated after every request from the
+measured latency and the nominal prediction, as the simulated env updates it, and every
+request carries it to the controller.
 
 Requests arrive on the trace's clock (``period_ms`` from one to the next); one that cannot
 start on time starts as soon as the previous one ends. The trace's ``load_*`` columns are
@@ -37,6 +40,7 @@ from dnn.profile import load_dnn_profile
 from dnn.progress import progress as progress_bar
 from envs.reward import RewardConfig, load_objective
 from envs.scenario import TraceScenario
+from envs.slowdown import SlowdownEstimator
 from envs.step import EpisodeLog, Request, StepScorer, observed_state
 from hwmodels.model import PlatformModel
 from hwmodels.profile import load_platform
@@ -188,6 +192,7 @@ class LiveSession:
         self.run.objective = chosen.objective
         self._prev = self.scorer.prev_of(self.scorer.start_action)
         self._last = (0.0, 0.0)
+        self._slowdown = SlowdownEstimator(len(spec.units), latency_cv=spec.noise.latency_cv)
         self._i = 0
         self._t_start = 0.0
         self.controller.reset(0)
@@ -221,16 +226,20 @@ class LiveSession:
         runner = self.runners[self.board.units[u].kind]
         runner.set_threads(cfg.cores)
         overhead_ms = (time.perf_counter() - t0) * 1e3
-        predicted = self.model.expected(a, observed_state(request))
+        nominal = self.model.expected(a, observed_state(request))
         mark = self.board.energy_begin(u)
         ms, correct = runner.infer(cfg.groups)
-        energy, power, estimated = self.board.energy_end(u, mark, ms, float(predicted.power_w))
+        energy, power, estimated = self.board.energy_end(u, mark, ms, float(nominal.power_w))
         reward, info = self.scorer.score(request, a, ms, energy, power, f)
         rec = _record(self._i, t0 - self._t_start, a, reward, info, cpus, correct, estimated, overhead_ms, decide_us, running)
-        pred_ms, pred_mj = float(predicted.latency_ms), float(predicted.energy_mj)
-        rec.update(predicted_latency_ms=round(pred_ms, 4), predicted_energy_mj=round(pred_mj, 4))
-        self.run.predicted_latency_ms.append(pred_ms)
-        self.run.predicted_energy_mj.append(pred_mj)
+        slow = self._slowdown.factors[u]  # the correction the controller saw
+        predicted = (float(nominal.latency_ms) * slow, float(nominal.energy_mj) * slow)
+        rec.update(
+            predicted_latency_ms=round(predicted[0], 4), predicted_energy_mj=round(predicted[1], 4), slowdown=round(slow, 4)
+        )
+        self.run.predicted_latency_ms.append(predicted[0])
+        self.run.predicted_energy_mj.append(predicted[1])
+        self._slowdown.update(u, ms, float(nominal.latency_ms))
         self._account(a, reward, info, decide_us, overhead_ms, correct, estimated, running)
         return rec
 
@@ -248,15 +257,18 @@ class LiveSession:
     def _observe(self) -> tuple[Request, np.ndarray]:
         row = self._i % len(self.trace)
         temp = self.board.temperature_c(self.model.spec.thermal.start_c)
+        load = self.board.sample_load()
+        self._slowdown.observe(load)
         request = Request(
             float(self.trace.time_budget_ms[row]),
             float(self.trace.energy_budget_mj[row]),
             float(self.trace.period_ms[row]),
-            self.board.sample_load(),
+            load,
             temp,
             self.board.freqs_mhz(),
             self._prev,
             *self._last,
+            tuple(self._slowdown.factors),
         )
         return request, self.model.available(temp)
 

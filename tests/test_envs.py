@@ -51,20 +51,26 @@ def test_exact_seeding() -> None:
     assert any(x[1] != y[1] for x, y in zip(a[1:], c[1:]))
 
 
-def test_recorded_trace_replays_the_generated_episode(tmp_path: Path) -> None:
+ROBUST = str(Path(__file__).resolve().parents[1] / "docs" / "live" / "camera-model-error.yaml")
+
+
+@pytest.mark.parametrize("scenario", ["default", "train", ROBUST])  # ROBUST: with the board's model error
+def test_recorded_trace_replays_the_generated_episode(tmp_path: Path, scenario: str) -> None:
     out = tmp_path / "t.csv"
     assert (
-        main(["env", "record", "--platform", "xu3", "--scenario", "default", "--seed", "3", "--length", "300", "--out", str(out)])
+        main(["env", "record", "--platform", "xu3", "--scenario", scenario, "--seed", "5", "--length", "300", "--out", str(out)])
         == 0
     )
-    gen = DynDNNEnv("xu3", scenario="default", episode_length=300, noise=False)
-    gen.reset(seed=3)
+    gen = DynDNNEnv("xu3", scenario=scenario, episode_length=300, noise=False)
+    gen.reset(seed=5)  # with ROBUST, an episode whose board departs from the model
     rep = DynDNNEnv("xu3", scenario=str(out), episode_length=None, noise=False)
     rep.reset(seed=123)
-    for f in ("time_budget_ms", "energy_budget_mj", "load", "mem", "period_ms", "phase"):
+    fields = ("time_budget_ms", "energy_budget_mj", "load", "mem", "period_ms", "phase", "latency_error", "power_error")
+    assert (gen.trace.latency_error is not None) == (scenario == ROBUST)
+    for f in fields:
         np.testing.assert_array_equal(getattr(rep.trace, f), getattr(gen.trace, f), err_msg=f)
     acts = np.random.default_rng(1).integers(0, gen.action_space.n, 300).tolist()
-    for x, y in zip(rollout(gen, 3, acts)[1:], rollout(rep, 9, acts)[1:]):
+    for x, y in zip(rollout(gen, 5, acts)[1:], rollout(rep, 9, acts)[1:]):
         np.testing.assert_array_equal(x[0], y[0])
         assert x[1] == y[1]
 
@@ -168,3 +174,24 @@ def test_scenarios_change_the_best_configuration() -> None:
     s = scenario_stats("xu3", "default", [0, 1], episode_length=600, progress=False)
     assert s["oracle_changes_between_phases"] > 0.5 and s["oracle_distinct_configs"] > 5
     assert s["max_accuracy_miss_rate"] > 0.2
+
+
+def test_the_observation_carries_the_online_slowdown_of_a_board_slower_than_its_model(tmp_path: Path) -> None:
+    f = tmp_path / "slow.yaml"
+    f.write_text(
+        "slow:\n  phase_length: [50, 50]\n  modes:\n    a: {time: [20, 20], energy: [50, 50], period_ms: 100}\n"
+        "  load:\n    stay: 1.0\n    levels:\n      idle: {threads_per_core: [0, 0], mem: [0, 0]}\n"
+        "    start: [1.0]\n    transitions: [[1.0]]\n  model_error: {probability: 1, latency: [1.6, 1.6], power: [1, 1], drift: 0}\n"
+    )
+    env = DynDNNEnv("xu3", scenario=str(f), episode_length=60)
+    names = list(env.observation_names)
+    assert names[-2:] == ["slowdown_a15", "slowdown_a7"]
+    obs, _ = env.reset(seed=0)
+    assert env.request.slowdown == (1.0, 1.0)
+    action = env.space.encode(env.decode(0))  # one configuration on the first unit throughout
+    for _ in range(30):
+        obs, *_ = env.step(action)
+    assert env.request.slowdown[0] == pytest.approx(1.6, rel=0.05)  # the unit that runs learns the truth
+    assert env.request.slowdown[1] == 1.0  # the other was never measured
+    lo, hi = env.obs_spec.slowdown_range
+    assert obs[names.index("slowdown_a15")] == pytest.approx(np.log(1.6 / lo) / np.log(hi / lo), abs=0.02)

@@ -106,6 +106,27 @@ def test_nothing_beats_the_ceiling_without_thermal_or_switching_dynamics(platfor
     assert 0.0 <= report.infeasible_rate < 1.0
 
 
+@pytest.mark.parametrize("platform", ["xu3", "nano"])
+def test_nothing_beats_the_ceiling_on_a_board_that_departs_from_its_model(platform: str) -> None:
+    env = DynDNNEnv(_memoryless(platform), scenario="slow-board", episode_length=300)
+    factories = {n: (lambda e, n=n: make_controller(n, e.model, e)) for n in CONTROLLERS}
+    _, logs = compare(lambda: env, factories, [11, 12], progress=False)
+    ceiling = np.concatenate([lg.rewards for lg in logs["oracle"]])
+    for name, lg in logs.items():
+        assert np.all(np.concatenate([x.rewards for x in lg]) <= ceiling + 1e-12), f"{name} beat the ceiling on a request"
+
+
+def test_model_predictive_reads_the_slowdown_estimate() -> None:
+    env = DynDNNEnv("xu3", episode_length=10)
+    env.reset(seed=4, options={"time_budget_ms": 3 * env.t_ref_ms, "energy_budget_mj": 1e6, "load": [0, 0]})
+    mpc = make_controller("model-predictive", env.model, env)
+    nominal = env.model.idle_table()[0]
+    fast = mpc.act(env.request)
+    slow = mpc.act(dataclasses.replace(env.request, slowdown=(1.8, 1.8)))
+    # told the board runs 1.8x slower than modelled, it picks a configuration that fits that
+    assert nominal[slow] * 1.8 <= env.request.time_budget_ms < nominal[fast] * 1.8
+
+
 def test_reports_show_how_each_controller_decides() -> None:
     env = DynDNNEnv("xu3", episode_length=200)
     factories = {n: (lambda e, n=n: make_controller(n, e.model, e)) for n in ("oracle", "greedy", "fixed-min-energy")}

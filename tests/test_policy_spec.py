@@ -72,3 +72,14 @@ def test_a_policy_for_another_board_is_refused_naming_the_file(tmp_path: Path, c
     assert main(["compare", "--platform", "nano", "--agents", str(policy_file), "--seeds", "1", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{policy_file}: trained for platform 'tiny', not 'nano'" in err
+
+
+def test_a_policy_exported_before_the_slowdown_feature_observes_as_it_was_trained() -> None:
+    env = DynDNNEnv("xu3", episode_length=5)
+    env.reset(seed=0)
+    new = ObservationBuilder(env.obs_spec)
+    old_dict = env.obs_spec.to_dict()
+    del old_dict["slowdown_range"]  # as policy.json files written before it existed
+    old = ObservationBuilder(ObservationSpec.from_dict(old_dict))
+    assert new.names[: old.size] == old.names and new.names[old.size :] == ("slowdown_a15", "slowdown_a7")
+    np.testing.assert_array_equal(old.build(env.request), new.build(env.request)[: old.size])

@@ -330,7 +330,8 @@ def test_deploy_runs_live_and_logs_every_request(
     assert m["energy_is_estimate"] and 0 < m["overhead_ms_median"] < 50
     assert all(r["cpus"] == [0] for r in lines)
     # every request logs the model's prediction for its configuration; the report's error is read off them
-    assert all(r["predicted_latency_ms"] > 0 and r["predicted_energy_mj"] > 0 for r in lines)
+    assert all(r["predicted_latency_ms"] > 0 and r["predicted_energy_mj"] > 0 and r["slowdown"] > 0 for r in lines)
+    assert lines[0]["slowdown"] == 1.0  # nothing measured yet: the nominal model
     mape = sum(abs(r["latency_ms"] - r["predicted_latency_ms"]) / r["latency_ms"] for r in lines) / len(lines)
     assert m["latency_mape"] == pytest.approx(mape, rel=1e-3) and m["energy_mape"] is None  # energy is the model's own
     assert m["by_load_threads"] == {

@@ -4,6 +4,7 @@ per-episode domain randomisation; the held-out families."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -78,6 +79,23 @@ def test_randomised_parameters_are_drawn_per_episode_within_their_ranges() -> No
         ("  randomise: {stay: [0.5, 2]}\n", "field 'x.randomise.stay' is a probability range"),
         ("  budgets: {drift: 2}\n", "field 'x.budgets.drift' must be a probability"),
         ("  budgets: {wobble: 1}\n", "field 'x.budgets' takes drift and jump_rate"),
+        (
+            "  model_error: {latency: [1, 2], power: [1, 1]}\n",
+            "field 'x.model_error' needs exactly probability, latency, power, drift",
+        ),
+        ("  model_error: {probability: 1, latency: [2, 1], power: [1, 1], drift: 0}\n", "field 'x.model_error.latency' must be"),
+        (
+            "  model_error: {probability: 1, latency: [1, 2], power: [1, 1], drift: 3}\n",
+            "field 'x.model_error.drift' must be a probability",
+        ),
+        (
+            "  model_error: {probability: 2, latency: [1, 2], power: [1, 1], drift: 0}\n",
+            "field 'x.model_error.probability' must be a probability",
+        ),
+        (
+            "  model_error: {probability: 1, latency: [0, 2], power: [1, 1], drift: 0}\n",
+            "field 'x.model_error.latency' must be a range of positive factors",
+        ),
     ],
 )
 def test_bad_movement_or_randomisation_names_the_field(tmp_path, section: str, expect: str) -> None:
@@ -101,3 +119,22 @@ def test_bad_bursts_section_names_the_field(tmp_path) -> None:
     )
     with pytest.raises(ScenarioError, match="field 'x.load.bursts' needs exactly rate, length, threads_per_core, mem"):
         load_scenario(str(f))
+
+
+def test_model_error_is_drawn_per_episode_and_unit_within_its_range_and_drifts_in_some() -> None:
+    gen = _generator(str(Path(__file__).resolve().parents[1] / "docs" / "live" / "camera-model-error.yaml"))
+    me = gen.cfg.model_error
+    rng = np.random.default_rng(0)
+    drifting = exact = 0
+    for _ in range(80):
+        t = gen.episode(rng, 200)
+        if t.latency_error is None:  # an episode on a board that matches its model
+            exact += 1
+            continue
+        for err, (lo, hi) in ((t.latency_error, me.latency), (t.power_error, me.power)):
+            assert err.shape == (200, len(UNITS)) and np.all((err >= lo - 1e-12) & (err <= hi + 1e-12))
+        drifting += int(np.any(t.latency_error[0] != t.latency_error[-1]))
+    assert 0 < drifting < (80 - exact) * len(UNITS)  # some units' factors move over the episode, not all
+    assert 80 * me.probability / 2 < 80 - exact < 80 * (1 + me.probability) / 2  # the model is wrong in a share of episodes
+    for name in ("default", "train"):  # evaluation presets, and the default agents' training: the model is exact
+        assert _generator(name).episode(rng, 50).latency_error is None
