@@ -100,7 +100,7 @@ class Metric:
 
     def value(self, agent: dict[str, Any]) -> float:
         """The trial's objective value from the agent's metrics."""
-        worst = float("-inf") if self.direction == "maximize" else float("inf")
+        worst = float("-inf") if (self.direction or METRICS[self.name]) == "maximize" else float("inf")
         if self.min_accuracy is not None and agent["mean_accuracy"] < self.min_accuracy:
             return worst
         return float(agent[self.name])
@@ -298,10 +298,12 @@ def _storage(url: str, spec: SweepSpec):
 
     if not url.startswith(("sqlite:", "postgresql", "mysql")):
         raise SweepError(f"--storage {url}: expected an SQLAlchemy URL (sqlite:///FILE, postgresql://..., mysql://...)")
+    sqlite = url.startswith("sqlite:")
     for attempt in range(STORAGE_ATTEMPTS):
         try:
-            return RDBStorage(
+            return (_locked_sqlite_storage if sqlite else RDBStorage)(
                 url,
+                engine_kwargs={"connect_args": {"timeout": 60}} if sqlite else None,  # wait for the write lock
                 heartbeat_interval=max(int(spec.heartbeat_s), 1),
                 grace_period=max(int(spec.grace_s), 2),
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
@@ -317,13 +319,36 @@ def _storage(url: str, spec: SweepSpec):
     raise AssertionError("unreachable")
 
 
+def _locked_sqlite_storage(url: str, **kwargs):
+    """An ``RDBStorage`` on SQLite whose trial state changes hold a file lock beside the database.
+
+    Optuna claims a waiting trial by reading it ``FOR UPDATE`` and writing it running in one
+    session; SQLite ignores ``FOR UPDATE`` and Python's sqlite3 driver reads outside the
+    transaction, so two workers could both read a trial as waiting and both run it. Workers that
+    share an SQLite file share a machine, so a lock file (``flock``) serialises the claims.
+    """
+    import fcntl
+
+    from optuna.storages import RDBStorage
+
+    lock_path = url.split("sqlite:///", 1)[-1] + ".lock"
+
+    class LockedSQLiteStorage(RDBStorage):
+        def set_trial_state_values(self, trial_id, state, values=None):
+            with open(lock_path, "a") as lock:
+                fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+                return super().set_trial_state_values(trial_id, state, values)
+
+    return LockedSQLiteStorage(url, **kwargs)
+
+
 def open_study(spec: SweepSpec, storage_url: str) -> optuna.Study:
     """Create the sweep's study (enqueueing the grid once) or join it; refuse a study of the
     same name made from a different sweep file."""
     import optuna
 
     storage = _storage(storage_url, spec)
-    sampler = optuna.samplers.TPESampler(seed=0) if spec.search else None
+    sampler = optuna.samplers.TPESampler() if spec.search else None  # unseeded: parallel workers must not draw alike
     pruner = optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1) if spec.search else optuna.pruners.NopPruner()
     direction = spec.metric.direction
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -412,11 +437,12 @@ def _fail_and_retry(study: optuna.Study, number: int) -> None:
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     states = optuna.trial.TrialState
-    if study.get_trials(deepcopy=False)[number].state == states.RUNNING:
-        study.tell(number, state=states.FAIL)
-    frozen = study.get_trials(deepcopy=False)[number]
-    if frozen.state == states.FAIL:
-        RetryHeartbeatStaleTrialCallback(max_retry=3)(study, frozen)
+    trials = study.get_trials(deepcopy=False)
+    if trials[number].state != states.RUNNING:
+        return  # finished, or already failed as stale by another worker (which queued the retry)
+    study.tell(number, state=states.FAIL)
+    if not any(number in t.system_attrs.get("retry_history", ()) for t in trials):
+        RetryHeartbeatStaleTrialCallback(max_retry=3)(study, study.get_trials(deepcopy=False)[number])
 
 
 def _work_left(study: optuna.Study, spec: SweepSpec) -> bool:
@@ -555,16 +581,26 @@ def run_workers(
     procs = [ctx.Process(target=_worker_process, args=(spec, str(sweep_dir), storage_url, i, queue)) for i in range(workers)]
     for p in procs:
         p.start()
-    summary, done = WorkerSummary(), 0
+    import queue as queues
+
+    summary, done = WorkerSummary(), set()
     try:
-        while done < workers:
-            kind, payload = queue.get()
+        while len(done) < workers:
+            try:
+                kind, payload = queue.get(timeout=1.0)
+            except queues.Empty:  # a worker killed outside Python (SIGKILL, OOM) never says it is done
+                for i, p in enumerate(procs):
+                    if p.exitcode is not None and i not in done and p.exitcode != 0:
+                        done.add(i)
+                        summary.failed.append(f"worker {i}: exited with code {p.exitcode}")
+                continue
             if kind == "log":
                 log(payload)
             else:
-                done += 1
+                index, result = payload
+                done.add(index)
                 for name in ("completed", "pruned", "failed"):
-                    getattr(summary, name).extend(payload.get(name, []))
+                    getattr(summary, name).extend(result.get(name, []))
     finally:
         for p in procs:
             if p.is_alive():
@@ -592,8 +628,13 @@ def _worker_process(spec: SweepSpec, sweep_dir: str, storage_url: str | None, in
         result = {"failed": [f"worker {index}: {exc}"]}
     except (KeyboardInterrupt, Terminated):
         queue.put(("log", f"[worker {index}] stopped; its trial goes back to the queue"))
+    except Exception as exc:  # a bug: say so, and count the worker as failed
+        import traceback
+
+        queue.put(("log", f"[worker {index}] crashed:\n{traceback.format_exc()}"))
+        result = {"failed": [f"worker {index}: {type(exc).__name__}: {exc}"]}
     finally:
-        queue.put(("done", result))
+        queue.put(("done", (index, result)))
 
 
 def completed_evaluations(spec: SweepSpec, storage_url: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:

@@ -92,13 +92,16 @@ def summarise(evaluations: list[tuple[dict[str, Any], dict[str, Any]]]) -> list[
 
 def format_table(rows: list[Row]) -> str:
     """Fixed-width table: IQM [95% CI] per metric."""
-    head = f"{'platform':<9} {'objective':<9} {'algo':<5} {'controller':<18} {'runs':>4}" + "".join(
+    head = f"{'platform':<9} {'scenario':<9} {'objective':<9} {'algo':<5} {'controller':<18} {'runs':>4}" + "".join(
         f" {title:>22}" for _, title, _ in METRICS
     )
     lines = [head, "-" * len(head)]
     for r in rows:
         cells = "".join(f" {_cell(r.metrics[k], scale):>22}" for k, _, scale in METRICS)
-        lines.append(f"{Path(r.platform).stem:<9} {r.objective:<9} {r.algo:<5} {r.controller:<18} {r.runs:>4}" + cells)
+        lines.append(
+            f"{Path(r.platform).stem:<9} {Path(r.scenario).stem:<9} {r.objective:<9} {r.algo:<5} {r.controller:<18} {r.runs:>4}"
+            + cells
+        )
     lines.append(f"IQM [{CONFIDENCE:.0%} bootstrap CI] over training seeds ({RESAMPLES} resamples, percentile method)")
     return "\n".join(lines)
 
@@ -137,7 +140,7 @@ def plot(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    groups = sorted({(r.platform, r.objective, r.algo) for r in rows})
+    groups = sorted({(r.platform, r.scenario, r.objective, r.algo) for r in rows})
     controllers = list(dict.fromkeys(r.controller for r in rows))
     fig, axes = plt.subplots(1, len(metrics), figsize=(5 * len(metrics), 4), squeeze=False)
     width = 0.8 / max(len(controllers), 1)
@@ -146,7 +149,7 @@ def plot(
         for j, c in enumerate(controllers):
             xs, ys, err = [], [], [[], []]
             for i, g in enumerate(groups):
-                r = next((r for r in rows if (r.platform, r.objective, r.algo) == g and r.controller == c), None)
+                r = next((r for r in rows if (r.platform, r.scenario, r.objective, r.algo) == g and r.controller == c), None)
                 if r is None or np.isnan(r.metrics[metric][0]):
                     continue
                 m, lo, hi = (v * scale for v in r.metrics[metric])
@@ -155,7 +158,7 @@ def plot(
                 err[0].append(m - lo)
                 err[1].append(hi - m)
             ax.bar(xs, ys, width, yerr=err, capsize=3, label=c)
-        ax.set_xticks(range(len(groups)), [f"{Path(p).stem}\n{o}/{a}" for p, o, a in groups])
+        ax.set_xticks(range(len(groups)), [f"{Path(p).stem}/{Path(sc).stem}\n{o}/{a}" for p, sc, o, a in groups])
         ax.set_title(dict((k, t) for k, t, _ in METRICS)[metric])
     axes[0][0].legend(fontsize=7)
     fig.tight_layout()
