@@ -166,11 +166,9 @@ def run_sweep(args: argparse.Namespace) -> int:
 
     spec = load_sweep(args.sweep_file)
     out = Path(args.out or f"runs/sweeps/{spec.name}")
-    if (
-        out.resolve() == Path(args.sweep_file).resolve().parent
-        and (out / "sweep.yaml").resolve() == Path(args.sweep_file).resolve()
-    ):
-        raise UsageError(f"--out {out}: would write sweep.yaml over the sweep file; choose another --out")
+    check_outputs(
+        {"--out (sweep.yaml)": out / "sweep.yaml"}, {"SWEEP.yaml": args.sweep_file, "train.hyperparams": spec.hyperparams}
+    )
     if (out / "sweep.yaml").is_file() and load_written_spec(out) != spec:
         raise UsageError(f"--out {out}: holds a different sweep; choose another --out")
     out.mkdir(parents=True, exist_ok=True)

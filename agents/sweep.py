@@ -42,7 +42,9 @@ Each finished trial also stores its evaluation (every controller's metrics) in t
 from __future__ import annotations
 
 import itertools
+import json
 import os
+import queue as queues
 import shutil
 import time
 from collections.abc import Callable
@@ -51,7 +53,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dnn.errors import UserError
-from dnn.fileio import atomic_write, incomplete_reason, read_yaml
+from dnn.fileio import atomic_write, incomplete_reason, json_text, read_yaml
 
 if TYPE_CHECKING:
     import optuna
@@ -373,14 +375,8 @@ def _check_same_sweep(study: optuna.Study, spec: SweepSpec, url: str) -> None:
             break
         time.sleep(0.2)
     stored = study.user_attrs.get("sweep")
-    if stored is not None and _plain(stored) != _plain(spec.to_dict()):
+    if stored is not None and stored != json.loads(json_text(spec.to_dict())):
         raise SweepError(f"--storage {url}: study '{spec.name}' was made from a different sweep file; rename the sweep (name:)")
-
-
-def _plain(d: Any) -> Any:
-    import json
-
-    return json.loads(json.dumps(d))
 
 
 @dataclass
@@ -437,12 +433,12 @@ def _fail_and_retry(study: optuna.Study, number: int) -> None:
     from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     states = optuna.trial.TrialState
+    if study.get_trials(deepcopy=False)[number].state == states.RUNNING:
+        study.tell(number, state=states.FAIL)
     trials = study.get_trials(deepcopy=False)
-    if trials[number].state != states.RUNNING:
-        return  # finished, or already failed as stale by another worker (which queued the retry)
-    study.tell(number, state=states.FAIL)
-    if not any(number in t.system_attrs.get("retry_history", ()) for t in trials):
-        RetryHeartbeatStaleTrialCallback(max_retry=3)(study, study.get_trials(deepcopy=False)[number])
+    # a trial another worker failed as stale already has its retry (one names it in retry_history)
+    if trials[number].state == states.FAIL and not any(number in t.system_attrs.get("retry_history", ()) for t in trials):
+        RetryHeartbeatStaleTrialCallback(max_retry=3)(study, trials[number])
 
 
 def _work_left(study: optuna.Study, spec: SweepSpec) -> bool:
@@ -500,9 +496,8 @@ def _objective(spec: SweepSpec, sweep_dir: Path, summary: WorkerSummary, log, cu
 def _point_of(trial: optuna.Trial, spec: SweepSpec) -> dict[str, Any]:
     """The trial's grid point (enqueued values, or the one point of a search) through
     ``suggest_categorical``, so a retried copy carries the same parameters."""
-    points = grid_points(spec)
     if spec.search is not None:
-        return points[0]
+        return grid_points(spec)[0]
     return {k: trial.suggest_categorical(k, spec.grid[k]) for k in spec.grid}
 
 
@@ -581,8 +576,6 @@ def run_workers(
     procs = [ctx.Process(target=_worker_process, args=(spec, str(sweep_dir), storage_url, i, queue)) for i in range(workers)]
     for p in procs:
         p.start()
-    import queue as queues
-
     summary, done = WorkerSummary(), set()
     try:
         while len(done) < workers:

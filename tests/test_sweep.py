@@ -248,3 +248,23 @@ def test_a_sweep_folder_refuses_a_different_sweep_and_report_needs_one(tmp_path:
     with pytest.raises(SweepError, match="'metric.direction' must be maximize or minimize"):
         (tmp_path / "m.yaml").write_text("metric: {direction: up}\n")
         load_sweep(tmp_path / "m.yaml")
+
+
+def test_a_stopped_workers_trial_is_queued_again_once(tmp_path: Path) -> None:
+    import optuna
+
+    from agents.sweep import _fail_and_retry
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 's.db'}")
+    waiting = optuna.trial.TrialState.WAITING
+    for state_after_stop in ("RUNNING", "FAIL"):  # SIGTERM leaves it running; optimize fails it on SIGINT
+        study.enqueue_trial({"x": 1})
+        trial = study.ask()
+        if state_after_stop == "FAIL":
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        _fail_and_retry(study, trial.number)
+        _fail_and_retry(study, trial.number)  # a second look (or another worker's) queues nothing more
+        assert study.get_trials()[trial.number].state == optuna.trial.TrialState.FAIL
+        retries = [t for t in study.get_trials(states=(waiting,)) if trial.number in t.system_attrs.get("retry_history", [])]
+        assert len(retries) == 1 and retries[0].params == {} and retries[0].system_attrs["failed_trial"] == trial.number
+        study.tell(study.ask(), 0.0)  # the retry runs
