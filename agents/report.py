@@ -42,7 +42,8 @@ class LiveMetrics:
     :param energy_is_estimate: some energy came from the model, not a sensor
     :param seconds: wall time of the run
     :param requests: requests run
-    :param by_load_threads: per generated load level (worker threads): requests, miss rate,
+    :param by_load_threads: per generated load phase (worker threads, and their memory intensity
+        where they stream: ``"2"``, ``"1 mem 1"``): requests, miss rate,
         accuracy, ``latency_mape``
     :param latency_mape: mean |measured - predicted| / measured latency of the chosen
         configurations, predicted by the model at the observed state

@@ -50,32 +50,56 @@ def fit_perf(space: ConfigSpace, unit: int, latency_ms: np.ndarray, macs: np.nda
 
 
 def fit_interference(doc: dict, dnn, points: list[tuple[int, list[float], list[float], float]]) -> dict[str, float]:
-    """``interference.mem_slowdown`` and ``barrier_slowdown`` from latencies measured beside co-runners.
+    """``interference`` (``mem_slowdown``, ``barrier_slowdown``, ``wake_credit_ms``) from latencies
+    measured beside co-runners.
 
-    The model's latency of a configuration in a state is linear in both coefficients,
+    For a given wake-up credit ``C`` the model's latency is linear in the other two,
     ``t = t0 + m dt_m + b dt_b`` (the model is evaluated at (0, 0), (1, 0) and (0, 1), so the fit
-    uses exactly the model's equations); ``m, b >= 0`` minimise the relative error over the points.
+    uses exactly the model's equations); ``m, b >= 0`` minimise a robust (soft-L1, scale 0.1) loss of the log
+    ratio of model to measurement (latency noise is log-normal: over- and under-prediction by the
+    same factor weigh alike), so one point the host disturbed does not set a coefficient. ``C`` is the
+    best of a grid of :data:`CREDIT_GRID_POINTS` values from 0 to the longest measured latency
+    (the error is piecewise smooth in ``C``, with a kink at every point's compute time), polished
+    by a bounded scalar search between its grid neighbours.
 
     :param doc: the platform profile document (its other coefficients already fitted)
     :param dnn: the DNN profile (:class:`dnn.profile.DNNProfile`)
     :param points: (configuration index, observed busy threads per unit, memory intensity per unit,
         measured median latency ms)
-    :return: ``{"mem_slowdown": m, "barrier_slowdown": b}``
+    :return: ``{"mem_slowdown": m, "barrier_slowdown": b, "wake_credit_ms": C}``
     """
+    from scipy.optimize import least_squares, minimize_scalar
+
     from hwmodels.model import PlatformModel, State
     from hwmodels.profile import parse_platform
 
     y = np.array([p[3] for p in points], dtype=np.float64)
     temp = float(doc["thermal"]["start_c"])
 
-    def latencies(m: float, b: float) -> np.ndarray:
-        trial = {**doc, "interference": {"mem_slowdown": m, "barrier_slowdown": b}}
+    def latencies(m: float, b: float, credit: float) -> np.ndarray:
+        trial = {**doc, "interference": {"mem_slowdown": m, "barrier_slowdown": b, "wake_credit_ms": credit}}
         model = PlatformModel(parse_platform(trial, "interference fit"), dnn)
         return np.array(
             [model.expected(i, State(np.asarray(ld, float), np.asarray(mem, float), temp)).latency_ms for i, ld, mem, _ in points]
         )
 
-    t0 = latencies(0.0, 0.0)
-    X = np.stack([latencies(1.0, 0.0) - t0, latencies(0.0, 1.0) - t0], 1)
-    m, b = fit_nonnegative(X / y[:, None], (y - t0) / y)
-    return {"mem_slowdown": float(m), "barrier_slowdown": float(b)}
+    def fit_at(credit: float) -> tuple[float, np.ndarray]:
+        t0 = latencies(0.0, 0.0, credit)
+        X = np.stack([latencies(1.0, 0.0, credit) - t0, latencies(0.0, 1.0, credit) - t0], 1)
+        start = fit_nonnegative(X / y[:, None], (y - t0) / y)
+        fit = least_squares(lambda c: np.log((t0 + X @ c) / y), start, bounds=(0.0, np.inf), loss="soft_l1", f_scale=0.1)
+        return float(fit.cost), fit.x
+
+    grid = np.linspace(0.0, float(y.max()), CREDIT_GRID_POINTS)
+    j = int(np.argmin([fit_at(c)[0] for c in grid]))
+    # polish between the grid neighbours of the best point
+    lo, hi = grid[max(j - 1, 0)], grid[min(j + 1, len(grid) - 1)]
+    credit = float(minimize_scalar(lambda c: fit_at(c)[0], bounds=(lo, hi), method="bounded", options={"xatol": 1e-4}).x)
+    if fit_at(grid[j])[0] < fit_at(credit)[0]:
+        credit = float(grid[j])
+    m, b = fit_at(credit)[1]
+    return {"mem_slowdown": float(m), "barrier_slowdown": float(b), "wake_credit_ms": credit}
+
+
+#: values of the wake-up credit the interference fit tries
+CREDIT_GRID_POINTS = 121

@@ -5,8 +5,10 @@ at k groups on c cores of unit u at frequency f (MHz) and voltage V:
 
     cycles_i  = W_k * (s_u + (1 - s_u) / c) / mpc_u + O_u + L_k * (l_u + y_u * (c - 1))
     excess_i  = max(0, load_u - (N_u - c))         background threads that land on the DNN's cores
-    t_i [ms]  = cycles_i / 1e3 * (c + excess_i * (1 + b * (c - 1))) / (c * f)   compute, fair share
-                                                   (b: threads of a multi-core run wait at barriers)
+    tc_i [ms] = cycles_i / 1e3 / f                 compute on an idle unit
+    t_i [ms]  = tc_i + max(0, tc_i - C) * excess_i * (1 + b * (c - 1)) / c     compute, fair share
+                                                   (C: the first ms a woken DNN runs unshared;
+                                                   b: threads of a multi-core run wait at barriers)
               + B_k / (bw_u * min(c, 2) * 1e6) * (1 + m * sum_v mem_v * load_v)   memory, contention
               + fixed_u + L_k * layer_fixed_u + switch_u * [f != current f_u]
     P_i [W]   = (a_u + act_u * g_u) V^2 f + leak_u V exp(lam_u (T - T0_u)) + act_u * p_u * busy_i V^2 f
@@ -97,7 +99,7 @@ class PlatformModel:
             + per_unit(lambda x: x.perf.overhead_mcycles) * 1e6
             + L * (per_unit(lambda x: x.perf.layer_overhead_kcycles) + per_unit(lambda x: x.perf.sync_kcycles) * (c - 1.0)) * 1e3
         )
-        self._A = cycles / 1e3  # t_compute_ms = A * (c + excess * barrier) / (c * f_MHz)
+        self._A = cycles / 1e3  # idle compute ms = A * c / (c * f_MHz)
         self._barrier = 1.0 + spec.interference.barrier_slowdown * (c - 1.0)
         self._c = c
         self._free = per_unit(lambda x: float(x.cores)) - c
@@ -129,16 +131,21 @@ class PlatformModel:
         self._unit_tables = [(x.freqs_mhz.tolist(), x.volts.tolist(), x.cores, x.power) for x in units]
         self._mem_slow = spec.interference.mem_slowdown
         self._cf, self._v2f, self._kl_v = self._freq_terms(self._f, self._v)
-        self._buf = {name: np.empty(len(sp)) for name in ("t", "p", "e", "x", "y")}
+        self._buf = {name: np.empty(len(sp)) for name in ("t", "p", "e", "x", "y", "s")}
         # measured tables win over the analytic idle-board values (ratio kept per configuration)
         self._lat_scale = self._pow_scale = None
+        self._credit = np.full(len(sp), spec.interference.wake_credit_ms)
         if spec.measured is not None:
             self._apply_measured()
+            # the credit is in measured ms; compute time meets it before the measured table's
+            # scale is applied, so it is divided by that scale
+            self._credit /= self._lat_scale
         # python lists for the scalar path: indexing a list is far cheaper than a numpy scalar
         self._py = {
             n: getattr(self, n).tolist()
             for n in (
                 "_A",
+                "_credit",
                 "_barrier",
                 "_c",
                 "_free",
@@ -208,10 +215,13 @@ class PlatformModel:
         lf = state.load[self._unit]
         excess = np.maximum(lf - self._free, 0.0, out=b["x"])
         excess *= self._barrier
-        t = b["t"]
-        np.add(self._c, excess, out=t)
-        t *= self._A
-        t /= cf
+        t = np.divide(self._A, cf, out=b["t"])
+        t *= self._c
+        shared = np.subtract(t, self._credit, out=b["s"])
+        np.maximum(shared, 0.0, out=shared)
+        shared *= excess
+        shared /= self._c
+        t += shared
         t += self._tmem * self._mem_factor(state)
         t += self._fixed
         if state.freq_mhz is not None:
@@ -259,8 +269,8 @@ class PlatformModel:
         lf = float(state.load[u])
         c = py["_c"][i]
         excess = max(lf - py["_free"][i], 0.0) * py["_barrier"][i]
-        t = (c + excess) * py["_A"][i]
-        t /= cf
+        t = py["_A"][i] / cf * c
+        t += max(t - py["_credit"][i], 0.0) * excess / c
         t += py["_tmem"][i] * self._mem_factor(state)
         t += py["_fixed"][i]
         if state.freq_mhz is not None:

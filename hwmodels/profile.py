@@ -140,10 +140,15 @@ class Interference:
         threads waits at every layer for the thread the scheduler took off its core: each
         co-runner thread on its cores costs ``1 + barrier_slowdown * (c - 1)`` threads' share
         instead of one (0: plain fair share)
+    :param wake_credit_ms: the scheduler lets a DNN that slept between requests run its first
+        ``wake_credit_ms`` of compute before co-runners on its cores take their share (Linux
+        CFS/EEVDF place a waking task ahead of the ones that kept running): only the compute time
+        beyond it is shared (0: plain fair share from the first instruction)
     """
 
     mem_slowdown: float
     barrier_slowdown: float = 0.0
+    wake_credit_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -234,6 +239,7 @@ def parse_platform(doc: Any, where: str) -> PlatformSpec:
     interference = Interference(
         it.num("mem_slowdown", minimum=0.0, maximum=100.0),
         it.num("barrier_slowdown", minimum=0.0, maximum=100.0, default=0.0),
+        it.num("wake_credit_ms", minimum=0.0, maximum=1000.0, default=0.0),
     )
     sources = r.get("sources", list)
     for i, s in enumerate(sources):

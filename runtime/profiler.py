@@ -416,7 +416,7 @@ def _fit_interference(doc: dict, co_runners: list[dict]) -> None:
         for i, load, ms in zip(cond["configurations"], cond["observed_load"], cond["latency_ms"]):
             points.append((i, load, mem, ms))
     if not points:
-        doc["interference"] = {"mem_slowdown": 0.0, "barrier_slowdown": 0.0}
+        doc["interference"] = {"mem_slowdown": 0.0, "barrier_slowdown": 0.0, "wake_credit_ms": 0.0}
         doc["sources"].append(
             {
                 "figure": "ASSUMED: no CPU unit with two or more CPUs to run co-runners beside the DNN; plain fair share, no contention",
@@ -430,8 +430,8 @@ def _fit_interference(doc: dict, co_runners: list[dict]) -> None:
     doc["sources"].append(
         {
             "figure": f"dynscale profile: median latency of {len(points)} (configuration, load) points beside the load "
-            f"generator ({loads}; measured.co_runners), relative least squares",
-            "used_for": "interference.mem_slowdown, interference.barrier_slowdown",
+            f"generator ({loads}; measured.co_runners), robust least squares of log(model / measured)",
+            "used_for": "interference.mem_slowdown, interference.barrier_slowdown, interference.wake_credit_ms",
         }
     )
 

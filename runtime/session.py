@@ -59,7 +59,7 @@ class LiveRun:
     correct: list[bool] = field(default_factory=list)
     energy_is_estimate: bool = False
     seconds: float = 0.0
-    load_threads: list[int] = field(default_factory=list)
+    load_phases: list[str] = field(default_factory=list)
     predicted_latency_ms: list[float] = field(default_factory=list)
     predicted_energy_mj: list[float] = field(default_factory=list)
     max_groups: int = 4
@@ -69,7 +69,7 @@ class LiveRun:
     def metrics(self) -> ControllerMetrics:
         """The comparison metrics of the run, with the live-only ones."""
         m = ControllerMetrics.from_logs([self.log], self.max_groups, self.units)
-        threads = np.asarray(self.load_threads)
+        phases = np.asarray(self.load_phases)
         met = np.asarray(self.log.deadline_met, dtype=bool)
         acc = np.asarray(self.log.accuracy)
         lat_err = _abs_pct_error(self.log.latency_ms, self.predicted_latency_ms)
@@ -82,18 +82,26 @@ class LiveRun:
             seconds=self.seconds,
             requests=len(self.log),
             by_load_threads={
-                str(t): {
-                    "requests": int((threads == t).sum()),
-                    "deadline_miss_rate": float(1 - met[threads == t].mean()),
-                    "mean_accuracy": float(acc[threads == t].mean()),
-                    "latency_mape": float(lat_err[threads == t].mean()),
+                t: {
+                    "requests": int((phases == t).sum()),
+                    "deadline_miss_rate": float(1 - met[phases == t].mean()),
+                    "mean_accuracy": float(acc[phases == t].mean()),
+                    "latency_mape": float(lat_err[phases == t].mean()),
                 }
-                for t in sorted(set(self.load_threads))
+                for t in sorted(set(self.load_phases))
             },
             latency_mape=float(lat_err.mean()),
             energy_mape=None if energy_err is None else float(energy_err.mean()),
         )
         return m
+
+
+def load_phase(running: dict[str, tuple[int, float]]) -> str:
+    """The label of a generated load: its busy threads, with the highest memory intensity among
+    them where they stream (``"2"``, ``"1 mem 1"``), so CPU and memory hogs report apart."""
+    threads = sum(t for t, _ in running.values())
+    mem = max((m for t, m in running.values() if t > 0), default=0.0)
+    return f"{threads} mem {mem:g}" if mem > 0 else str(threads)
 
 
 def _abs_pct_error(measured: list[float], predicted: list[float]) -> np.ndarray:
@@ -279,7 +287,7 @@ class LiveSession:
         if correct is not None:
             run.correct.append(correct)
         run.energy_is_estimate |= estimated
-        run.load_threads.append(sum(v[0] for v in running.values()))
+        run.load_phases.append(load_phase(running))
         self._prev, self._last = self.scorer.prev_of(a), (info["latency_ms"], info["energy_mj"])
         self._i += 1
 

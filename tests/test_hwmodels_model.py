@@ -141,3 +141,33 @@ def test_measured_table_wins_and_keeps_state_effects() -> None:
     loaded = State(np.array([4.0, 0.0]), np.zeros(2), spec.thermal.start_c, None)
     ratio = base.expected(10, loaded).latency_ms / base.expected(10, s0).latency_ms
     assert m.expected(10, loaded).latency_ms == pytest.approx(7.5 * ratio)
+
+
+def test_wake_credit_shares_only_the_compute_beyond_it() -> None:
+    """With ``wake_credit_ms`` C a co-runner on the DNN's core takes its share of the compute time
+    beyond C only: a run shorter than C is not slowed, a longer one by (t - C) x excess / c; the
+    vectorised and scalar paths still agree exactly."""
+    base = load_platform("xu3")
+    credit = 20.0  # ms: between the a15's shortest and longest one-core compute times
+    spec = dataclasses.replace(base, interference=dataclasses.replace(base.interference, wake_credit_ms=credit))
+    fair, woken = PlatformModel(base, load_dnn_profile()), PlatformModel(spec, load_dnn_profile())
+    a15 = base.unit_index("a15")
+    quiet = State(np.zeros(2), np.zeros(2), 40.0)
+    busy = State(np.where(np.arange(2) == a15, 4.0, 0.0), np.zeros(2), 40.0)  # one co-runner per a15 core
+    checked = {"short": 0, "long": 0}
+    for f in base.units[a15].freqs_mhz[::3]:
+        for k in range(1, 5):
+            i = fair.space.encode(Config(k, "a15", 1, float(f)))
+            t_idle = woken.expected(i, quiet).latency_ms
+            t_fair = fair.expected(i, busy).latency_ms
+            compute = t_fair - t_idle  # fair share: one co-runner doubles the compute time
+            expected = t_idle + max(compute - credit, 0.0)
+            assert woken.expected(i, busy).latency_ms == pytest.approx(expected, rel=1e-9)
+            checked["short" if compute <= credit else "long"] += 1
+    assert min(checked.values()) > 0, checked
+    rng = np.random.default_rng(1)
+    for _ in range(10):
+        s = State(rng.uniform(0, 5, 2), rng.uniform(0, 1, 2), 40.0)
+        allv = woken.expected_all(s).latency_ms.copy()
+        for i in rng.choice(len(woken.space), 40, replace=False):
+            assert woken.expected(int(i), s).latency_ms == allv[i]

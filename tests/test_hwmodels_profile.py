@@ -61,11 +61,12 @@ def test_interference_fit_recovers_the_coefficients_it_was_made_with() -> None:
 
     doc = yaml.safe_load(Path("hwmodels/platforms/xu3.yaml").read_text())
     dnn = load_dnn_profile()
-    truth = PlatformModel(parse_platform({**doc, "interference": {"mem_slowdown": 0.4, "barrier_slowdown": 0.7}}, "x"), dnn)
+    coefficients = {"mem_slowdown": 0.4, "barrier_slowdown": 0.7, "wake_credit_ms": 1.3}
+    truth = PlatformModel(parse_platform({**doc, "interference": coefficients}, "x"), dnn)
     states = [([2.0, 0.0], [0.0, 0.0]), ([4.0, 0.0], [0.0, 0.0]), ([1.0, 0.0], [1.0, 0.0])]  # a15 loads, as the profiler runs
     points = []
     for load, mem in states:
-        for i in np.flatnonzero(truth.space.unit_idx == 0)[::3]:
+        for i in np.flatnonzero(truth.space.unit_idx == 0)[::7]:
             points.append((int(i), load, mem, truth.expected(int(i), State(np.array(load), np.array(mem), 25.0)).latency_ms))
     fit = fit_interference({**doc, "interference": {"mem_slowdown": 0.0}}, dnn, points)
-    assert fit == {"mem_slowdown": pytest.approx(0.4, rel=1e-6), "barrier_slowdown": pytest.approx(0.7, rel=1e-6)}
+    assert fit == {k: pytest.approx(v, rel=1e-3) for k, v in coefficients.items()}

@@ -216,7 +216,7 @@ def test_profile_measures_every_configuration_and_restores(profiled: tuple[Path,
     assert any(s["figure"].startswith("ASSUMED (no power sensor") for s in doc["sources"])
     # one CPU: no co-runner can share the unit with the DNN, and the profile says so
     assert doc["measured"]["co_runners"] == [] and doc["measured"]["cores"] == []
-    assert doc["interference"] == {"mem_slowdown": 0.0, "barrier_slowdown": 0.0}
+    assert doc["interference"] == {"mem_slowdown": 0.0, "barrier_slowdown": 0.0, "wake_credit_ms": 0.0}
     assert any(s["used_for"] == "interference" and s["figure"].startswith("ASSUMED") for s in doc["sources"])
     assert (root / "sys/devices/system/cpu/cpu0/cpufreq/scaling_governor").read_text().strip() == "ondemand"
     assert not (board.parent / "board.yaml.partial.json").exists()
@@ -301,8 +301,9 @@ def test_profile_fits_interference_beside_the_load_generator_and_checks_identica
     two = m["co_runners"][1]["observed_load"]
     assert np.median([x[0] for x in two]) > 1.5
     it = doc["interference"]
-    assert it["mem_slowdown"] >= 0 and it["barrier_slowdown"] >= 0
-    assert any(s["used_for"] == "interference.mem_slowdown, interference.barrier_slowdown" for s in doc["sources"])
+    assert it["mem_slowdown"] >= 0 and it["barrier_slowdown"] >= 0 and it["wake_credit_ms"] >= 0
+    fitted = "interference.mem_slowdown, interference.barrier_slowdown, interference.wake_credit_ms"
+    assert any(s["used_for"] == fitted for s in doc["sources"])
     (check,) = m["cores"]
     assert check["cpus"] == [0, 1] and len(check["latency_ms"]) == 2 and len(check["spread"]) == 4
     assert "identical cores of cpu" in text and "interference fitted beside the load generator" in text
@@ -366,7 +367,10 @@ def test_deploy_refuses_what_it_cannot_run(profiled: tuple[Path, Path, Path], ca
     assert main([*base, "--controller", "oracle"]) == 2
     assert "controller 'oracle' needs the simulated env's true model" in capsys.readouterr().err
     assert main([*base, "--controller", "nothing-here"]) == 2
-    assert "neither a controller (model-predictive, greedy, random, fixed-max-accuracy, fixed-min-energy) nor a policy" in capsys.readouterr().err
+    assert (
+        "neither a controller (model-predictive, greedy, random, fixed-max-accuracy, fixed-min-energy) nor a policy"
+        in capsys.readouterr().err
+    )
     assert main([*base, "--controller", "greedy", "--duration", "0"]) == 2
     assert main([*base, "--controller", "greedy", "--load-repeat-s", "160"]) == 2
     assert "--load-repeat-s repeats a --load schedule; give --load SCHEDULE.csv" in capsys.readouterr().err
