@@ -327,6 +327,7 @@ def _record(i, t_s, a, reward, info, cpus, correct, estimated, overhead_ms, deci
     return {
         "i": i,
         "t_s": round(t_s, 4),
+        "unix_s": round(time.time(), 3),  # wall clock: lines up a log with external events (a stress tool's phases)
         "time_budget_ms": info["time_budget_ms"],
         "energy_budget_mj": info["energy_budget_mj"],
         "load": [round(x, 3) for x in info["load"]],

@@ -330,6 +330,9 @@ def test_deploy_runs_live_and_logs_every_request(
     assert m["deadline_miss_rate"] == pytest.approx(1 - sum(r["deadline_met"] for r in lines) / len(lines))
     assert m["energy_is_estimate"] and 0 < m["overhead_ms_median"] < 50
     assert all(r["cpus"] == [0] for r in lines)
+    # wall-clock stamps (to line a log up with an external stress tool's phases) rise with the requests
+    stamps = [r["unix_s"] for r in lines]
+    assert stamps == sorted(stamps) and abs(stamps[-1] - time.time()) < 600
     # every request logs the model's prediction for its configuration; the report's error is read off them
     assert all(r["predicted_latency_ms"] > 0 and r["predicted_energy_mj"] > 0 and r["slowdown"] > 0 for r in lines)
     assert lines[0]["slowdown"] == 1.0  # nothing measured yet: the nominal model
