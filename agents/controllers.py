@@ -23,7 +23,7 @@ import numpy as np
 
 from dnn.errors import UsageError
 from envs.reward import RewardConfig
-from envs.step import ASSUMED_MEM, observed_state
+from envs.step import observed_state
 from hwmodels.model import PlatformModel, lognormal_factors
 
 if TYPE_CHECKING:
@@ -101,22 +101,21 @@ class ModelPredictiveController(Controller):
     The expectation is over a fixed sample of ``n_draws`` (latency, power) noise pairs drawn
     once from the profile's log-normal noise (seeded: decisions are deterministic). The memory
     intensity of background load cannot be observed (neither live nor in the env's request):
-    the state is :func:`envs.step.observed_state` (a loaded unit at ``assumed_mem``). What
-    that assumption and the model get wrong, the request's online slow-down estimate per unit
-    corrects (:mod:`envs.slowdown`): predicted latency and energy on unit ``u`` are the
-    nominal model's times ``request.slowdown[u]``.
+    the state is :func:`envs.step.observed_state` (a loaded unit at
+    :data:`envs.step.ASSUMED_MEM`). What that assumption and the model get wrong, the request's
+    online slow-down estimate per unit corrects (:mod:`envs.slowdown`): predicted latency and
+    energy on unit ``u`` are the nominal model's times ``request.slowdown[u]``. The estimate is
+    measured against the nominal model at that same state, so the assumption is not a parameter
+    here: another one would be corrected by a factor measured against a different prediction.
 
     :param model: the platform model
     :param reward: the reward it maximises (the env's; default weights when ``None``)
     :param n_draws: noise pairs per configuration
-    :param assumed_mem: memory intensity assumed for a unit with background load
     """
 
     name = "model-predictive"
 
-    def __init__(
-        self, model: PlatformModel, reward: RewardConfig | None = None, n_draws: int = 16, assumed_mem: float = ASSUMED_MEM
-    ) -> None:
+    def __init__(self, model: PlatformModel, reward: RewardConfig | None = None, n_draws: int = 16) -> None:
         self.model = model
         self.reward = RewardConfig.from_value(reward)
         self.accuracy = np.array([model.dnn.cost(int(k)).top1 for k in model.space.groups])
@@ -124,7 +123,6 @@ class ModelPredictiveController(Controller):
         noise = model.spec.noise
         self._lat_draws = lognormal_factors(z[0], noise.latency_cv)
         self._energy_draws = self._lat_draws * lognormal_factors(z[1], noise.power_cv)
-        self.assumed_mem = assumed_mem
         self._above_floor = self.accuracy >= self.reward.min_accuracy
         self._unit = model.space.unit_idx
         d = (self._lat_draws, self._energy_draws)
@@ -163,7 +161,7 @@ class ModelPredictiveController(Controller):
     def _predict(self, request: Request) -> tuple[np.ndarray, np.ndarray]:
         """(latency, energy) of every configuration: the model at the observed state, corrected
         by the slow-down estimate of each configuration's unit."""
-        o = self.model.expected_all(observed_state(request, self.assumed_mem))
+        o = self.model.expected_all(observed_state(request))
         if request.slowdown is None:
             return o.latency_ms, o.energy_mj
         factor = np.asarray(request.slowdown, dtype=float)[self._unit]

@@ -50,39 +50,129 @@ class PretrainConfig:
 def teacher_rollouts(env, teacher, timesteps: int, seed: int, gamma: float, temperature: float = 0.0, progress: bool = True):
     """(observations, teacher actions, action masks, discounted returns, soft targets) of
     ``timesteps`` requests; soft targets (``float16``, one row per request) only with
-    ``temperature > 0``, else ``None``."""
-    obs, actions, masks, rewards, ends = [], [], [], [], []
-    soft = np.zeros((timesteps, env.action_space.n), dtype=np.float16) if temperature > 0 else None
+    ``temperature > 0``, else ``None``. Episode ``e`` is seeded ``PRETRAIN_SEED_OFFSET + 1000 *
+    seed + e``, the same in :func:`parallel_teacher_rollouts`, so both return the same data."""
     bar = progress_bar(timesteps, "teacher", progress, "step", leave=False)
-    episode = 0
-    while len(actions) < timesteps:
-        o, _ = env.reset(seed=PRETRAIN_SEED_OFFSET + 1000 * seed + episode)
-        teacher.reset(PRETRAIN_SEED_OFFSET + 1000 * seed + episode)
-        episode += 1
-        done = False
-        while not done and len(actions) < timesteps:
-            mask = env.action_masks()
-            if soft is None:
-                a = teacher.act(env.request, mask)
-            else:  # the teacher's pick is the argmax of the expected rewards it scores (its act is exact)
-                q = np.where(mask, teacher.expected_rewards(env.request), -np.inf)
-                a = int(np.argmax(q))
-                soft[len(actions)] = _softmax(q, temperature)
-            obs.append(o)
-            actions.append(a)
-            masks.append(mask)
-            o, r, term, trunc, _ = env.step(a)
-            rewards.append(r)
-            done = term or trunc
-            ends.append(done or len(actions) == timesteps)
-            bar.update()
+    episodes, steps = [], 0
+    while steps < timesteps:
+        ep = _teacher_episode(env, teacher, _episode_seed(seed, len(episodes)), timesteps - steps, temperature)
+        episodes.append(ep)
+        steps += len(ep[1])
+        bar.update(len(ep[1]))
     bar.close()
-    returns = np.empty(len(rewards))
-    g = 0.0
-    for i in range(len(rewards) - 1, -1, -1):
-        g = rewards[i] + (0.0 if ends[i] else gamma * g)
-        returns[i] = g
-    return np.asarray(obs, dtype=np.float32), np.asarray(actions), np.asarray(masks), returns.astype(np.float32), soft
+    return _assemble(episodes, gamma, temperature)
+
+
+def parallel_teacher_rollouts(
+    env_kwargs: dict,
+    teacher_name: str,
+    timesteps: int,
+    seed: int,
+    gamma: float,
+    temperature: float = 0.0,
+    workers: int = 1,
+    progress: bool = True,
+):
+    """:func:`teacher_rollouts` with its episodes spread over ``workers`` processes (the teacher
+    decides on numpy alone, so processes, not threads, use the cores); the same data for any
+    number of workers.
+
+    :param env_kwargs: keyword arguments of :class:`envs.DynDNNEnv` (picklable)
+    :param teacher_name: a controller of :data:`agents.controllers.CONTROLLERS` (``model-predictive``)
+    :param workers: processes (1: in this process)
+    """
+    if workers <= 1:
+        env, teacher = _make_teacher(env_kwargs, teacher_name)
+        return teacher_rollouts(env, teacher, timesteps, seed, gamma, temperature, progress)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    length = min(env_kwargs.get("episode_length") or timesteps, timesteps)
+    bar = progress_bar(timesteps, "teacher", progress, "step", leave=False)
+    episodes, steps = [], 0
+    with ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(env_kwargs, teacher_name)
+    ) as pool:
+        while steps < timesteps:  # a replayed trace may end episodes early: then another round
+            first, needed = len(episodes), -(-(timesteps - steps) // length)
+            jobs = [(_episode_seed(seed, first + j), length, temperature) for j in range(needed)]
+            for ep in pool.map(_worker_episode, jobs):
+                # the prefix the sequential loop would have run (it stops at timesteps)
+                ep = tuple(None if x is None else x[: timesteps - steps] for x in ep)
+                if len(ep[1]):
+                    episodes.append(ep)
+                    steps += len(ep[1])
+                    bar.update(len(ep[1]))
+    bar.close()
+    return _assemble(episodes, gamma, temperature)
+
+
+def _episode_seed(seed: int, episode: int) -> int:
+    return PRETRAIN_SEED_OFFSET + 1000 * seed + episode
+
+
+def _make_teacher(env_kwargs: dict, teacher_name: str):
+    from agents.controllers import make_controller
+    from envs import DynDNNEnv
+
+    env = DynDNNEnv(**env_kwargs)
+    return env, make_controller(teacher_name, env.model, reward=env.reward_config)
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(env_kwargs: dict, teacher_name: str) -> None:
+    _WORKER["env"], _WORKER["teacher"] = _make_teacher(env_kwargs, teacher_name)
+
+
+def _worker_episode(job: tuple[int, int, float]):
+    return _teacher_episode(_WORKER["env"], _WORKER["teacher"], *job)
+
+
+def _teacher_episode(env, teacher, episode_seed: int, max_steps: int, temperature: float):
+    """One teacher episode of at most ``max_steps`` requests: (observations, actions, masks,
+    rewards, soft targets or ``None``) as arrays."""
+    o, _ = env.reset(seed=episode_seed)
+    teacher.reset(episode_seed)
+    obs, actions, masks, rewards, soft = [], [], [], [], []
+    done = False
+    while not done and len(actions) < max_steps:
+        mask = env.action_masks()
+        if temperature <= 0:
+            a = teacher.act(env.request, mask)
+        else:  # the teacher's pick is the argmax of the expected rewards it scores (its act is exact)
+            q = np.where(mask, teacher.expected_rewards(env.request), -np.inf)
+            a = int(np.argmax(q))
+            soft.append(_softmax(q, temperature).astype(np.float16))
+        obs.append(o)
+        actions.append(a)
+        masks.append(mask)
+        o, r, term, trunc, _ = env.step(a)
+        rewards.append(r)
+        done = term or trunc
+    return (
+        np.asarray(obs, dtype=np.float32),
+        np.asarray(actions),
+        np.asarray(masks),
+        np.asarray(rewards, dtype=np.float64),
+        np.asarray(soft) if temperature > 0 else None,
+    )
+
+
+def _assemble(episodes: list, gamma: float, temperature: float):
+    """Concatenate episodes; discounted returns restart at each episode's last request."""
+    returns = []
+    for _, _, _, rewards, _ in episodes:
+        r = np.empty(len(rewards))
+        g = 0.0
+        for i in range(len(rewards) - 1, -1, -1):
+            g = rewards[i] + gamma * g
+            r[i] = g
+        returns.append(r)
+    obs, actions, masks = (np.concatenate([ep[j] for ep in episodes]) for j in range(3))
+    soft = np.concatenate([ep[4] for ep in episodes]) if temperature > 0 else None
+    return obs, actions, masks, np.concatenate(returns).astype(np.float32), soft
 
 
 def _softmax(q: np.ndarray, temperature: float) -> np.ndarray:

@@ -70,7 +70,8 @@ class RunConfig:
     eval_freq: int = 20_000
     #: hyperparameters that replace the file's (a sweep's sampled values), applied by :func:`resolve`
     hyperparam_overrides: dict[str, Any] = field(default_factory=dict)
-    #: torch threads for the network updates (default: one per core; a sweep runs one per trial).
+    #: torch threads for the network updates and processes for the warm start's teacher (default:
+    #: one per core; a sweep runs one per trial).
     #: A run is reproducible for a given seed and thread count.
     threads: int | None = None
 
@@ -357,16 +358,15 @@ def _train_in(
 
 
 def _warm_start(cfg: RunConfig, model, progress: bool) -> dict:
-    """Clone the ``pretrain`` teacher into the policy (:mod:`agents.pretrain`)."""
-    from agents.controllers import make_controller
-    from agents.pretrain import PretrainConfig, clone, teacher_rollouts
-    from envs import DynDNNEnv
+    """Clone the ``pretrain`` teacher into the policy (:mod:`agents.pretrain`); the teacher's
+    episodes run in one process per torch thread (``cfg.threads``: every core by default)."""
+    from agents.pretrain import PretrainConfig, clone, parallel_teacher_rollouts
 
     pc = PretrainConfig(**cfg.pretrain)
-    env = DynDNNEnv(**make_env_kwargs(cfg))
-    teacher = make_controller(pc.teacher, env.model, reward=env.reward_config)
     gamma = float(cfg.hyperparams.get("gamma", 0.99))
-    data = teacher_rollouts(env, teacher, pc.timesteps, cfg.seed, gamma, pc.temperature, progress)
+    data = parallel_teacher_rollouts(
+        make_env_kwargs(cfg), pc.teacher, pc.timesteps, cfg.seed, gamma, pc.temperature, cfg.threads, progress
+    )
     return clone(model, data, pc, cfg.seed, ALGOS[cfg.algo].masked, progress)
 
 

@@ -4,7 +4,8 @@ Each phase of the default XU3 run is timed alone with the shipped hyperparameter
 
 * ``ppo``: PPO steps per second (rollouts + updates) for several ``n_envs``, in-process
   (``DummyVecEnv``) or one process per env (``SubprocVecEnv``), with 1 or 2 torch threads;
-* ``teacher``: the warm start's teacher (model-predictive) deciding requests;
+* ``teacher``: the warm start's teacher (model-predictive) deciding requests, in 1 or 2
+  processes (the ``threads`` column);
 * ``cloning``: distillation samples per second (epochs x samples / seconds), 1 or 2 threads.
 
 No target: the table is how the default's parallelism is chosen (issue 14).
@@ -51,17 +52,15 @@ def ppo_steps_per_s(n_envs: int, vec: str, threads: int, steps: int) -> float:
     return rate / (time.perf_counter() - t0)
 
 
-def teacher_steps_per_s(steps: int) -> float:
-    from agents.controllers import make_controller
-    from agents.pretrain import teacher_rollouts
+def teacher_steps_per_s(steps: int, workers: int) -> float:
+    from agents.pretrain import parallel_teacher_rollouts
     from agents.train import make_env_kwargs
-    from envs import DynDNNEnv
 
     cfg = _config()
-    env = DynDNNEnv(**make_env_kwargs(cfg))
-    teacher = make_controller("model-predictive", env.model, reward=env.reward_config)
-    t0 = time.perf_counter()
-    teacher_rollouts(env, teacher, steps, 0, 0.8, cfg.pretrain["temperature"], progress=False)
+    t0 = time.perf_counter()  # process start-up included: the warm start pays it too
+    parallel_teacher_rollouts(
+        make_env_kwargs(cfg), "model-predictive", steps, 0, 0.8, cfg.pretrain["temperature"], workers, False
+    )
     return steps / (time.perf_counter() - t0)
 
 
@@ -94,7 +93,10 @@ def main() -> None:
         rate = ppo_steps_per_s(n_envs, vec, threads, args.steps)
         rows.append({"phase": "ppo", "n_envs": n_envs, "vec": vec, "threads": threads, "per_s": rate})
         print(f"ppo n_envs={n_envs} {vec} threads={threads}: {rate:,.0f} steps/s", flush=True)
-    rows.append({"phase": "teacher", "n_envs": 1, "vec": "-", "threads": 1, "per_s": teacher_steps_per_s(20_000)})
+    for workers in (1, 2):  # processes, in the threads column
+        rows.append(
+            {"phase": "teacher", "n_envs": 1, "vec": "-", "threads": workers, "per_s": teacher_steps_per_s(40_000, workers)}
+        )
     for threads in (1, 2):
         rows.append(
             {"phase": "cloning", "n_envs": "-", "vec": "-", "threads": threads, "per_s": cloning_samples_per_s(threads, 20_000)}

@@ -109,22 +109,30 @@ class ObservationSpec:
                 cores=tuple(int(c) for c in d["cores"]),
                 max_freq_mhz=tuple(float(f) for f in d["max_freq_mhz"]),
                 max_groups=int(d["max_groups"]),
-                latency_range_ms=_pair(d, "latency_range_ms"),
-                energy_range_mj=_pair(d, "energy_range_mj"),
-                range_headroom=_pair(d, "range_headroom", cls.range_headroom),
+                latency_range_ms=_pair(d, "latency_range_ms", log=True),
+                energy_range_mj=_pair(d, "energy_range_mj", log=True),
+                range_headroom=_pair(d, "range_headroom", cls.range_headroom, log=True, ordered=False),
                 temp_range_c=_pair(d, "temp_range_c", cls.temp_range_c),
                 load_threads_per_core=float(d.get("load_threads_per_core", cls.load_threads_per_core)),
-                slowdown_range=_pair(d, "slowdown_range") if d.get("slowdown_range") is not None else None,
+                slowdown_range=_pair(d, "slowdown_range", log=True) if d.get("slowdown_range") is not None else None,
             )
         except (TypeError, ValueError) as exc:
             raise ObservationSpecError(f"malformed ({exc})") from None
 
 
-def _pair(d: dict, key: str, default: tuple[float, float] | None = None) -> tuple[float, float]:
+def _pair(
+    d: dict, key: str, default: tuple[float, float] | None = None, log: bool = False, ordered: bool = True
+) -> tuple[float, float]:
+    """A stored (low, high) pair: ``low < high`` where ``ordered``, both > 0 where ``log`` (a
+    log scale); a policy file that breaks either would scale its observations into nonsense."""
     v = d.get(key, default)
     if v is None or len(v) != 2:
         raise ObservationSpecError(f"field {key!r} is not a (low, high) pair")
-    return float(v[0]), float(v[1])
+    lo, hi = float(v[0]), float(v[1])
+    if not (math.isfinite(lo) and math.isfinite(hi)) or (log and not (lo > 0 and hi > 0)) or (ordered and not lo < hi):
+        need = "0 < low < high" if log and ordered else ("both > 0" if log else "low < high")
+        raise ObservationSpecError(f"field {key!r} must be a pair with {need}, got {[lo, hi]}")
+    return lo, hi
 
 
 class ObservationBuilder:

@@ -20,9 +20,10 @@ alike):
   as on a load change (a co-runner the load monitor cannot see, on another unit, a memory
   streamer);
 * *time update*, before every request: the slow-down may drift (variance ``q_drift`` per
-  request) and forgets towards 1 by ``decay`` on a unit that is not running (an estimate made
-  under a co-runner that has since stopped must not keep the unit looking slow when no
-  controller runs it again to find out); when the background load the board measures changes
+  request) and, on a unit that is not running, relaxes towards the prior by ``decay``: the
+  log-estimate towards 0 and its variance towards ``q_init`` (an estimate made under a
+  co-runner that has since stopped must not keep the unit looking slow, nor look certain, when
+  no controller runs it again to find out); when the background load the board measures changes
   on any unit (a co-runner started or stopped, whose memory intensity nobody observes), the
   variance grows by ``q_change``, so the next measurements count almost fully.
 
@@ -53,7 +54,8 @@ class SlowdownEstimator:
     :param q_drift: variance of the log slow-down's change per request (slow drift)
     :param q_change: variance added when the measured background load changes
     :param load_step: busy threads by which a unit's load must move to count as a change
-    :param decay: per request, the share of a non-running unit's log-estimate forgotten
+    :param decay: per request, the share of a non-running unit's log-estimate (and of its
+        variance's distance below ``q_init``) forgotten
     :param bounds: (low, high) the factor is clipped to
     :param noise_rate: rate of the online estimate of the measurement noise (0: keep the profile's)
     :param clip: innovations are clipped to this many standard deviations
@@ -114,6 +116,7 @@ class SlowdownEstimator:
             if u != self._ran:
                 self._x[u] *= keep
                 self.factors[u] = math.exp(self._x[u])
+                self._p[u] += self.decay * max(self.q_init - self._p[u], 0.0)
             self._p[u] += self.q_drift + (self.q_change if changed else 0.0)
 
     def update(self, unit: int, measured_ms: float, predicted_ms: float) -> None:

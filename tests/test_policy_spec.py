@@ -14,7 +14,7 @@ from agents.export import export_policy
 from agents.numpy_policy import NumpyPolicy, PolicyFileError, load_policy
 from dynscale_cli import main
 from envs import DynDNNEnv
-from envs.observation import ObservationBuilder, ObservationSpec
+from envs.observation import ObservationBuilder, ObservationSpec, ObservationSpecError
 from envs.step import Request
 from hwmodels.model import PlatformModel
 from hwmodels.profile import load_platform
@@ -83,3 +83,19 @@ def test_a_policy_exported_before_the_slowdown_feature_observes_as_it_was_traine
     old = ObservationBuilder(ObservationSpec.from_dict(old_dict))
     assert new.names[: old.size] == old.names and new.names[old.size :] == ("slowdown_a15", "slowdown_a7")
     np.testing.assert_array_equal(old.build(env.request), new.build(env.request)[: old.size])
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("slowdown_range", [3.0, 0.5]),
+        ("slowdown_range", [0.0, 3.0]),
+        ("latency_range_ms", [5.0, 5.0]),
+        ("temp_range_c", [90.0, 20.0]),
+    ],
+)
+def test_a_stored_range_that_would_scale_observations_into_nonsense_is_refused(field: str, value: list[float]) -> None:
+    d = DynDNNEnv("xu3", episode_length=5).obs_spec.to_dict()
+    d[field] = value
+    with pytest.raises(ObservationSpecError, match=f"field '{field}' must be a pair with"):
+        ObservationSpec.from_dict(d)

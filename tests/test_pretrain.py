@@ -77,3 +77,20 @@ def test_pretrain_entries_are_checked_naming_the_key(tmp_path) -> None:
     )
     with pytest.raises(HyperparamsError, match="pretrain.temperature: > 0 needs a teacher that scores every configuration"):
         resolve(RunConfig(platform="xu3"), str(f))
+
+
+def test_teacher_processes_give_the_same_data_as_one_process() -> None:
+    """The warm start's teacher runs one process per core; its data must not depend on how many
+    (each episode has its own seed), including a last episode cut short."""
+    from agents.pretrain import parallel_teacher_rollouts
+
+    kwargs = {"platform": "xu3", "scenario": "default", "episode_length": 40}
+    one = parallel_teacher_rollouts(
+        kwargs, "model-predictive", 130, seed=3, gamma=0.8, temperature=0.03, workers=1, progress=False
+    )
+    two = parallel_teacher_rollouts(
+        kwargs, "model-predictive", 130, seed=3, gamma=0.8, temperature=0.03, workers=2, progress=False
+    )
+    assert len(one[1]) == len(two[1]) == 130
+    for a, b in zip(one, two):
+        np.testing.assert_array_equal(a, b)

@@ -49,6 +49,11 @@ def test_units_that_do_not_run_forget_towards_the_nominal_model() -> None:
     f = est.factors[1]
     run(est, 0, 1.0, 10)  # unit 1 idles: its estimate fades by decay per request it did not run the one before
     assert est.factors[1] == pytest.approx(f ** (0.9**9), rel=1e-6)
+    # and its certainty fades too: after a long idle spell the first request on it counts almost fully
+    run(est, 0, 1.0, 200)
+    est.observe((0.0, 0.0))
+    est.update(1, measured_ms=15.0, predicted_ms=10.0)
+    assert est.factors[1] > 1.5**0.9
     est.reset()
     assert est.factors == [1.0, 1.0]
 
