@@ -310,9 +310,11 @@ def _storage(url: str, spec: SweepSpec):
                 grace_period=max(int(spec.grace_s), 2),
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
             )
-        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError):
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError, sqlalchemy.exc.OperationalError) as exc:
             # workers started at once on an empty database race to create Optuna's tables: one
-            # wins, the others find them on the next attempt
+            # wins, the others find them on the next attempt (SQLite says so as an OperationalError)
+            if isinstance(exc, sqlalchemy.exc.OperationalError) and "already exists" not in str(exc):
+                raise SweepError(f"--storage {url}: cannot open ({' '.join(str(exc).split())[:200]})") from None
             if attempt == STORAGE_ATTEMPTS - 1:
                 raise SweepError(f"--storage {url}: could not create or open Optuna's tables") from None
             time.sleep(0.5 * (attempt + 1))
@@ -570,6 +572,9 @@ def run_workers(
     if workers == 1:
         return run_worker(spec, sweep_dir, storage_url, log)
     import multiprocessing as mp
+
+    # create the study (tables, grid) here, once, so the workers only join it
+    open_study(spec, storage_url or default_storage(sweep_dir))
 
     ctx = mp.get_context("spawn")  # no forked copy of a parent's threads or open storage
     queue = ctx.Queue()

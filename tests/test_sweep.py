@@ -268,3 +268,30 @@ def test_a_stopped_workers_trial_is_queued_again_once(tmp_path: Path) -> None:
         retries = [t for t in study.get_trials(states=(waiting,)) if trial.number in t.system_attrs.get("retry_history", [])]
         assert len(retries) == 1 and retries[0].params == {} and retries[0].system_attrs["failed_trial"] == trial.number
         study.tell(study.ask(), 0.0)  # the retry runs
+
+
+def test_workers_opening_a_new_study_at_the_same_moment_all_join_it(tmp_path: Path) -> None:
+    """Workers started together on an empty database race to create Optuna's tables and the
+    study: every one must end up in the same study, with the grid enqueued once."""
+    import threading
+
+    from agents.sweep import open_study
+
+    spec = load_sweep(_sweep_file(tmp_path))
+    url = default_storage(tmp_path)
+    start, studies, errors = threading.Barrier(4), [], []
+
+    def join() -> None:
+        start.wait()
+        try:
+            studies.append(open_study(spec, url))
+        except Exception as exc:  # collected: an assert in a thread would not fail the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=join) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors and len(studies) == 4
+    assert len({s._study_id for s in studies}) == 1 and len(studies[0].get_trials()) == 6
