@@ -11,7 +11,7 @@ from dnn.train import SHIPPED_WEIGHTS
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    """Register ``dnn train``, ``dnn eval`` and ``dnn download`` under ``sub``."""
+    """Register ``dnn train``, ``dnn eval``, ``dnn export`` and ``dnn download`` under ``sub``."""
     dnn = sub.add_parser("dnn", help="train and evaluate the dynamic DNN", description=__doc__)
     dsub = dnn.add_subparsers(dest="dnn_command", required=True, metavar="COMMAND")
 
@@ -55,11 +55,29 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     e.add_argument(
         "--repeats", type=positive_int, default=50, help="timed batch-1 runs per configuration and thread count (default: 50)"
     )
+    e.add_argument(
+        "--backend",
+        choices=("torch", "onnx"),
+        default="torch",
+        help="torch (default); onnx: the --export folder on ONNX Runtime, compared with torch image by image",
+    )
+    e.add_argument("--export", metavar="DIR", help="export folder of `dnn export` (with --backend onnx)")
     e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     e.add_argument("--write-profile", metavar="FILE", help="also write the DNN profile YAML that the platform models read")
     e.add_argument("--cache-dir", help="where decoded arrays are cached")
     e.add_argument("--quiet", action="store_true", help="no progress output")
     e.set_defaults(func=_eval)
+
+    x = dsub.add_parser(
+        "export",
+        help="export every configuration for a runtime without torch",
+        description="Export configurations k = 1..G as ONNX graphs that share one weights file (plus model.json).",
+    )
+    x.add_argument("--weights", help=f"weight file (default: the shipped {SHIPPED_WEIGHTS.name})")
+    x.add_argument("--format", choices=("onnx",), default="onnx", help="onnx (the only one; see README for ncnn and TFLite)")
+    x.add_argument("--out", required=True, help="export folder (created)")
+    x.add_argument("--quiet", action="store_true", help="no progress output")
+    x.set_defaults(func=_export)
 
     d = dsub.add_parser(
         "download",
@@ -94,13 +112,27 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from dnn.evaluate import evaluate_configs, format_table
+    from dnn.evaluate import compare_backends, evaluate_configs, format_backend_table, format_table
     from dnn.profile import write_profile
     from dnn.train import load_weights
 
     weights = args.weights or str(SHIPPED_WEIGHTS)
+    if args.backend == "onnx" and not args.export:
+        raise UsageError("--backend onnx: give the export folder with --export DIR (made by: dynscale dnn export --out DIR)")
+    if args.export and args.backend != "onnx":
+        raise UsageError("--export: only with --backend onnx")
+    if args.backend == "onnx" and args.write_profile:
+        raise UsageError("--write-profile: the DNN profile is written from the torch evaluation (--backend torch)")
     check_outputs({"--write-profile": args.write_profile}, {"--weights": weights, "--data": args.data})
     ckpt = load_weights(args.weights)
+    if args.backend == "onnx":
+        from dnn.onnx_runner import load_manifest
+
+        load_manifest(args.export)  # a bad folder fails before the data is decoded
+        data = _load(args)
+        report = compare_backends(ckpt, args.export, data, repeats=args.repeats, progress=not (args.json or args.quiet))
+        print(json_text(report) if args.json else format_backend_table(report))
+        return 0
     data = _load(args)  # --limit trims the test split; the training split is not used here
     report = evaluate_configs(ckpt, data, weights=weights, repeats=args.repeats, progress=not (args.json or args.quiet))
     if args.write_profile:
@@ -109,6 +141,18 @@ def _eval(args: argparse.Namespace) -> int:
         print(json_text(report))
     else:
         print(format_table(report))
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from dnn.export import export_onnx
+    from dnn.train import load_weights
+
+    weights = args.weights or str(SHIPPED_WEIGHTS)
+    check_outputs({"--out": args.out}, {"--weights": weights})
+    manifest = export_onnx(load_weights(args.weights), args.out, source=weights, progress=not args.quiet)
+    graphs = ", ".join(manifest["graphs"].values())
+    print(f"wrote {args.out}: {graphs} sharing {manifest['weights']} ({manifest['weights_bytes'] / 1e6:.2f} MB), model.json")
     return 0
 
 

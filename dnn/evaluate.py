@@ -99,3 +99,74 @@ def format_table(report: dict) -> str:
         f"({m['ratio']:.2f}x)."
     )
     return "\n".join(lines)
+
+
+def compare_backends(ckpt: Checkpoint, folder: str, data: Cifar10, repeats: int = 50, progress: bool = True) -> dict:
+    """The exported graphs on ONNX Runtime against torch, per configuration: top-1 of each on the
+    test images, how often their predictions agree, the largest logit difference, and batch-1
+    latency of each with one thread and with all of them.
+
+    :param ckpt: the weight file the export was made from
+    :param folder: the export folder (``dynscale dnn export``)
+    :param data: dataset whose test split is evaluated
+    :param repeats: timed batch-1 runs per configuration, backend and thread count
+    """
+    import numpy as np
+
+    from dnn.onnx_runner import OnnxRunner, normalise
+    from dnn.progress import progress as progress_bar
+
+    onnx = OnnxRunner(folder)
+    x_np = normalise(data.test_x, onnx.manifest["mean"], onnx.manifest["std"])
+    x = to_tensor(data.test_x, ckpt.mean, ckpt.std)
+    y = data.test_y
+    all_threads = torch.get_num_threads()
+    rows = []
+    bar = progress_bar(ckpt.model.groups, "configurations", progress, "config", leave=False)
+    for k in range(1, ckpt.model.groups + 1):
+        with torch.no_grad():
+            ref = torch.cat([ckpt.model(x[i : i + 1000], groups=k) for i in range(0, len(x), 1000)]).numpy()
+        got = np.concatenate(
+            [onnx.session(k, all_threads).run(None, {"image": x_np[i : i + 1000]})[0] for i in range(0, len(x_np), 1000)]
+        )
+        latency = {}
+        for threads in sorted({1, all_threads}):
+            latency[f"torch_threads_{threads}"] = median_latency_ms(ckpt, k, threads, repeats)
+            latency[f"onnx_threads_{threads}"] = _median(onnx.time_config(k, threads, repeats, warmup=10))
+        torch.set_num_threads(all_threads)
+        rows.append(
+            {
+                "groups": k,
+                "top1_torch": float(np.mean(ref.argmax(1) == y)),
+                "top1_onnx": float(np.mean(got.argmax(1) == y)),
+                "prediction_agreement": float(np.mean(ref.argmax(1) == got.argmax(1))),
+                "max_abs_logit_diff": float(np.max(np.abs(ref - got))),
+                "latency_ms": latency,
+            }
+        )
+        bar.update()
+    bar.close()
+    return {"export": str(folder), "data": data.source, "test_images": len(y), "configs": rows}
+
+
+def _median(values: list[float]) -> float:
+    import statistics
+
+    return statistics.median(values)
+
+
+def format_backend_table(report: dict) -> str:
+    """:func:`compare_backends`'s report as a fixed-width text table."""
+    keys = list(report["configs"][0]["latency_ms"])
+    head = f"{'k':>2} {'top-1 torch':>11} {'top-1 onnx':>10} {'diff pts':>8} {'agree':>7} {'max |dlogit|':>12} " + " ".join(
+        f"{k.replace('_threads_', ' ms ') + 'thr':>14}" for k in keys
+    )
+    lines = [head, "-" * len(head)]
+    for c in report["configs"]:
+        lines.append(
+            f"{c['groups']:>2} {c['top1_torch'] * 100:>10.2f}% {c['top1_onnx'] * 100:>9.2f}% "
+            f"{(c['top1_onnx'] - c['top1_torch']) * 100:>8.2f} {c['prediction_agreement'] * 100:>6.2f}% "
+            f"{c['max_abs_logit_diff']:>12.2e} " + " ".join(f"{c['latency_ms'][k]:>14.3f}" for k in keys)
+        )
+    lines.append(f"\n{report['test_images']} test images of {report['data']}; export {report['export']}.")
+    return "\n".join(lines)

@@ -12,10 +12,11 @@ import numpy as np
 import torch
 
 from dnn.data import to_tensor
+from dnn.runner_base import Runner
 from dnn.train import Checkpoint
 
 
-class InferenceRunner:
+class InferenceRunner(Runner):
     """Runs configuration k of a trained model on one image at a time.
 
     :param ckpt: the loaded weight file
@@ -67,13 +68,6 @@ class InferenceRunner:
         pred = int(logits.argmax(1)[0])  # .item() waits for a GPU, so the time is complete
         ms = (time.perf_counter() - t0) * 1e3
         return ms, (None if self.y is None else bool(pred == int(self.y[i])))
-
-    def time_config(self, k: int, threads: int, repeats: int, warmup: int) -> list[float]:
-        """Latencies (ms) of ``repeats`` inferences of configuration ``k`` after ``warmup`` ones."""
-        self.set_threads(threads)
-        for _ in range(warmup):
-            self.infer(k)
-        return [self.infer(k)[0] for _ in range(repeats)]
 
 
 def median_latency_ms(ckpt: Checkpoint, k: int, threads: int, repeats: int = 50, warmup: int = 10) -> float:

@@ -155,12 +155,14 @@ class Interference:
 class Measured:
     """Tables measured on a live board, indexed like the platform's configuration order.
 
-    ``latency_ms`` and ``power_w`` have one entry per configuration (NaN where not measured).
+    ``latency_ms`` and ``power_w`` have one entry per configuration (NaN where not measured);
+    ``backend`` is the runtime that ran the DNN (``torch``, ``onnx``): deploy must run the same.
     """
 
     latency_ms: np.ndarray
     power_w: np.ndarray
     power_is_estimate: bool
+    backend: str = "torch"
 
 
 @dataclass(frozen=True)
@@ -303,7 +305,10 @@ def _parse_measured(m: _Reader) -> Measured:
     m.free_form(
         "latency_p90_ms", "latency_ci_ms", "period_ms", "idle_load", "co_runners", "cores", "board"
     )  # what the profiler saw: for people, not the model
-    return Measured(lat, pw, bool(m.get("power_is_estimate", bool, default=False)))
+    backend = m.get("backend", str, default="torch")
+    if backend not in ("torch", "onnx"):
+        raise m.error("backend", f"must be 'torch' or 'onnx', got {backend!r}")
+    return Measured(lat, pw, bool(m.get("power_is_estimate", bool, default=False)), backend)
 
 
 def profile_digest(doc: Any) -> str:

@@ -10,6 +10,7 @@ from pathlib import Path
 from agents.controllers import CONTROLLERS
 from dnn.errors import UsageError, finite_float, nonnegative_int, positive_int
 from dnn.fileio import check_outputs, json_text
+from dnn.runner_base import BACKENDS
 from envs.cli import add_objective_arguments
 from runtime.interleave import DEFAULT_BLOCK
 from runtime.profiler import DEFAULT_PERIOD_MS
@@ -48,6 +49,13 @@ def add_commands(sub: argparse._SubParsersAction, compare: argparse.ArgumentPars
         default=DEFAULT_PERIOD_MS,
         help=f"time from one profiled request to the next, as deploy paces a trace (default: {DEFAULT_PERIOD_MS:g})",
     )
+    pr.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="torch",
+        help="runtime that runs the DNN: torch (default) or onnx (ONNX Runtime, CPU units; needs --export); deploy must then use the same",
+    )
+    pr.add_argument("--export", metavar="DIR", help="export folder of `dynscale dnn export` (with --backend onnx)")
     pr.add_argument("--allow-dvfs", action="store_true", help="set frequencies (needs root); without it the current clock only")
     pr.add_argument("--name", default="board", help="platform name in the profile (default: board)")
     pr.add_argument("--cuda", action="store_true", help="profile the CUDA GPU as a unit too")
@@ -111,6 +119,13 @@ def _add_live_arguments(p, budgets_required: bool) -> None:
         help="seconds per run (the trace repeats); default: one pass of the trace",
     )
     p.add_argument("--allow-dvfs", action="store_true", help="let the runtime set frequencies (needs root)")
+    p.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="torch",
+        help="runtime that runs the DNN: torch (default) or onnx (ONNX Runtime, CPU units; needs --export); the one the profile was measured with",
+    )
+    p.add_argument("--export", metavar="DIR", help="export folder of `dynscale dnn export` (with --backend onnx)")
     p.add_argument("--data", help="CIFAR-10 whose test images are classified (default: a random image)")
     p.add_argument("--root", type=_sysfs_root, default="/", help="sysfs root (default: /; a fake tree for tests)")
 
@@ -150,7 +165,8 @@ def run_profile(args: argparse.Namespace) -> int:
     from runtime.profiler import IDENTICAL_CORES_TOLERANCE, profile_board
     from runtime.sysfs import Sysfs
 
-    check_outputs({"--out": args.out}, {"--data": args.data, "--weights": args.weights})
+    _check_backend(args)
+    check_outputs({"--out": args.out}, {"--data": args.data, "--weights": args.weights, "--export": args.export})
     t0 = time.perf_counter()
     doc = profile_board(
         args.out,
@@ -165,6 +181,8 @@ def run_profile(args: argparse.Namespace) -> int:
         cuda=args.cuda,
         allow_busy=args.allow_busy,
         progress=not (args.json or args.quiet),
+        backend=args.backend,
+        export=args.export,
     )
     if args.json:
         print(json_text(doc))
@@ -209,9 +227,10 @@ def _run_live(args: argparse.Namespace, runs: list[tuple[str, str, Path]], log_n
 
     if args.load_repeat_s is not None and not args.load:
         raise UsageError("--load-repeat-s repeats a --load schedule; give --load SCHEDULE.csv")
+    _check_backend(args)
     flag = "--controller" if args.func is run_deploy else "--agents"
     inputs = [("--platform", args.platform), ("--budgets", args.budgets), ("--load", args.load), ("--data", args.data)]
-    inputs += [("--objective", args.objective)]
+    inputs += [("--objective", args.objective), ("--export", args.export)]
     inputs += [(flag, c) for c, _, _ in runs if Path(c).exists()]
     check_outputs([("--log" if args.func is run_deploy else "--log-dir", log) for _, _, log in runs], inputs)
     common = dict(
@@ -224,6 +243,8 @@ def _run_live(args: argparse.Namespace, runs: list[tuple[str, str, Path]], log_n
         fs=Sysfs(args.root),
         objective=args.objective,
         min_accuracy=args.min_accuracy,
+        backend=args.backend,
+        export=args.export,
     )
     if args.func is run_deploy:
         [(controller, _, log)] = runs
@@ -233,6 +254,18 @@ def _run_live(args: argparse.Namespace, runs: list[tuple[str, str, Path]], log_n
     report = live_report(done, Path(args.platform).stem, args.budgets, args.load, done[0].objective)
     print(json_text(report.to_dict()) if args.json else f"{report.format()}\n{log_note}")
     return 0
+
+
+def _check_backend(args: argparse.Namespace) -> None:
+    """--backend onnx needs a readable --export folder; --export needs --backend onnx."""
+    if args.export and args.backend != "onnx":
+        raise UsageError("--export: only with --backend onnx")
+    if args.backend == "onnx":
+        if not args.export:
+            raise UsageError("--backend onnx: give the export folder with --export DIR (made by: dynscale dnn export --out DIR)")
+        from dnn.onnx_runner import load_manifest
+
+        load_manifest(args.export)
 
 
 def run_deploy(args: argparse.Namespace) -> int:

@@ -74,6 +74,8 @@ def profile_board(
     cuda: bool = False,
     allow_busy: bool = False,
     progress: bool = True,
+    backend: str = "torch",
+    export: str | os.PathLike | None = None,
 ) -> dict:
     """Profile this board and write its platform profile to ``out``.
 
@@ -89,6 +91,8 @@ def profile_board(
     :param cuda: profile the CUDA GPU as a unit too
     :param allow_busy: profile even when background load is found (the result is then not an idle-board table)
     :param progress: show a progress bar
+    :param backend: the runtime that runs the DNN (:data:`dnn.runner_base.BACKENDS`): deploy must run the same
+    :param export: the export folder (``--backend onnx``)
     :return: the profile document that was written
     """
     import torch
@@ -119,12 +123,15 @@ def profile_board(
             "period_ms": period_ms,
             "units": [u.name for u in board.units],
             "weights": str(weights or "shipped"),
+            "backend": backend,
+            "export": None if export is None else str(Path(export).resolve()),
         }
         partial = out.with_name(out.name + ".partial.json")
-        results, runners = _measure_all(board, space, ckpt, cifar, settings, partial, progress)
+        results, runners = _measure_all(board, space, cifar, settings, partial, progress)
         co_runners = _measure_co_runners(board, runners, space, settings, progress)
         cores = _measure_core_agreement(board, runners, space, settings, progress)
         doc = _finish_profile(draft, space, ckpt, results, board, idle, period_ms, co_runners, cores)
+        doc["measured"]["backend"] = backend  # what deploy must run for this table to hold
         with atomic_write(out) as f:
             f.write(f"# Measured by `dynscale profile` on {time.strftime('%Y-%m-%d %H:%M')} ({os.uname().nodename}).\n")
             yaml.safe_dump(doc, f, sort_keys=False, width=120)
@@ -160,7 +167,7 @@ def _idle_load(board: LiveBoard, allow_busy: bool) -> list[float]:
     return idle
 
 
-def _measure_all(board: LiveBoard, space: ConfigSpace, ckpt, cifar, settings: dict, partial: Path, progress: bool):
+def _measure_all(board: LiveBoard, space: ConfigSpace, cifar, settings: dict, partial: Path, progress: bool):
     """Every configuration's measurement in action order, and the inference runner per kind of unit.
 
     Requests are run the way the deploy loop runs them: paced ``period_ms`` apart (the deploy
@@ -170,7 +177,7 @@ def _measure_all(board: LiveBoard, space: ConfigSpace, ckpt, cifar, settings: di
     :data:`BURST` requests, round after round, so a machine that drifts affects them all alike;
     the first ``warmup`` requests of each are not kept. Resumes from ``partial`` (saved after
     every round)."""
-    from dnn.runner import InferenceRunner
+    from dnn.runner_base import make_runner
 
     jobs = _config_jobs(space, range(len(space)))
     keys = [j.key for j in jobs]
@@ -178,7 +185,8 @@ def _measure_all(board: LiveBoard, space: ConfigSpace, ckpt, cifar, settings: di
     runners: dict = {}
     for ui, u in enumerate(board.units):
         if u.kind not in runners and (space.unit_idx == ui).any():
-            runners[u.kind] = InferenceRunner(ckpt, cifar.test_x, cifar.test_y, device="cuda" if u.kind == "gpu" else "cpu")
+            w = None if settings["weights"] == "shipped" else settings["weights"]
+            runners[u.kind] = make_runner(settings["backend"], u.kind, cifar.test_x, cifar.test_y, w, settings["export"])
     per_config = settings["warmup"] + settings["repeats"]
     rounds = -(-per_config // BURST)
     done = len(samples[keys[0]]["latency"]) // BURST

@@ -147,6 +147,9 @@ class LiveSession:
     :param fs: sysfs root (tests: a fake tree)
     :param generator: a load generator the caller owns, started and restored by it (sessions
         run interleaved share one); replaces ``load``
+    :param backend: the runtime that runs the DNN (:data:`dnn.runner_base.BACKENDS`); must be
+        the one the profile was measured with
+    :param export: the export folder of ``dynscale dnn export`` (``backend="onnx"``)
     """
 
     def __init__(
@@ -165,6 +168,8 @@ class LiveSession:
         reward: dict | None = None,
         fs: Sysfs | None = None,
         generator: LoadGenerator | None = None,
+        backend: str = "torch",
+        export: str | os.PathLike | None = None,
     ) -> None:
         fs = fs or Sysfs("/")
         spec = load_platform(platform)
@@ -186,7 +191,7 @@ class LiveSession:
         live_units = units_of_spec(spec, fs)
         unit_cpus = {u.name: u.cpus for u in live_units}
         schedule = load_schedule(load, unit_cpus, load_repeat_s) if load else None
-        self.runners = _runners(live_units, model, platform, weights, data)
+        self.runners = _runners(live_units, model, platform, weights, data, backend, export)
         self.board = LiveBoard(live_units, fs, allow_dvfs)
         for u, why in zip(live_units, self.board.dvfs):
             if why is not None and len(u.freqs_mhz) > 1:
@@ -292,11 +297,19 @@ class LiveSession:
         self._i += 1
 
 
-def _runners(live_units: list[LiveUnit], model: PlatformModel, platform: str, weights, data) -> dict:
-    """One warmed-up inference runner per kind of unit (``cpu``, ``gpu``)."""
-    from dnn.runner import InferenceRunner
-    from dnn.train import load_weights
+def _runners(
+    live_units: list[LiveUnit], model: PlatformModel, platform: str, weights, data, backend: str = "torch", export=None
+) -> dict:
+    """One warmed-up inference runner per kind of unit (``cpu``, ``gpu``), on the backend the
+    profile was measured with (another would time something the table does not describe)."""
+    from dnn.runner_base import make_runner
 
+    profiled = model.spec.measured.backend if model.spec.measured is not None else "torch"
+    if backend != profiled:
+        raise LiveError(
+            f"{platform}: measured with --backend {profiled}; deploy with --backend {profiled}, "
+            f"or profile again with --backend {backend}"
+        )
     kinds = {u.kind for u in live_units}
     if "gpu" in kinds:
         import torch
@@ -309,10 +322,7 @@ def _runners(live_units: list[LiveUnit], model: PlatformModel, platform: str, we
 
         cifar = load_cifar10(data)
         images, labels = cifar.test_x, cifar.test_y
-    runners = {
-        kind: InferenceRunner(load_weights(weights), images, labels, device=kind if kind == "cpu" else "cuda")
-        for kind in sorted(kinds)
-    }
+    runners = {kind: make_runner(backend, kind, images, labels, weights, export) for kind in sorted(kinds)}
     space = model.space
     for kind, runner in runners.items():  # first inferences of a shape are slow: not the controller's fault
         units = [i for i, u in enumerate(model.spec.units) if u.kind == kind]

@@ -475,3 +475,38 @@ def test_compare_live_takes_turns_on_the_same_requests(profiled: tuple[Path, Pat
     for name in ("greedy", "model-predictive"):
         c = report["controllers"][name]
         assert c["requests"] == len(g) and c["latency_mape"] >= 0 and c["overhead_ms_median"] > 0
+
+
+def test_profile_and_deploy_on_the_onnx_backend(tmp_path: Path, batches_dir: Path, capsys) -> None:
+    """The profiler times the backend deploy will run: a profile made with --backend onnx says
+    so, deploy runs the exported graphs on ONNX Runtime against it, and refuses the other backend."""
+    import torch
+
+    from dnn.model import Architecture, DynamicAlexNet
+    from dnn.train import Checkpoint, save_weights
+    from dynscale_cli import main
+
+    torch.manual_seed(0)
+    tiny = DynamicAlexNet(Architecture(conv_channels=(4, 6, 8, 8, 4), fc_hidden=16)).eval()
+    save_weights(tmp_path / "tiny.pt", Checkpoint(tiny, 4, np.full(3, 0.5), np.full(3, 0.25), {}, "test"))
+    export = tmp_path / "onnx"
+    assert main(["dnn", "export", "--weights", str(tmp_path / "tiny.pt"), "--out", str(export), "--quiet"]) == 0
+    root = fake_one_cpu_board(tmp_path / "root")
+    board = tmp_path / "board.yaml"
+    onnx = ["--backend", "onnx", "--export", str(export)]
+    assert main(["profile", "--out", str(board), "--data", str(batches_dir), "--repeats", "3", "--warmup", "1",
+                 "--allow-dvfs", "--allow-busy", "--root", str(root), "--quiet", *onnx]) == 0  # fmt: skip
+    assert yaml.safe_load(board.read_text())["measured"]["backend"] == "onnx"
+    trace = tmp_path / "trace.csv"
+    assert main(["env", "record", "--platform", str(board), "--scenario", "tiny", "--length", "30", "--out", str(trace)]) == 0
+    base = ["deploy", "--controller", "greedy", "--platform", str(board), "--budgets", str(trace), "--root", str(root)]
+    base += ["--data", str(batches_dir), "--quiet"]
+    assert main([*base, "--log", str(tmp_path / "onnx.jsonl"), *onnx]) == 0
+    lines = [json.loads(x) for x in (tmp_path / "onnx.jsonl").read_text().splitlines()]
+    assert len(lines) == 30 and all(r["latency_ms"] > 0 for r in lines)
+    capsys.readouterr()
+    assert main([*base, "--log", str(tmp_path / "torch.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "measured with --backend onnx; deploy with --backend onnx" in err
+    assert main([*base, "--log", str(tmp_path / "x.jsonl"), "--backend", "onnx"]) == 2
+    assert "--backend onnx: give the export folder with --export DIR" in capsys.readouterr().err

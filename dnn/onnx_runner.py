@@ -1,0 +1,146 @@
+"""Batch-1 inference of the exported dynamic DNN on ONNX Runtime, without torch: the runner a
+board without torch wheels uses (the XU3's armv7, a Jetson without a current CUDA torch).
+
+It has the interface of :class:`dnn.runner.InferenceRunner` (``groups``, ``set_threads``,
+``infer``, ``time_config``), so the profiler and the deploy loop time it the same way. Its
+input is the export folder of ``dynscale dnn export`` (:mod:`dnn.export`): ``model.json``, one
+graph per group count and the one weights file they share. numpy and onnxruntime only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from dnn.errors import UserError
+from dnn.runner_base import Runner
+
+#: the manifest's format tag
+MANIFEST_FORMAT = "dynscale-dnn-onnx"
+MANIFEST = "model.json"
+WEIGHTS_FILE = "dynalexnet.weights"
+
+
+class ExportError(UserError):
+    """An export folder that cannot be read: names the file and what is wrong."""
+
+
+def load_manifest(folder: str | os.PathLike) -> dict:
+    """The manifest of an export folder, checked: every graph and the weights file present, the
+    weights file's size and SHA-256 as exported (raises :class:`ExportError`)."""
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not path.is_file():
+        raise ExportError(f"{path}: no such file (export one with: dynscale dnn export --format onnx --out {folder})")
+    try:
+        m = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ExportError(f"{path}: not a readable JSON manifest ({exc})") from None
+    if not isinstance(m, dict) or m.get("format") != MANIFEST_FORMAT:
+        raise ExportError(f"{path}: not a {MANIFEST_FORMAT} manifest")
+    for field in ("groups", "mean", "std", "input", "output", "graphs", "weights", "weights_sha256", "image_size"):
+        if field not in m:
+            raise ExportError(f"{path}: field {field!r} missing")
+    for k in range(1, int(m["groups"]) + 1):
+        if not (folder / str(m["graphs"].get(str(k), ""))).is_file():
+            raise ExportError(f"{path}: graph of k = {k} ({m['graphs'].get(str(k))!r}) missing from {folder}")
+    weights = folder / m["weights"]
+    if not weights.is_file():
+        raise ExportError(f"{weights}: no such file (the graphs' shared weights)")
+    digest = hashlib.sha256()
+    with open(weights, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != m["weights_sha256"]:
+        raise ExportError(f"{weights}: SHA-256 differs from the manifest's (a different or damaged export)")
+    return m
+
+
+def normalise(images: np.ndarray, mean, std) -> np.ndarray:
+    """NHWC ``uint8`` images to normalised NCHW ``float32`` (numpy: what ``dnn.data.to_tensor``
+    does with torch, for runners without it)."""
+    x = np.ascontiguousarray(images, dtype=np.float32).transpose(0, 3, 1, 2) / np.float32(255.0)
+    m = np.asarray(mean, dtype=np.float32).reshape(1, 3, 1, 1)
+    s = np.asarray(std, dtype=np.float32).reshape(1, 3, 1, 1)
+    return np.ascontiguousarray((x - m) / s)
+
+
+class OnnxRunner(Runner):
+    """Runs configuration k of an exported model on one image at a time with ONNX Runtime.
+
+    One session per (k, threads), made on first use: ONNX Runtime fixes a session's intra-op
+    threads when it is created. Sessions run sequentially with one inter-op thread; their
+    intra-op threads do not spin while idle (a board's co-runners get the CPU back between
+    requests, as with torch's pool).
+
+    :param folder: the export folder
+    :param images: uint8 images (N, 32, 32, 3) to cycle through (``None``: one random image)
+    :param labels: their labels (``None``: correctness is not reported)
+    """
+
+    def __init__(self, folder: str | os.PathLike, images: np.ndarray | None = None, labels: np.ndarray | None = None) -> None:
+        try:
+            import onnxruntime
+        except ImportError:
+            raise ExportError("the onnx backend needs onnxruntime: pip install onnxruntime") from None
+        self._ort = onnxruntime
+        self.folder = Path(folder)
+        self.manifest = load_manifest(self.folder)
+        m = self.manifest
+        size = int(m["image_size"])
+        if images is None:
+            self.x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
+        else:
+            self.x = normalise(images, m["mean"], m["std"])
+        self.y = None if labels is None else np.asarray(labels)
+        self._next = 0
+        self._threads = 1
+        self._sessions: dict[tuple[int, int], object] = {}
+
+    @property
+    def groups(self) -> int:
+        return int(self.manifest["groups"])
+
+    def set_threads(self, threads: int) -> None:
+        """Intra-op threads for the next inferences."""
+        self._threads = int(threads)
+
+    def session(self, k: int, threads: int | None = None):
+        """The ONNX Runtime session of configuration ``k`` with ``threads`` intra-op threads."""
+        if not 1 <= k <= self.groups:
+            raise ValueError(f"groups must be an integer in 1..{self.groups}, got {k!r}")
+        key = (k, self._threads if threads is None else int(threads))
+        if key not in self._sessions:
+            opts = self._ort.SessionOptions()
+            opts.intra_op_num_threads = key[1]
+            opts.inter_op_num_threads = 1
+            opts.execution_mode = self._ort.ExecutionMode.ORT_SEQUENTIAL
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+            path = self.folder / self.manifest["graphs"][str(k)]
+            self._sessions[key] = self._ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        return self._sessions[key]
+
+    def logits(self, x: np.ndarray, k: int) -> np.ndarray:
+        """Logits of configuration ``k`` for a batch of normalised images."""
+        return self.session(k).run([self.manifest["output"]], {self.manifest["input"]: x})[0]
+
+    def infer(self, k: int) -> tuple[float, bool | None]:
+        """Classify the next image with configuration ``k``.
+
+        :return: (latency in ms, whether the prediction was right; ``None`` without labels)
+        """
+        i = self._next
+        self._next = (i + 1) % len(self.x)
+        x = self.x[i : i + 1]
+        sess = self.session(k)
+        feed = {self.manifest["input"]: x}
+        out = [self.manifest["output"]]
+        t0 = time.perf_counter()
+        pred = int(sess.run(out, feed)[0].argmax(1)[0])
+        ms = (time.perf_counter() - t0) * 1e3
+        return ms, (None if self.y is None else bool(pred == int(self.y[i])))

@@ -1,0 +1,112 @@
+"""Export of the dynamic DNN to ONNX (one graph per k, one shared weights file) and the
+torch-free ONNX Runtime runner."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dnn.data import to_tensor
+from dnn.model import Architecture, DynamicAlexNet
+from dnn.train import Checkpoint, save_weights
+from dynscale_cli import main
+
+TINY = Architecture(conv_channels=(4, 6, 8, 8, 4), fc_hidden=16)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory: pytest.TempPathFactory) -> tuple[Checkpoint, Path]:
+    tmp = tmp_path_factory.mktemp("export")
+    torch.manual_seed(0)
+    model = DynamicAlexNet(TINY).eval()
+    for m in model.modules():  # BatchNorm statistics other than the identity, as after training
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    ckpt = Checkpoint(model, 4, np.array([0.5, 0.4, 0.3]), np.array([0.25, 0.2, 0.3]), {}, "test")
+    save_weights(tmp / "tiny.pt", ckpt)
+    assert main(["dnn", "export", "--weights", str(tmp / "tiny.pt"), "--out", str(tmp / "onnx"), "--quiet"]) == 0
+    return ckpt, tmp / "onnx"
+
+
+def test_every_configuration_matches_torch_and_the_graphs_share_one_weights_file(exported) -> None:
+    import onnx
+
+    from dnn.onnx_runner import OnnxRunner, normalise
+
+    ckpt, folder = exported
+    manifest = json.loads((folder / "model.json").read_text())
+    assert manifest["groups"] == 4 and sorted(p.name for p in folder.iterdir()) == sorted(
+        [*manifest["graphs"].values(), "dynalexnet.weights", "model.json"]
+    )
+    # the weights of group g are stored once: every graph that runs it points at the same bytes
+    refs = {}
+    for k in range(1, 5):
+        graph = onnx.load(str(folder / manifest["graphs"][str(k)]), load_external_data=False)
+        refs[k] = {
+            tuple((e.key, e.value) for e in t.external_data)
+            for t in graph.graph.initializer
+            if t.data_location == onnx.TensorProto.EXTERNAL
+        }
+        assert all(dict(r)["location"] == "dynalexnet.weights" for r in refs[k])
+    assert refs[1] < refs[2] < refs[3] < refs[4]
+    one_file = sum(p.numel() * p.element_size() for p in ckpt.model.parameters())
+    assert (folder / "dynalexnet.weights").stat().st_size < 1.1 * one_file + 4096 * len(refs[4])
+
+    images = np.random.default_rng(0).integers(0, 256, (16, 32, 32, 3), dtype=np.uint8)
+    x_torch = to_tensor(images, ckpt.mean, ckpt.std)
+    x_np = normalise(images, manifest["mean"], manifest["std"])
+    np.testing.assert_allclose(x_np, x_torch.numpy(), rtol=1e-6, atol=1e-6)
+    runner = OnnxRunner(folder, images, labels=np.zeros(16, dtype=int))
+    for k in range(1, 5):
+        with torch.no_grad():
+            want = ckpt.model(x_torch, groups=k).numpy()
+        np.testing.assert_allclose(runner.logits(x_np, k), want, rtol=1e-4, atol=1e-5)
+        ms, correct = runner.infer(k)
+        assert ms > 0 and isinstance(correct, bool)
+    assert runner.time_config(2, threads=2, repeats=3, warmup=1) and (2, 2) in runner._sessions
+
+
+def test_the_runner_needs_neither_torch_nor_a_damaged_export(exported, tmp_path: Path) -> None:
+    _, folder = exported
+    code = (
+        "import sys; sys.modules['torch'] = None\n"  # any import of torch now fails
+        "from dnn.onnx_runner import OnnxRunner\n"
+        f"r = OnnxRunner({str(folder)!r})\n"
+        "print(r.infer(4)[0] > 0, 'torch' in sys.modules and sys.modules['torch'] is not None)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1])
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "False"]
+
+    from dnn.onnx_runner import ExportError, load_manifest
+
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    for p in folder.iterdir():
+        (damaged / p.name).write_bytes(p.read_bytes())
+    blob = bytearray((damaged / "dynalexnet.weights").read_bytes())
+    blob[100] ^= 0xFF
+    (damaged / "dynalexnet.weights").write_bytes(bytes(blob))
+    with pytest.raises(ExportError, match=r"dynalexnet\.weights: SHA-256 differs"):
+        load_manifest(damaged)
+    with pytest.raises(ExportError, match=r"model\.json: no such file"):
+        load_manifest(tmp_path)
+
+
+def test_eval_backend_flags_exit_2_naming_the_flag(exported, capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    _, folder = exported
+    for argv, flag in (
+        (["--backend", "onnx"], "--backend onnx"),
+        (["--export", str(folder)], "--export"),
+        (["--backend", "onnx", "--export", str(tmp_path)], "model.json"),
+    ):
+        assert main(["dnn", "eval", "--data", str(tmp_path), *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and flag in err, err
