@@ -49,13 +49,7 @@ def add_commands(sub: argparse._SubParsersAction, compare: argparse.ArgumentPars
         default=DEFAULT_PERIOD_MS,
         help=f"time from one profiled request to the next, as deploy paces a trace (default: {DEFAULT_PERIOD_MS:g})",
     )
-    pr.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        default="torch",
-        help="runtime that runs the DNN: torch (default) or onnx (ONNX Runtime, CPU units; needs --export); deploy must then use the same",
-    )
-    pr.add_argument("--export", metavar="DIR", help="export folder of `dynscale dnn export` (with --backend onnx)")
+    _add_backend_arguments(pr, "deploy must then use the same")
     pr.add_argument("--allow-dvfs", action="store_true", help="set frequencies (needs root); without it the current clock only")
     pr.add_argument("--name", default="board", help="platform name in the profile (default: board)")
     pr.add_argument("--cuda", action="store_true", help="profile the CUDA GPU as a unit too")
@@ -119,15 +113,20 @@ def _add_live_arguments(p, budgets_required: bool) -> None:
         help="seconds per run (the trace repeats); default: one pass of the trace",
     )
     p.add_argument("--allow-dvfs", action="store_true", help="let the runtime set frequencies (needs root)")
+    _add_backend_arguments(p, "the one the profile was measured with")
+    p.add_argument("--data", help="CIFAR-10 whose test images are classified (default: a random image)")
+    p.add_argument("--root", type=_sysfs_root, default="/", help="sysfs root (default: /; a fake tree for tests)")
+
+
+def _add_backend_arguments(p: argparse.ArgumentParser, which: str) -> None:
+    """``--backend`` and ``--export``: the runtime that runs the DNN (profile, deploy, compare --live)."""
     p.add_argument(
         "--backend",
         choices=BACKENDS,
         default="torch",
-        help="runtime that runs the DNN: torch (default) or onnx (ONNX Runtime, CPU units; needs --export); the one the profile was measured with",
+        help=f"runtime that runs the DNN: torch (default) or onnx (ONNX Runtime, CPU units; needs --export); {which}",
     )
     p.add_argument("--export", metavar="DIR", help="export folder of `dynscale dnn export` (with --backend onnx)")
-    p.add_argument("--data", help="CIFAR-10 whose test images are classified (default: a random image)")
-    p.add_argument("--root", type=_sysfs_root, default="/", help="sysfs root (default: /; a fake tree for tests)")
 
 
 def run_board_info(args: argparse.Namespace) -> int:
