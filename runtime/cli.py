@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 from agents.controllers import CONTROLLERS
+from dnn.backends import BACKENDS
 from dnn.errors import UsageError, finite_float, nonnegative_int, positive_int
 from dnn.fileio import check_outputs, json_text
-from dnn.runner_base import BACKENDS
 from envs.cli import add_objective_arguments
 from runtime.interleave import DEFAULT_BLOCK
 from runtime.profiler import DEFAULT_PERIOD_MS

@@ -91,7 +91,7 @@ def profile_board(
     :param cuda: profile the CUDA GPU as a unit too
     :param allow_busy: profile even when background load is found (the result is then not an idle-board table)
     :param progress: show a progress bar
-    :param backend: the runtime that runs the DNN (:data:`dnn.runner_base.BACKENDS`): deploy must run the same
+    :param backend: the runtime that runs the DNN (:data:`dnn.backends.BACKENDS`): deploy must run the same
     :param export: the export folder (``--backend onnx``)
     :return: the profile document that was written
     """
@@ -177,7 +177,7 @@ def _measure_all(board: LiveBoard, space: ConfigSpace, cifar, settings: dict, pa
     :data:`BURST` requests, round after round, so a machine that drifts affects them all alike;
     the first ``warmup`` requests of each are not kept. Resumes from ``partial`` (saved after
     every round)."""
-    from dnn.runner_base import make_runner
+    from dnn.backends import make_runner
 
     jobs = _config_jobs(space, range(len(space)))
     keys = [j.key for j in jobs]

@@ -147,7 +147,7 @@ class LiveSession:
     :param fs: sysfs root (tests: a fake tree)
     :param generator: a load generator the caller owns, started and restored by it (sessions
         run interleaved share one); replaces ``load``
-    :param backend: the runtime that runs the DNN (:data:`dnn.runner_base.BACKENDS`); must be
+    :param backend: the runtime that runs the DNN (:data:`dnn.backends.BACKENDS`); must be
         the one the profile was measured with
     :param export: the export folder of ``dynscale dnn export`` (``backend="onnx"``)
     """
@@ -302,7 +302,7 @@ def _runners(
 ) -> dict:
     """One warmed-up inference runner per kind of unit (``cpu``, ``gpu``), on the backend the
     profile was measured with (another would time something the table does not describe)."""
-    from dnn.runner_base import make_runner
+    from dnn.backends import make_runner
 
     profiled = model.spec.measured.backend if model.spec.measured is not None else "torch"
     if backend != profiled:
