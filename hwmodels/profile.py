@@ -156,13 +156,15 @@ class Measured:
     """Tables measured on a live board, indexed like the platform's configuration order.
 
     ``latency_ms`` and ``power_w`` have one entry per configuration (NaN where not measured);
-    ``backend`` is the runtime that ran the DNN (``torch``, ``onnx``): deploy must run the same.
+    ``backend`` is the runtime that ran the DNN (``torch``, ``onnx``): deploy must run the same;
+    ``export_sha256`` the weights file of the ONNX export it ran (``None`` with torch).
     """
 
     latency_ms: np.ndarray
     power_w: np.ndarray
     power_is_estimate: bool
     backend: str = "torch"
+    export_sha256: str | None = None
 
 
 @dataclass(frozen=True)
@@ -308,7 +310,8 @@ def _parse_measured(m: _Reader) -> Measured:
     backend = m.get("backend", str, default="torch")
     if backend not in ("torch", "onnx"):
         raise m.error("backend", f"must be 'torch' or 'onnx', got {backend!r}")
-    return Measured(lat, pw, bool(m.get("power_is_estimate", bool, default=False)), backend)
+    export_sha256 = m.get("export_sha256", str, default=None)
+    return Measured(lat, pw, bool(m.get("power_is_estimate", bool, default=False)), backend, export_sha256)
 
 
 def profile_digest(doc: Any) -> str:

@@ -17,19 +17,9 @@ from runtime.profiler import DEFAULT_PERIOD_MS
 
 
 def add_commands(sub: argparse._SubParsersAction, compare: argparse.ArgumentParser) -> None:
-    """Register ``board info``, ``profile`` and ``deploy`` under ``sub`` and add ``--live`` to the
+    """Register ``board info``, ``profile``, ``deploy`` and ``bundle`` under ``sub`` and add ``--live`` to the
     ``compare`` parser of :mod:`agents.cli`."""
-    b = sub.add_parser(
-        "board",
-        help="this machine as a live board",
-        description="What the machine offers: units, DVFS control, power sensors, thermal zones.",
-    )
-    bsub = b.add_subparsers(dest="board_command", required=True, metavar="COMMAND")
-    i = bsub.add_parser("info", help="units, cores, DVFS control (yes/no, why), sensors, thermal zones")
-    i.add_argument("--root", type=_sysfs_root, default="/", help="sysfs root (default: /; a fake tree for tests)")
-    i.add_argument("--json", action="store_true")
-    i.set_defaults(func=run_board_info)
-
+    add_board_commands(sub)
     pr = sub.add_parser(
         "profile",
         help="measure every configuration on this board into a platform profile",
@@ -59,21 +49,18 @@ def add_commands(sub: argparse._SubParsersAction, compare: argparse.ArgumentPars
     pr.add_argument("--quiet", action="store_true", help="no progress output")
     pr.set_defaults(func=run_profile)
 
-    live_names = [n for n, c in CONTROLLERS.items() if not c.simulation_only]
-    d = sub.add_parser(
-        "deploy",
-        help="run a policy or a baseline live on this board",
-        description="Drive real inference of the dynamic DNN on this board with a controller, request by request, "
-        "against a budget trace (and a load schedule); log one JSON line per request and print the metrics.",
+    bu = sub.add_parser(
+        "bundle",
+        help="pack a policy, the ONNX-exported DNN and the board profile for a board without torch",
+        description="Write a folder a board installs with numpy, PyYAML and onnxruntime only and runs the policy from "
+        "(./dynscale-board deploy ...): the exported policy, the DNN's ONNX export, the board's profile (measured with "
+        "--backend onnx on that export), the live runtime's source and requirements.txt.",
     )
-    d.add_argument("--controller", required=True, help=f"policy .npz, a run folder, or one of: {', '.join(live_names)}")
-    d.add_argument("--platform", required=True, help="the board's platform profile (dynscale profile --out board.yaml)")
-    d.add_argument("--log", required=True, help="JSON-lines log, one line per request")
-    d.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    d.add_argument("--quiet", action="store_true", help="no progress output")
-    add_objective_arguments(d, "default: a policy's own, else accuracy")
-    _add_live_arguments(d, budgets_required=True)
-    d.set_defaults(func=run_deploy)
+    bu.add_argument("run", help="run folder (or policy .npz) of the policy to deploy")
+    bu.add_argument("--platform", required=True, help="the board's profile, from dynscale profile --backend onnx --export DIR")
+    bu.add_argument("--export", required=True, help="the ONNX export folder the board was profiled with")
+    bu.add_argument("--out", required=True, help="bundle folder to create (must not exist)")
+    bu.set_defaults(func=run_bundle)
 
     live = compare.add_argument_group(
         "live comparison (--live): the controllers take turns on this board, in blocks of the same requests"
@@ -116,6 +103,37 @@ def _add_live_arguments(p, budgets_required: bool) -> None:
     _add_backend_arguments(p, "the one the profile was measured with")
     p.add_argument("--data", help="CIFAR-10 whose test images are classified (default: a random image)")
     p.add_argument("--root", type=_sysfs_root, default="/", help="sysfs root (default: /; a fake tree for tests)")
+
+
+def add_board_commands(sub: argparse._SubParsersAction) -> None:
+    """Register ``board info`` and ``deploy``: what a board runs, here and from a bundle
+    (:mod:`runtime.board_cli`)."""
+    b = sub.add_parser(
+        "board",
+        help="this machine as a live board",
+        description="What the machine offers: units, DVFS control, power sensors, thermal zones.",
+    )
+    bsub = b.add_subparsers(dest="board_command", required=True, metavar="COMMAND")
+    i = bsub.add_parser("info", help="units, cores, DVFS control (yes/no, why), sensors, thermal zones")
+    i.add_argument("--root", type=_sysfs_root, default="/", help="sysfs root (default: /; a fake tree for tests)")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=run_board_info)
+
+    live_names = [n for n, c in CONTROLLERS.items() if not c.simulation_only]
+    d = sub.add_parser(
+        "deploy",
+        help="run a policy or a baseline live on this board",
+        description="Drive real inference of the dynamic DNN on this board with a controller, request by request, "
+        "against a budget trace (and a load schedule); log one JSON line per request and print the metrics.",
+    )
+    d.add_argument("--controller", required=True, help=f"policy .npz, a run folder, or one of: {', '.join(live_names)}")
+    d.add_argument("--platform", required=True, help="the board's platform profile (dynscale profile --out board.yaml)")
+    d.add_argument("--log", required=True, help="JSON-lines log, one line per request")
+    d.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    d.add_argument("--quiet", action="store_true", help="no progress output")
+    add_objective_arguments(d, "default: a policy's own, else accuracy")
+    _add_live_arguments(d, budgets_required=True)
+    d.set_defaults(func=run_deploy)
 
 
 def _add_backend_arguments(p: argparse.ArgumentParser, which: str) -> None:
@@ -265,6 +283,14 @@ def _check_backend(args: argparse.Namespace) -> None:
         from dnn.onnx_runner import load_manifest
 
         load_manifest(args.export)
+
+
+def run_bundle(args: argparse.Namespace) -> int:
+    from runtime.bundle import make_bundle
+
+    info = make_bundle(args.run, args.platform, args.export, args.out)
+    print(f"wrote {args.out}: install with pip install -r {args.out}/requirements.txt; run {info['deploy']} (in {args.out})")
+    return 0
 
 
 def run_deploy(args: argparse.Namespace) -> int:

@@ -38,7 +38,6 @@ from dnn.errors import UsageError
 from dnn.fileio import atomic_write
 from dnn.progress import progress as progress_bar
 from hwmodels.config import ConfigSpace
-from hwmodels.fit import fit_perf
 from hwmodels.profile import PLATFORM_FORMAT, parse_platform
 from runtime.board import LiveBoard, LiveUnit, discover_units
 from runtime.loadgen import LoadGenerator, LoadSchedule, LoadStep
@@ -132,6 +131,10 @@ def profile_board(
         cores = _measure_core_agreement(board, runners, space, settings, progress)
         doc = _finish_profile(draft, space, ckpt, results, board, idle, period_ms, co_runners, cores)
         doc["measured"]["backend"] = backend  # what deploy must run for this table to hold
+        if backend == "onnx":
+            from dnn.onnx_runner import load_manifest
+
+            doc["measured"]["export_sha256"] = load_manifest(export)["weights_sha256"]
         with atomic_write(out) as f:
             f.write(f"# Measured by `dynscale profile` on {time.strftime('%Y-%m-%d %H:%M')} ({os.uname().nodename}).\n")
             yaml.safe_dump(doc, f, sort_keys=False, width=120)
@@ -348,6 +351,7 @@ def _finish_profile(
     """Fill the draft with the measured tables and the coefficients fitted to them."""
     from dnn.evaluate import activation_stats
     from dnn.model import count_macs, weight_bytes
+    from hwmodels.fit import fit_perf  # SciPy: profiling needs it, the live loop beside it does not
 
     model = ckpt.model
     g = model.groups

@@ -310,6 +310,12 @@ def _runners(
             f"{platform}: measured with --backend {profiled}; deploy with --backend {profiled}, "
             f"or profile again with --backend {backend}"
         )
+    expected = model.spec.measured.export_sha256 if model.spec.measured is not None else None
+    if backend == "onnx" and expected is not None:
+        from dnn.onnx_runner import load_manifest
+
+        if load_manifest(export)["weights_sha256"] != expected:
+            raise LiveError(f"--export {export}: not the export {platform} was measured with (its weights differ)")
     kinds = {u.kind for u in live_units}
     if "gpu" in kinds:
         import torch

@@ -477,9 +477,10 @@ def test_compare_live_takes_turns_on_the_same_requests(profiled: tuple[Path, Pat
         assert c["requests"] == len(g) and c["latency_mape"] >= 0 and c["overhead_ms_median"] > 0
 
 
-def test_profile_and_deploy_on_the_onnx_backend(tmp_path: Path, batches_dir: Path, capsys) -> None:
+def test_profile_deploy_and_bundle_on_the_onnx_backend(tmp_path: Path, batches_dir: Path, capsys) -> None:
     """The profiler times the backend deploy will run: a profile made with --backend onnx says
-    so, deploy runs the exported graphs on ONNX Runtime against it, and refuses the other backend."""
+    so, deploy runs the exported graphs on ONNX Runtime against it and refuses the other
+    backend, and a bundle deploys from a venv without torch."""
     import torch
 
     from dnn.model import Architecture, DynamicAlexNet
@@ -495,7 +496,8 @@ def test_profile_and_deploy_on_the_onnx_backend(tmp_path: Path, batches_dir: Pat
     board = tmp_path / "board.yaml"
     onnx = ["--backend", "onnx", "--export", str(export)]
     assert main(["profile", "--out", str(board), "--data", str(batches_dir), "--repeats", "3", "--warmup", "1",
-                 "--allow-dvfs", "--allow-busy", "--root", str(root), "--quiet", *onnx]) == 0  # fmt: skip
+                 "--allow-dvfs", "--allow-busy", "--root", str(root), "--quiet", "--weights", str(tmp_path / "tiny.pt"),
+                 *onnx]) == 0  # fmt: skip
     assert yaml.safe_load(board.read_text())["measured"]["backend"] == "onnx"
     trace = tmp_path / "trace.csv"
     assert main(["env", "record", "--platform", str(board), "--scenario", "tiny", "--length", "30", "--out", str(trace)]) == 0
@@ -510,3 +512,42 @@ def test_profile_and_deploy_on_the_onnx_backend(tmp_path: Path, batches_dir: Pat
     assert err.count("\n") == 1 and "measured with --backend onnx; deploy with --backend onnx" in err
     assert main([*base, "--log", str(tmp_path / "x.jsonl"), "--backend", "onnx"]) == 2
     assert "--backend onnx: give the export folder with --export DIR" in capsys.readouterr().err
+
+    # the bundle: a trained policy, the export and the profile, deployed from a venv that has
+    # numpy, PyYAML and onnxruntime and nothing else of ours (no torch, SB3, gymnasium, SciPy)
+    from stable_baselines3 import PPO
+
+    from agents.export import export_policy
+    from envs import DynDNNEnv
+
+    env = DynDNNEnv(str(board), scenario="tiny", episode_length=32)
+    ppo = PPO("MlpPolicy", env, n_steps=32, batch_size=32, n_epochs=1, seed=0, device="cpu", policy_kwargs={"net_arch": [16]})
+    ppo.learn(32)
+    export_policy(ppo, env, tmp_path / "run" / "policy")
+    bundle = tmp_path / "bundle"
+    assert main(["bundle", str(tmp_path / "run"), "--platform", str(board), "--export", str(export), "--out", str(bundle)]) == 0
+    assert {p.name for p in bundle.iterdir()} == {
+        "policy.npz", "policy.json", "dnn", "board.yaml", "src", "requirements.txt", "dynscale-board", "bundle.json"
+    }  # fmt: skip
+    assert not list((bundle / "src").rglob("*.pt"))
+    capsys.readouterr()
+    assert main(["bundle", str(tmp_path / "run"), "--platform", str(board), "--export", str(export), "--out", str(bundle)]) == 2
+    assert "exists; a bundle is written into a new folder" in capsys.readouterr().err
+    venv = tmp_path / "board-venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = subprocess.run(
+        [str(venv / "bin/pip"), "install", "-q", "-r", str(bundle / "requirements.txt")], capture_output=True, text=True
+    )
+    if pip.returncode != 0:
+        pytest.skip(f"the board venv could not install its requirements (no package index?): {pip.stderr.strip()[-300:]}")
+    python = str(venv / "bin/python")
+    no_torch = subprocess.run([python, "-c", "import torch"], capture_output=True)
+    assert no_torch.returncode != 0  # torch really is absent there
+    log = tmp_path / "bundle.jsonl"
+    cmd = [python, str(bundle / "dynscale-board"), "deploy", "--controller", "policy.npz", "--platform", "board.yaml",
+           "--backend", "onnx", "--export", "dnn", "--budgets", str(trace), "--root", str(root), "--log", str(log),
+           "--duration", "2", "--quiet"]  # fmt: skip
+    done = subprocess.run(cmd, cwd=bundle, capture_output=True, text=True, env={"PATH": os.environ["PATH"]})
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(x) for x in log.read_text().splitlines()]
+    assert len(lines) >= 3 and all(r["latency_ms"] > 0 and r["predicted_latency_ms"] > 0 for r in lines)  # 0.5 s apart

@@ -1,0 +1,26 @@
+"""``dynscale-board``: what a board runs from a bundle (:mod:`runtime.bundle`): ``board info``
+and ``deploy``, the same commands as ``dynscale``'s, importing numpy, PyYAML and the DNN
+backend's package only (no torch, stable-baselines3, gymnasium, SciPy or matplotlib).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from dnn.errors import OneLineParser, parse_or_exit_code, run_command
+from runtime.cli import add_board_commands
+
+
+def build_parser() -> OneLineParser:
+    parser = OneLineParser(prog="dynscale-board", description="Run a bundled policy live on this board (board info, deploy).")
+    add_board_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_or_exit_code(build_parser(), argv)
+    return args if isinstance(args, int) else run_command(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""``dynscale bundle``: everything a board needs to run a trained policy live, in one folder that
+installs with numpy, PyYAML and ONNX Runtime alone (no torch, stable-baselines3, gymnasium,
+SciPy or matplotlib: torch has no wheels for the XU3's armv7, and a current CUDA torch is out of
+reach on most Jetson Nanos).
+
+The folder holds the exported policy (``policy.npz``, ``policy.json``), the DNN exported to
+ONNX (``dnn/``: one graph per group count, one weights file), the board's platform profile
+(``board.yaml``, measured with ``--backend onnx`` on that export), the live runtime's source
+(``src/``: the project's packages without the torch weights), ``requirements.txt``, the
+``dynscale-board`` launcher (``board info`` and ``deploy``) and ``bundle.json`` saying what went
+in. It is written beside its destination and renamed into place, so it is whole or absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from dnn.errors import UsageError
+from dnn.fileio import incomplete_reason
+
+#: the project's packages the live loop imports (their heavy dependencies load only when used)
+PACKAGES = ("dnn", "hwmodels", "envs", "agents", "runtime")
+#: what ``pip install -r requirements.txt`` installs on the board
+REQUIREMENTS = ("numpy>=1.24", "pyyaml>=6.0", "onnxruntime>=1.20")
+#: package files that are not needed live (the torch weights: the board runs the ONNX export)
+SKIP_SUFFIXES = (".pt", ".pyc")
+
+LAUNCHER = """#!/usr/bin/env python3
+# dynscale-board: `board info` and `deploy` of this bundle (numpy, PyYAML, onnxruntime only)
+import pathlib
+import sys
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent / "src"))
+from runtime.board_cli import main  # noqa: E402
+
+sys.exit(main())
+"""
+
+
+def make_bundle(run: str | os.PathLike, platform: str | os.PathLike, export: str | os.PathLike, out: str | os.PathLike) -> dict:
+    """Write the bundle of ``run``'s policy for the board ``platform`` describes to ``out``.
+
+    :param run: a run folder (``policy.npz`` + ``policy.json``) or a policy file
+    :param platform: the board's profile, measured with ``--backend onnx --export`` ``export``
+    :param export: the ONNX export folder the board was profiled with (``dynscale dnn export``)
+    :param out: the bundle folder to create (must not exist)
+    :return: the bundle's manifest (``bundle.json``)
+    """
+    from agents.numpy_policy import load_policy, policy_paths
+    from dnn.onnx_runner import load_manifest
+    from dnn.profile import load_dnn_profile
+    from hwmodels.model import PlatformModel
+    from hwmodels.profile import load_platform
+
+    out = Path(out)
+    if out.exists():
+        raise UsageError(f"--out {out}: exists; a bundle is written into a new folder")
+    for flag, folder in (("run", run), ("--export", export)):
+        if Path(folder).is_dir() and Path(folder).resolve() in out.resolve().parents:
+            raise UsageError(f"--out {out}: inside {flag} {folder}; write the bundle elsewhere")
+    if Path(run).is_dir() and (why := incomplete_reason(run)):
+        raise UsageError(f"{run}: an incomplete run ({why}); train it again with --force")
+    spec = load_platform(str(platform))
+    backend = spec.measured.backend if spec.measured is not None else None
+    if backend != "onnx":
+        raise UsageError(
+            f"--platform {platform}: not measured with --backend onnx; a bundle runs ONNX Runtime, so profile the board "
+            f"with: dynscale profile --backend onnx --export {export} ..."
+        )
+    manifest = load_manifest(export)
+    if spec.measured.export_sha256 not in (None, manifest["weights_sha256"]):
+        raise UsageError(f"--export {export}: not the export --platform {platform} was measured with (weights differ)")
+    load_policy(run, PlatformModel(spec, load_dnn_profile()))  # the policy decides for this board
+    npz, meta = policy_paths(run)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.is_dir() else None))
+    try:
+        shutil.copy2(npz, tmp / "policy.npz")
+        shutil.copy2(meta, tmp / "policy.json")
+        shutil.copytree(export, tmp / "dnn")
+        shutil.copy2(platform, tmp / "board.yaml")
+        _copy_sources(tmp / "src")
+        (tmp / "requirements.txt").write_text("\n".join(REQUIREMENTS) + "\n")
+        (tmp / "dynscale-board").write_text(LAUNCHER)
+        (tmp / "dynscale-board").chmod(0o755)
+        info = {
+            "format": "dynscale-bundle",
+            "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "run": str(Path(run).resolve()),
+            "platform": spec.name,
+            "platform_digest": spec.digest,
+            "backend": "onnx",
+            "dnn_weights_sha256": manifest["weights_sha256"],
+            "requirements": list(REQUIREMENTS),
+            "deploy": "./dynscale-board deploy --controller policy.npz --platform board.yaml --backend onnx --export dnn "
+            "--budgets TRACE.csv --log log.jsonl",
+        }
+        (tmp / "bundle.json").write_text(json.dumps(info, indent=2) + "\n")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return info
+
+
+def _copy_sources(dest: Path) -> None:
+    """The project's packages (source and package data, not the torch weights) into ``dest``."""
+    root = Path(__file__).resolve().parents[1]
+    for package in PACKAGES:
+        for f in sorted((root / package).rglob("*")):
+            if f.is_file() and "__pycache__" not in f.parts and not f.name.endswith(SKIP_SUFFIXES):
+                target = dest / f.relative_to(root)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(f, target)
