@@ -12,7 +12,7 @@ import sys
 
 from agents import cli as agents_cli
 from dnn import cli as dnn_cli
-from dnn.errors import OneLineParser, parse_or_exit_code, run_command
+from dnn.errors import OneLineParser, run_cli
 from envs import cli as envs_cli
 from hwmodels import cli as hwmodels_cli
 from runtime import cli as runtime_cli
@@ -33,8 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_or_exit_code(build_parser(), argv)
-    return args if isinstance(args, int) else run_command(args)
+    return run_cli(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -123,6 +123,13 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {' '.join(message.split())} (see --help)\n")
 
 
+def run_cli(parser: argparse.ArgumentParser, argv: list[str] | None, prog: str = "dynscale") -> int:
+    """A command line's exit code: parse ``argv`` with ``parser`` and run the command (the
+    ``main`` of ``dynscale`` and ``dynscale-board``)."""
+    args = parse_or_exit_code(parser, argv)
+    return args if isinstance(args, int) else run_command(args, prog)
+
+
 def parse_or_exit_code(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace | int:
     """Parsed arguments, or the exit code when parsing ended the command (``--help``: 0, an error: 2)."""
     try:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from dnn.errors import OneLineParser, parse_or_exit_code, run_command
+from dnn.errors import OneLineParser, run_cli
 from runtime.cli import add_board_commands
 
 
@@ -18,8 +18,7 @@ def build_parser() -> OneLineParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_or_exit_code(build_parser(), argv)
-    return args if isinstance(args, int) else run_command(args)
+    return run_cli(build_parser(), argv, prog="dynscale-board")
 
 
 if __name__ == "__main__":
