@@ -600,7 +600,9 @@ def run_workers(
                 for name in ("completed", "pruned", "failed"):
                     getattr(summary, name).extend(result.get(name, []))
     finally:
-        for p in procs:
+        for i, p in enumerate(procs):
+            if i in done:  # it said it is done: let it exit on its own (a SIGTERM now would land in its atexit hooks)
+                p.join(timeout=60)
             if p.is_alive():
                 p.terminate()  # SIGTERM: each marks its trial failed and queues it again
             p.join()
