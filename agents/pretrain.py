@@ -87,7 +87,9 @@ def parallel_teacher_rollouts(
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    length = min(env_kwargs.get("episode_length") or timesteps, timesteps)
+    from envs import DynDNNEnv
+
+    length = min(DynDNNEnv(**env_kwargs).episode_length or timesteps, timesteps)  # the env's own default included
     bar = progress_bar(timesteps, "teacher", progress, "step", leave=False)
     episodes, steps = [], 0
     with ProcessPoolExecutor(

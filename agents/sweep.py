@@ -293,7 +293,7 @@ def _storage(url: str, spec: SweepSpec):
 
     import optuna
     import sqlalchemy.exc
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
 
     # heartbeats have been Optuna's way to recover from killed workers since 2.8; still marked experimental
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -303,7 +303,7 @@ def _storage(url: str, spec: SweepSpec):
     sqlite = url.startswith("sqlite:")
     for attempt in range(STORAGE_ATTEMPTS):
         try:
-            return (_locked_sqlite_storage if sqlite else RDBStorage)(
+            return (_locked_sqlite_storage if sqlite else _sweep_storage_class())(
                 url,
                 engine_kwargs={"connect_args": {"timeout": 60}} if sqlite else None,  # wait for the write lock
                 heartbeat_interval=max(int(spec.heartbeat_s), 1),
@@ -313,7 +313,9 @@ def _storage(url: str, spec: SweepSpec):
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError, sqlalchemy.exc.OperationalError) as exc:
             # workers started at once on an empty database race to create Optuna's tables: one
             # wins, the others find them on the next attempt (SQLite says so as an OperationalError)
-            if isinstance(exc, sqlalchemy.exc.OperationalError) and "already exists" not in str(exc):
+            if isinstance(exc, sqlalchemy.exc.OperationalError) and not any(
+                m in str(exc) for m in ("already exists", "database is locked")
+            ):
                 raise SweepError(f"--storage {url}: cannot open ({' '.join(str(exc).split())[:200]})") from None
             if attempt == STORAGE_ATTEMPTS - 1:
                 raise SweepError(f"--storage {url}: could not create or open Optuna's tables") from None
@@ -323,8 +325,47 @@ def _storage(url: str, spec: SweepSpec):
     raise AssertionError("unreachable")
 
 
+def _sweep_storage_class():
+    """Optuna's ``RDBStorage``, also calling stale a running trial that never sent a heartbeat.
+
+    A worker killed between claiming a trial and its first heartbeat leaves the trial running
+    with no heartbeat row, which Optuna never calls stale: every other worker would wait for it
+    forever. Such a trial counts as stale once it started longer than the grace period ago.
+    """
+    from datetime import datetime, timedelta
+
+    from optuna.storages import RDBStorage
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+    from optuna.trial import TrialState
+
+    class SweepStorage(RDBStorage):
+        def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+            stale = super()._get_stale_trial_ids(study_id)
+            grace = timedelta(seconds=self.grace_period or 2 * (self.heartbeat_interval or 60))
+            now = datetime.now()  # Optuna stamps datetime_start with the local datetime.now()
+            candidates = [
+                t._trial_id
+                for t in self.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,))
+                if t._trial_id not in stale and t.datetime_start is not None and now - t.datetime_start > grace
+            ]
+            if candidates:
+                with _create_scoped_session(self.scoped_session) as session:
+                    beating = {
+                        h.trial_id
+                        for h in session.query(models.TrialHeartbeatModel).filter(
+                            models.TrialHeartbeatModel.trial_id.in_(candidates)
+                        )
+                    }
+                stale += [t for t in candidates if t not in beating]
+            return stale
+
+    return SweepStorage
+
+
 def _locked_sqlite_storage(url: str, **kwargs):
-    """An ``RDBStorage`` on SQLite whose trial state changes hold a file lock beside the database.
+    """A sweep storage (:func:`_sweep_storage_class`) on SQLite whose trial state changes hold
+    a file lock beside the database.
 
     Optuna claims a waiting trial by reading it ``FOR UPDATE`` and writing it running in one
     session; SQLite ignores ``FOR UPDATE`` and Python's sqlite3 driver reads outside the
@@ -333,11 +374,9 @@ def _locked_sqlite_storage(url: str, **kwargs):
     """
     import fcntl
 
-    from optuna.storages import RDBStorage
-
     lock_path = url.split("sqlite:///", 1)[-1] + ".lock"
 
-    class LockedSQLiteStorage(RDBStorage):
+    class LockedSQLiteStorage(_sweep_storage_class()):
         def set_trial_state_values(self, trial_id, state, values=None):
             with open(lock_path, "a") as lock:
                 fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes

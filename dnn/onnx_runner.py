@@ -46,6 +46,10 @@ def load_manifest(folder: str | os.PathLike) -> dict:
     for field in ("groups", "mean", "std", "input", "output", "graphs", "weights", "weights_sha256", "image_size"):
         if field not in m:
             raise ExportError(f"{path}: field {field!r} missing")
+    if not isinstance(m["groups"], int) or m["groups"] < 1 or not isinstance(m["graphs"], dict):
+        raise ExportError(f"{path}: field 'groups' must be a whole number >= 1 and 'graphs' a mapping")
+    if not isinstance(m["weights"], str) or Path(m["weights"]).name != m["weights"]:
+        raise ExportError(f"{path}: field 'weights' must name a file in {folder}, got {m['weights']!r}")
     for k in range(1, int(m["groups"]) + 1):
         if not (folder / str(m["graphs"].get(str(k), ""))).is_file():
             raise ExportError(f"{path}: graph of k = {k} ({m['graphs'].get(str(k))!r}) missing from {folder}")
@@ -73,8 +77,10 @@ def normalise(images: np.ndarray, mean, std) -> np.ndarray:
 class OnnxRunner(Runner):
     """Runs configuration k of an exported model on one image at a time with ONNX Runtime.
 
-    One session per (k, threads), made on first use: ONNX Runtime fixes a session's intra-op
-    threads when it is created. Sessions run sequentially with one inter-op thread; their
+    One session per (k, threads, CPUs this thread may run on), made on first use: ONNX Runtime
+    fixes a session's intra-op threads when it is created, and they keep the CPU mask they were
+    created with (Linux affinity is per thread), so a session made while pinned to one cluster
+    must not serve a request pinned to another. Sessions run sequentially with one inter-op thread; their
     intra-op threads do not spin while idle (a board's co-runners get the CPU back between
     requests, as with torch's pool).
 
@@ -114,7 +120,7 @@ class OnnxRunner(Runner):
         """The ONNX Runtime session of configuration ``k`` with ``threads`` intra-op threads."""
         if not 1 <= k <= self.groups:
             raise ValueError(f"groups must be an integer in 1..{self.groups}, got {k!r}")
-        key = (k, self._threads if threads is None else int(threads))
+        key = (k, self._threads if threads is None else int(threads), frozenset(os.sched_getaffinity(0)))
         if key not in self._sessions:
             opts = self._ort.SessionOptions()
             opts.intra_op_num_threads = key[1]

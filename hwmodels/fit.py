@@ -90,12 +90,12 @@ def fit_interference(doc: dict, dnn, points: list[tuple[int, list[float], list[f
         fit = least_squares(lambda c: np.log((t0 + X @ c) / y), start, bounds=(0.0, np.inf), loss="soft_l1", f_scale=0.1)
         return float(fit.cost), fit.x
 
-    grid = np.linspace(0.0, float(y.max()), CREDIT_GRID_POINTS)
+    grid = np.linspace(0.0, min(float(y.max()), MAX_CREDIT_MS), CREDIT_GRID_POINTS)
     j = int(np.argmin([fit_at(c)[0] for c in grid]))
     # polish between the grid neighbours of the best point
     lo, hi = grid[max(j - 1, 0)], grid[min(j + 1, len(grid) - 1)]
     credit = float(minimize_scalar(lambda c: fit_at(c)[0], bounds=(lo, hi), method="bounded", options={"xatol": 1e-4}).x)
-    if fit_at(grid[j])[0] < fit_at(credit)[0]:
+    if fit_at(grid[j])[0] <= fit_at(credit)[0]:  # a flat cost (no point has excess load) keeps the grid's
         credit = float(grid[j])
     m, b = fit_at(credit)[1]
     return {"mem_slowdown": float(m), "barrier_slowdown": float(b), "wake_credit_ms": credit}
@@ -103,3 +103,5 @@ def fit_interference(doc: dict, dnn, points: list[tuple[int, list[float], list[f
 
 #: values of the wake-up credit the interference fit tries
 CREDIT_GRID_POINTS = 121
+#: the largest credit a profile may hold (hwmodels.profile checks it)
+MAX_CREDIT_MS = 1000.0

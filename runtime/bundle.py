@@ -77,7 +77,9 @@ def make_bundle(run: str | os.PathLike, platform: str | os.PathLike, export: str
         raise UsageError(f"--export {export}: not the export --platform {platform} was measured with (weights differ)")
     load_policy(run, PlatformModel(spec, load_dnn_profile()))  # the policy decides for this board
     npz, meta = policy_paths(run)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent if out.parent.is_dir() else None))
+    out.parent.mkdir(parents=True, exist_ok=True)  # the temporary folder must be on the same file system
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private
     try:
         shutil.copy2(npz, tmp / "policy.npz")
         shutil.copy2(meta, tmp / "policy.json")
@@ -100,7 +102,6 @@ def make_bundle(run: str | os.PathLike, platform: str | os.PathLike, export: str
             "--budgets TRACE.csv --log log.jsonl",
         }
         (tmp / "bundle.json").write_text(json.dumps(info, indent=2) + "\n")
-        out.parent.mkdir(parents=True, exist_ok=True)
         os.replace(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)

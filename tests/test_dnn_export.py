@@ -70,7 +70,7 @@ def test_every_configuration_matches_torch_and_the_graphs_share_one_weights_file
         np.testing.assert_allclose(runner.logits(x_np, k), want, rtol=1e-4, atol=1e-5)
         ms, correct = runner.infer(k)
         assert ms > 0 and isinstance(correct, bool)
-    assert runner.time_config(2, threads=2, repeats=3, warmup=1) and (2, 2) in runner._sessions
+    assert runner.time_config(2, threads=2, repeats=3, warmup=1) and runner.session(2, 2) is runner.session(2, 2)
 
 
 def test_the_runner_needs_neither_torch_nor_a_damaged_export(exported, tmp_path: Path) -> None:

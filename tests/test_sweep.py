@@ -295,3 +295,24 @@ def test_workers_opening_a_new_study_at_the_same_moment_all_join_it(tmp_path: Pa
         t.join()
     assert not errors and len(studies) == 4
     assert len({s._study_id for s in studies}) == 1 and len(studies[0].get_trials()) == 6
+
+
+def test_a_trial_claimed_by_a_worker_killed_before_its_first_heartbeat_is_retried(tmp_path: Path) -> None:
+    """Optuna calls a running trial stale only from its heartbeats; one whose worker died before
+    the first (killed right after claiming it) must not make every other worker wait forever."""
+    import optuna
+    from optuna.storages import fail_stale_trials
+
+    from agents.sweep import open_study
+
+    spec = load_sweep(_sweep_file(tmp_path))  # grace_s 4
+    study = open_study(spec, default_storage(tmp_path))
+    claimed = study.ask()  # running, and no heartbeat thread: as if killed right after the claim
+    fail_stale_trials(study)
+    assert study.get_trials(deepcopy=False)[claimed.number].state == optuna.trial.TrialState.RUNNING  # not yet
+    time.sleep(spec.grace_s + 1)
+    fail_stale_trials(study)
+    trials = study.get_trials(deepcopy=False)
+    assert trials[claimed.number].state == optuna.trial.TrialState.FAIL
+    retries = [t for t in trials if claimed.number in t.system_attrs.get("retry_history", ())]
+    assert len(retries) == 1 and retries[0].state == optuna.trial.TrialState.WAITING
