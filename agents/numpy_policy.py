@@ -17,7 +17,6 @@ policy was trained with masks: the same action as SB3's deterministic ``predict`
 
 from __future__ import annotations
 
-import json
 import os
 import zipfile
 from pathlib import Path
@@ -26,7 +25,7 @@ import numpy as np
 
 from agents.controllers import Controller
 from dnn.errors import UserError
-from dnn.fileio import incomplete_reason
+from dnn.fileio import incomplete_reason, read_json_document
 from envs.observation import ObservationBuilder, ObservationSpec, ObservationSpecError
 from envs.step import Request
 
@@ -145,15 +144,9 @@ class NumpyPolicy(Controller):
 
 
 def _read_meta(meta_path: Path) -> dict:
-    try:
-        meta = json.loads(meta_path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise PolicyFileError(f"{meta_path}: not valid JSON ({exc})") from None
-    if not isinstance(meta, dict) or meta.get("format") != POLICY_FORMAT:
-        raise PolicyFileError(f"{meta_path}: field 'format' is not {POLICY_FORMAT!r}")
-    for key in ("platform", "activations", "observation", "actions"):
-        if key not in meta:
-            raise PolicyFileError(f"{meta_path}: field {key!r} missing")
+    meta = read_json_document(
+        meta_path, PolicyFileError, POLICY_FORMAT, ("platform", "activations", "observation", "actions"), "policy metadata"
+    )
     unknown = [a for a in meta["activations"] if a not in _ACTIVATIONS]
     if unknown:
         raise PolicyFileError(f"{meta_path}: unknown activation {unknown[0]!r}; valid: {', '.join(_ACTIVATIONS)}")

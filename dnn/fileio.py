@@ -184,6 +184,24 @@ def read_yaml(path: str | os.PathLike, error: type[Exception], what: str = "file
         raise error(f"{p}: not readable YAML ({' '.join(str(exc).split())})") from None
 
 
+def read_json_document(
+    path: str | os.PathLike, error: type[Exception], fmt: str, fields: tuple[str, ...], what: str = "file"
+) -> dict:
+    """A JSON object tagged ``"format": fmt`` that has every one of ``fields`` (a policy's
+    metadata, an export's manifest); errors as :func:`read_yaml`'s, naming the field at fault."""
+    p, text = _read_text(path, error, what)
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise error(f"{p}: not valid JSON ({exc})") from None
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        raise error(f"{p}: field 'format' is not {fmt!r}")
+    for key in fields:
+        if key not in doc:
+            raise error(f"{p}: field {key!r} missing")
+    return doc
+
+
 def read_csv_rows(path: str | os.PathLike, error: type[Exception], what: str = "file") -> list[list[str]]:
     """The rows of a CSV file; errors as :func:`read_yaml`'s (a NUL byte or a broken quote is
     "not a readable CSV file")."""

@@ -10,7 +10,6 @@ graph per group count and the one weights file they share. numpy and onnxruntime
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from dnn.errors import UserError
+from dnn.fileio import read_json_document
 from dnn.runner_base import Runner
 
 #: the manifest's format tag
@@ -37,15 +37,8 @@ def load_manifest(folder: str | os.PathLike) -> dict:
     path = folder / MANIFEST
     if not path.is_file():
         raise ExportError(f"{path}: no such file (export one with: dynscale dnn export --format onnx --out {folder})")
-    try:
-        m = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ExportError(f"{path}: not a readable JSON manifest ({exc})") from None
-    if not isinstance(m, dict) or m.get("format") != MANIFEST_FORMAT:
-        raise ExportError(f"{path}: not a {MANIFEST_FORMAT} manifest")
-    for field in ("groups", "mean", "std", "input", "output", "graphs", "weights", "weights_sha256", "image_size"):
-        if field not in m:
-            raise ExportError(f"{path}: field {field!r} missing")
+    fields = ("groups", "mean", "std", "input", "output", "graphs", "weights", "weights_sha256", "image_size")
+    m = read_json_document(path, ExportError, MANIFEST_FORMAT, fields, "export manifest")
     if not isinstance(m["groups"], int) or m["groups"] < 1 or not isinstance(m["graphs"], dict):
         raise ExportError(f"{path}: field 'groups' must be a whole number >= 1 and 'graphs' a mapping")
     if not isinstance(m["weights"], str) or Path(m["weights"]).name != m["weights"]:
