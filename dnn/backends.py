@@ -11,6 +11,22 @@ from dnn.runner_base import Runner
 
 #: the runtimes a runner can use: torch (every unit), ONNX Runtime (CPU units)
 BACKENDS = ("torch", "onnx")
+_NEEDS_EXPORT = "--backend onnx: give the export folder with --export DIR (made by: dynscale dnn export --out DIR)"
+
+
+def check_backend_flags(backend: str, export: str | os.PathLike | None) -> None:
+    """``--export`` only with ``--backend onnx``, which needs a readable export folder (checked
+    before any slow work; raises :class:`dnn.errors.UsageError` or the manifest's error)."""
+    from dnn.errors import UsageError
+
+    if export and backend != "onnx":
+        raise UsageError("--export: only with --backend onnx")
+    if backend == "onnx":
+        if not export:
+            raise UsageError(_NEEDS_EXPORT)
+        from dnn.onnx_runner import load_manifest
+
+        load_manifest(export)
 
 
 def make_runner(
@@ -41,7 +57,7 @@ def make_runner(
         if kind != "cpu":
             raise UsageError(f"--backend onnx: runs CPU units only (this profile has a {kind} unit); use --backend torch")
         if export is None:
-            raise UsageError("--backend onnx: give the export folder with --export DIR (made by: dynscale dnn export --out DIR)")
+            raise UsageError(_NEEDS_EXPORT)
         from dnn.onnx_runner import OnnxRunner
 
         return OnnxRunner(export, images, labels)

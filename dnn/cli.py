@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from dnn.backends import BACKENDS, check_backend_flags
 from dnn.errors import UsageError, finite_float, positive_int, seed_int
 from dnn.fileio import check_outputs, json_text
 from dnn.train import SHIPPED_WEIGHTS
@@ -57,7 +58,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     )
     e.add_argument(
         "--backend",
-        choices=("torch", "onnx"),
+        choices=BACKENDS,
         default="torch",
         help="torch (default); onnx: the --export folder on ONNX Runtime, compared with torch image by image",
     )
@@ -117,18 +118,12 @@ def _eval(args: argparse.Namespace) -> int:
     from dnn.train import load_weights
 
     weights = args.weights or str(SHIPPED_WEIGHTS)
-    if args.backend == "onnx" and not args.export:
-        raise UsageError("--backend onnx: give the export folder with --export DIR (made by: dynscale dnn export --out DIR)")
-    if args.export and args.backend != "onnx":
-        raise UsageError("--export: only with --backend onnx")
+    check_backend_flags(args.backend, args.export)  # a bad folder fails before the data is decoded
     if args.backend == "onnx" and args.write_profile:
         raise UsageError("--write-profile: the DNN profile is written from the torch evaluation (--backend torch)")
     check_outputs({"--write-profile": args.write_profile}, {"--weights": weights, "--data": args.data})
     ckpt = load_weights(args.weights)
     if args.backend == "onnx":
-        from dnn.onnx_runner import load_manifest
-
-        load_manifest(args.export)  # a bad folder fails before the data is decoded
         data = _load(args)
         report = compare_backends(ckpt, args.export, data, repeats=args.repeats, progress=not (args.json or args.quiet))
         print(json_text(report) if args.json else format_backend_table(report))

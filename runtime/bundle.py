@@ -56,6 +56,7 @@ def make_bundle(run: str | os.PathLike, platform: str | os.PathLike, export: str
     from dnn.profile import load_dnn_profile
     from hwmodels.model import PlatformModel
     from hwmodels.profile import load_platform
+    from runtime.session import check_measured_backend
 
     out = Path(out)
     if out.exists():
@@ -66,15 +67,8 @@ def make_bundle(run: str | os.PathLike, platform: str | os.PathLike, export: str
     if Path(run).is_dir() and (why := incomplete_reason(run)):
         raise UsageError(f"{run}: an incomplete run ({why}); train it again with --force")
     spec = load_platform(str(platform))
-    backend = spec.measured.backend if spec.measured is not None else None
-    if backend != "onnx":
-        raise UsageError(
-            f"--platform {platform}: not measured with --backend onnx; a bundle runs ONNX Runtime, so profile the board "
-            f"with: dynscale profile --backend onnx --export {export} ..."
-        )
     manifest = load_manifest(export)
-    if spec.measured.export_sha256 not in (None, manifest["weights_sha256"]):
-        raise UsageError(f"--export {export}: not the export --platform {platform} was measured with (weights differ)")
+    check_measured_backend(spec, str(platform), "onnx", manifest["weights_sha256"])  # a bundle runs ONNX Runtime
     load_policy(run, PlatformModel(spec, load_dnn_profile()))  # the policy decides for this board
     npz, meta = policy_paths(run)
     out.parent.mkdir(parents=True, exist_ok=True)  # the temporary folder must be on the same file system

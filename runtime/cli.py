@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from agents.controllers import CONTROLLERS
-from dnn.backends import BACKENDS
+from dnn.backends import BACKENDS, check_backend_flags
 from dnn.errors import UsageError, finite_float, nonnegative_int, positive_int
 from dnn.fileio import check_outputs, json_text
 from envs.cli import add_objective_arguments
@@ -182,7 +182,7 @@ def run_profile(args: argparse.Namespace) -> int:
     from runtime.profiler import IDENTICAL_CORES_TOLERANCE, profile_board
     from runtime.sysfs import Sysfs
 
-    _check_backend(args)
+    check_backend_flags(args.backend, args.export)
     check_outputs({"--out": args.out}, {"--data": args.data, "--weights": args.weights, "--export": args.export})
     t0 = time.perf_counter()
     doc = profile_board(
@@ -244,7 +244,7 @@ def _run_live(args: argparse.Namespace, runs: list[tuple[str, str, Path]], log_n
 
     if args.load_repeat_s is not None and not args.load:
         raise UsageError("--load-repeat-s repeats a --load schedule; give --load SCHEDULE.csv")
-    _check_backend(args)
+    check_backend_flags(args.backend, args.export)
     flag = "--controller" if args.func is run_deploy else "--agents"
     inputs = [("--platform", args.platform), ("--budgets", args.budgets), ("--load", args.load), ("--data", args.data)]
     inputs += [("--objective", args.objective), ("--export", args.export)]
@@ -271,18 +271,6 @@ def _run_live(args: argparse.Namespace, runs: list[tuple[str, str, Path]], log_n
     report = live_report(done, Path(args.platform).stem, args.budgets, args.load, done[0].objective)
     print(json_text(report.to_dict()) if args.json else f"{report.format()}\n{log_note}")
     return 0
-
-
-def _check_backend(args: argparse.Namespace) -> None:
-    """--backend onnx needs a readable --export folder; --export needs --backend onnx."""
-    if args.export and args.backend != "onnx":
-        raise UsageError("--export: only with --backend onnx")
-    if args.backend == "onnx":
-        if not args.export:
-            raise UsageError("--backend onnx: give the export folder with --export DIR (made by: dynscale dnn export --out DIR)")
-        from dnn.onnx_runner import load_manifest
-
-        load_manifest(args.export)
 
 
 def run_bundle(args: argparse.Namespace) -> int:

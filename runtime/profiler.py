@@ -131,10 +131,8 @@ def profile_board(
         cores = _measure_core_agreement(board, runners, space, settings, progress)
         doc = _finish_profile(draft, space, ckpt, results, board, idle, period_ms, co_runners, cores)
         doc["measured"]["backend"] = backend  # what deploy must run for this table to hold
-        if backend == "onnx":
-            from dnn.onnx_runner import load_manifest
-
-            doc["measured"]["export_sha256"] = load_manifest(export)["weights_sha256"]
+        if backend == "onnx":  # the export the runner timed (it read the manifest)
+            doc["measured"]["export_sha256"] = runners["cpu"].manifest["weights_sha256"]
         with atomic_write(out) as f:
             f.write(f"# Measured by `dynscale profile` on {time.strftime('%Y-%m-%d %H:%M')} ({os.uname().nodename}).\n")
             yaml.safe_dump(doc, f, sort_keys=False, width=120)

@@ -297,6 +297,23 @@ class LiveSession:
         self._i += 1
 
 
+def check_measured_backend(spec, platform: str, backend: str, export_sha256: str | None = None) -> None:
+    """A profile's table describes the backend (and, for onnx, the export) it was measured with:
+    refuse another (:class:`runtime.sysfs.LiveError`, naming the profile).
+
+    :param spec: the profile (:class:`hwmodels.profile.PlatformSpec`)
+    :param export_sha256: the SHA-256 of the export's weights about to run (``None``: not checked)
+    """
+    measured = spec.measured
+    profiled = measured.backend if measured is not None else "torch"
+    if backend != profiled:
+        what = f"measured with --backend {profiled}" if measured is not None else "no measured table (it describes torch)"
+        raise LiveError(f"{platform}: {what}; deploy with --backend {profiled}, or profile again with --backend {backend}")
+    expected = measured.export_sha256 if measured is not None else None
+    if export_sha256 is not None and expected is not None and export_sha256 != expected:
+        raise LiveError(f"{platform}: measured with another ONNX export (its weights differ from --export's)")
+
+
 def _runners(
     live_units: list[LiveUnit], model: PlatformModel, platform: str, weights, data, backend: str = "torch", export=None
 ) -> dict:
@@ -304,18 +321,7 @@ def _runners(
     profile was measured with (another would time something the table does not describe)."""
     from dnn.backends import make_runner
 
-    profiled = model.spec.measured.backend if model.spec.measured is not None else "torch"
-    if backend != profiled:
-        raise LiveError(
-            f"{platform}: measured with --backend {profiled}; deploy with --backend {profiled}, "
-            f"or profile again with --backend {backend}"
-        )
-    expected = model.spec.measured.export_sha256 if model.spec.measured is not None else None
-    if backend == "onnx" and expected is not None:
-        from dnn.onnx_runner import load_manifest
-
-        if load_manifest(export)["weights_sha256"] != expected:
-            raise LiveError(f"--export {export}: not the export {platform} was measured with (its weights differ)")
+    check_measured_backend(model.spec, platform, backend)
     kinds = {u.kind for u in live_units}
     if "gpu" in kinds:
         import torch
@@ -329,6 +335,8 @@ def _runners(
         cifar = load_cifar10(data)
         images, labels = cifar.test_x, cifar.test_y
     runners = {kind: make_runner(backend, kind, images, labels, weights, export) for kind in sorted(kinds)}
+    if backend == "onnx":  # the runner read (and checked) the export's manifest: its weights must be the profiled ones
+        check_measured_backend(model.spec, platform, backend, runners["cpu"].manifest["weights_sha256"])
     space = model.space
     for kind, runner in runners.items():  # first inferences of a shape are slow: not the controller's fault
         units = [i for i, u in enumerate(model.spec.units) if u.kind == kind]
