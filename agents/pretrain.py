@@ -89,22 +89,23 @@ def parallel_teacher_rollouts(
 
     from envs import DynDNNEnv
 
-    length = min(DynDNNEnv(**env_kwargs).episode_length or timesteps, timesteps)  # the env's own default included
+    # episodes run their full length (the env only truncates), so episode e is the sequential
+    # loop's: its seed, and the requests left for it
+    length = DynDNNEnv(**env_kwargs).episode_length
+    jobs = [
+        (_episode_seed(seed, e), min(length, timesteps - start), temperature)
+        for e, start in enumerate(range(0, timesteps, length))
+    ]
     bar = progress_bar(timesteps, "teacher", progress, "step", leave=False)
-    episodes, steps = [], 0
+    episodes = []
     with ProcessPoolExecutor(
         workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker, initargs=(env_kwargs, teacher_name)
     ) as pool:
-        while steps < timesteps:  # a replayed trace may end episodes early: then another round
-            first, needed = len(episodes), -(-(timesteps - steps) // length)
-            jobs = [(_episode_seed(seed, first + j), length, temperature) for j in range(needed)]
-            for ep in pool.map(_worker_episode, jobs):
-                # the prefix the sequential loop would have run (it stops at timesteps)
-                ep = tuple(None if x is None else x[: timesteps - steps] for x in ep)
-                if len(ep[1]):
-                    episodes.append(ep)
-                    steps += len(ep[1])
-                    bar.update(len(ep[1]))
+        for (_, cap, _), ep in zip(jobs, pool.map(_worker_episode, jobs)):
+            if len(ep[1]) != cap:
+                raise RuntimeError(f"a teacher episode ended after {len(ep[1])} of its {cap} requests; the env only truncates")
+            episodes.append(ep)
+            bar.update(cap)
     bar.close()
     return _assemble(episodes, gamma, temperature)
 

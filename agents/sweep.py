@@ -41,6 +41,7 @@ Each finished trial also stores its evaluation (every controller's metrics) in t
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -325,6 +326,7 @@ def _storage(url: str, spec: SweepSpec):
     raise AssertionError("unreachable")
 
 
+@functools.cache
 def _sweep_storage_class():
     """Optuna's ``RDBStorage``, also calling stale a running trial that never sent a heartbeat.
 

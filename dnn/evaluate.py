@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import statistics
+
 import torch
 
 from dnn.data import Cifar10, to_tensor
@@ -126,14 +128,12 @@ def compare_backends(ckpt: Checkpoint, folder: str, data: Cifar10, repeats: int 
     for k in range(1, ckpt.model.groups + 1):
         with torch.no_grad():
             ref = torch.cat([ckpt.model(x[i : i + 1000], groups=k) for i in range(0, len(x), 1000)]).numpy()
-        got = np.concatenate(
-            [onnx.session(k, all_threads).run(None, {"image": x_np[i : i + 1000]})[0] for i in range(0, len(x_np), 1000)]
-        )
+        onnx.set_threads(all_threads)
+        got = np.concatenate([onnx.logits(x_np[i : i + 1000], k) for i in range(0, len(x_np), 1000)])
         latency = {}
-        for threads in sorted({1, all_threads}):
+        for threads in sorted({1, all_threads}):  # median_latency_ms restores torch's thread count
             latency[f"torch_threads_{threads}"] = median_latency_ms(ckpt, k, threads, repeats)
-            latency[f"onnx_threads_{threads}"] = _median(onnx.time_config(k, threads, repeats, warmup=10))
-        torch.set_num_threads(all_threads)
+            latency[f"onnx_threads_{threads}"] = statistics.median(onnx.time_config(k, threads, repeats, warmup=10))
         rows.append(
             {
                 "groups": k,
@@ -147,12 +147,6 @@ def compare_backends(ckpt: Checkpoint, folder: str, data: Cifar10, repeats: int 
         bar.update()
     bar.close()
     return {"export": str(folder), "data": data.source, "test_images": len(y), "configs": rows}
-
-
-def _median(values: list[float]) -> float:
-    import statistics
-
-    return statistics.median(values)
 
 
 def format_backend_table(report: dict) -> str:

@@ -123,19 +123,21 @@ def _export_graph(ckpt: Checkpoint, k: int):
     quiet = logging.getLogger("torch.onnx")  # says it skips torchvision's operators: not ours
     level = quiet.level
     quiet.setLevel(logging.ERROR)
-    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        program = torch.onnx.export(
-            model,
-            (torch.zeros(2, 3, size, size),),
-            dynamo=True,
-            input_names=["image"],
-            output_names=["logits"],
-            opset_version=OPSET,
-            dynamic_shapes={"image": {0: batch}},
-            verbose=False,
-        )
-        path = Path(tmp) / "graph.onnx"
-        program.save(str(path))
+    try:
+        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                model,
+                (torch.zeros(2, 3, size, size),),
+                dynamo=True,
+                input_names=["image"],
+                output_names=["logits"],
+                opset_version=OPSET,
+                dynamic_shapes={"image": {0: batch}},
+                verbose=False,
+            )
+            path = Path(tmp) / "graph.onnx"
+            program.save(str(path))
+            return onnx.load(str(path), load_external_data=True)
+    finally:
         quiet.setLevel(level)
-        return onnx.load(str(path), load_external_data=True)
