@@ -140,12 +140,14 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from dnn.export import export_onnx
+    from dnn.export import export_files, export_onnx
     from dnn.train import load_weights
 
     weights = args.weights or str(SHIPPED_WEIGHTS)
-    check_outputs({"--out": args.out}, {"--weights": weights})
-    manifest = export_onnx(load_weights(args.weights), args.out, source=weights, progress=not args.quiet)
+    ckpt = load_weights(args.weights)
+    # --out is a folder: each file the export writes there is checked (an existing export is replaced)
+    check_outputs({f"--out ({name})": Path(args.out) / name for name in export_files(ckpt.model.groups)}, {"--weights": weights})
+    manifest = export_onnx(ckpt, args.out, source=weights, progress=not args.quiet)
     graphs = ", ".join(manifest["graphs"].values())
     print(f"wrote {args.out}: {graphs} sharing {manifest['weights']} ({manifest['weights_bytes'] / 1e6:.2f} MB), model.json")
     return 0

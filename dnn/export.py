@@ -80,7 +80,7 @@ def export_onnx(ckpt: Checkpoint, out: str | os.PathLike, source: str = "", prog
         f.write(bytes(blobs))
     names = {}
     for k, graph in graphs.items():
-        names[str(k)] = f"dynalexnet_k{k}.onnx"
+        names[str(k)] = graph_file(k)
         with atomic_write(out / names[str(k)], "wb") as f:
             f.write(graph.SerializeToString())
     manifest = {
@@ -102,6 +102,16 @@ def export_onnx(ckpt: Checkpoint, out: str | os.PathLike, source: str = "", prog
     with atomic_write(out / MANIFEST) as f:
         json.dump(manifest, f, indent=2)
     return manifest
+
+
+def graph_file(k: int) -> str:
+    """The file name of configuration ``k``'s graph."""
+    return f"dynalexnet_k{k}.onnx"
+
+
+def export_files(groups: int) -> list[str]:
+    """Every file :func:`export_onnx` writes into its folder, for a network of ``groups`` groups."""
+    return [WEIGHTS_FILE, *(graph_file(k) for k in range(1, groups + 1)), MANIFEST]
 
 
 def _export_graph(ckpt: Checkpoint, k: int):

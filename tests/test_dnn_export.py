@@ -110,3 +110,13 @@ def test_eval_backend_flags_exit_2_naming_the_flag(exported, capsys: pytest.Capt
         assert main(["dnn", "eval", "--data", str(tmp_path), *argv]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and flag in err, err
+
+
+def test_exporting_again_into_the_same_folder_replaces_it(exported, capsys: pytest.CaptureFixture) -> None:
+    """--out is a folder: a second export into it replaces the files (it used to be refused as
+    'a directory'), and the weights come out byte for byte the same."""
+    ckpt, folder = exported
+    before = (folder / "dynalexnet.weights").read_bytes()
+    save_weights(folder.parent / "again.pt", ckpt)
+    assert main(["dnn", "export", "--weights", str(folder.parent / "again.pt"), "--out", str(folder), "--quiet"]) == 0
+    assert (folder / "dynalexnet.weights").read_bytes() == before
