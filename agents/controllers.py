@@ -119,9 +119,12 @@ class ModelPredictiveController(Controller):
         self.model = model
         self.reward = RewardConfig.from_value(reward)
         self.accuracy = np.array([model.dnn.cost(int(k)).top1 for k in model.space.groups])
-        z = np.random.default_rng(0).standard_normal((2, n_draws))
+        rng = np.random.default_rng(0)
+        z = rng.standard_normal((2, n_draws))
         noise = model.spec.noise
         self._lat_draws = lognormal_factors(z[0], noise.latency_cv)
+        # where co-runners preempt in quanta, each draw is also a tick phase (stratified: evenly spread)
+        self._phases = (np.arange(n_draws) + 0.5) / n_draws if model.quantum_ms > 0 else None
         self._energy_draws = self._lat_draws * lognormal_factors(z[1], noise.power_cv)
         self._above_floor = self.accuracy >= self.reward.min_accuracy
         self._unit = model.space.unit_idx
@@ -140,9 +143,10 @@ class ModelPredictiveController(Controller):
         ``-miss_penalty``, less than any sure meet above the accuracy floor."""
         latency, energy = self._predict(request)
         t = latency / request.time_budget_ms
+        t_hi, t_lo = (t.max(axis=1), t.min(axis=1)) if t.ndim == 2 else (t, t)
         e = energy / request.energy_budget_mj
         lat_max, energy_max, lat_min, energy_min, energy_mean = self._draw_bounds
-        sure = (t <= 1.0 / lat_max) & (e <= 1.0 / energy_max) & self._above_floor
+        sure = (t_hi <= 1.0 / lat_max) & (e <= 1.0 / energy_max) & self._above_floor
         if mask is not None:
             sure &= mask
         if not sure.any():
@@ -151,7 +155,7 @@ class ModelPredictiveController(Controller):
         r[sure] = self.reward.sure_met(self.accuracy[sure], e[sure] * energy_mean)
         if r[sure].max() <= -self.reward.miss_penalty:  # no sure meet beats a sure miss: search all
             return self._argmax(self._expected(latency, energy, request), mask)
-        maybe = ~sure & (t <= 1.0 / lat_min) & (e <= 1.0 / energy_min)
+        maybe = ~sure & (t_lo <= 1.0 / lat_min) & (e <= 1.0 / energy_min)
         if mask is not None:
             maybe &= mask
         if maybe.any():
@@ -160,12 +164,16 @@ class ModelPredictiveController(Controller):
 
     def _predict(self, request: Request) -> tuple[np.ndarray, np.ndarray]:
         """(latency, energy) of every configuration: the model at the observed state, corrected
-        by the slow-down estimate of each configuration's unit."""
+        by the slow-down estimate of each configuration's unit. Latency is per configuration, or,
+        where co-runners preempt in quanta, per configuration and draw (each draw's tick phase)."""
         o = self.model.expected_all(observed_state(request))
+        latency = o.latency_ms
+        if self._phases is not None:
+            latency = self.model.realised_latency(o.latency_ms[:, None], o.wait_ms[:, None], self._phases)
         if request.slowdown is None:
-            return o.latency_ms, o.energy_mj
+            return latency, o.energy_mj
         factor = np.asarray(request.slowdown, dtype=float)[self._unit]
-        return o.latency_ms * factor, o.energy_mj * factor
+        return latency * (factor[:, None] if latency.ndim == 2 else factor), o.energy_mj * factor
 
     def _expected(self, latency: np.ndarray, energy: np.ndarray, request: Request, which: np.ndarray | None = None) -> np.ndarray:
         """Expected rewards of every configuration, or of those ``which`` selects (a boolean mask)."""

@@ -61,8 +61,11 @@ class DynDNNEnv(gym.Env):
     request's ``load``, ``time_budget_ms`` and ``energy_budget_mj``.
 
     **Run-to-run jitter** (common random numbers): at reset the env draws each request's latency
-    and power jitter (log-normal, mean 1, the profile's CVs) for the whole episode; request i
-    gets the same factors whatever configuration runs it. So a controller's luck does not depend
+    and power jitter (log-normal, mean 1, the profile's CVs) for the whole episode, and, where the
+    profile's co-runners preempt in quanta (``interference.quantum_ms``), the phase of the
+    scheduler's tick (uniform): the quanta a configuration waits follow from it
+    (:meth:`hwmodels.model.PlatformModel.realised_latency`). Request i gets the same factors and
+    phase whatever configuration runs it. So a controller's luck does not depend
     on its choices, and the ceiling (``ceiling_action``: the best configuration given the realised
     jitter and the true state) is a true upper bound when the past does not matter (no thermal
     trips, no DVFS switch cost, no temperature-dependent leakage).
@@ -89,7 +92,8 @@ class DynDNNEnv(gym.Env):
     :param objective: a shipped objective (``accuracy``, ``energy``, ``balanced``) or a YAML file
     :param reward: the resolved weights (:class:`RewardConfig` or a dict of its fields, as a run
         or policy stores them); given, it replaces ``objective``
-    :param noise: sample run-to-run latency and power noise (off: the noise-free model)
+    :param noise: sample run-to-run latency and power noise and the tick's phase (off: the
+        noise-free model, co-runners' wait at its mean)
     :param dnn_profile: DNN profile YAML (default: the shipped one)
     """
 
@@ -166,12 +170,16 @@ class DynDNNEnv(gym.Env):
         req = self.request
         o = self.model.expected_all(self._state)
         unit = self.model.space.unit_idx
-        latency = o.latency_ms * np.asarray(self._lat_err)[unit]
-        energy = o.energy_mj * (np.asarray(self._lat_err) * np.asarray(self._pow_err))[unit]
+        latency = o.latency_ms
+        i = self._i
+        if realised and self._phase[i] is not None:
+            latency = self.model.realised_latency(latency, o.wait_ms, self._phase[i])
+        latency = latency * np.asarray(self._lat_err)[unit]
+        power = o.power_w * np.asarray(self._pow_err)[unit]
         if realised:
-            i = self._i
             latency = latency * self._jitter_latency[i]
-            energy = energy * (self._jitter_latency[i] * self._jitter_power[i])
+            power = power * self._jitter_power[i]
+        energy = latency * power
         r = self.reward_config(self.scorer.accuracy_arr, latency, energy, req.time_budget_ms, req.energy_budget_mj)
         r[~self.model.available(self._state.temp_c, out=self._mask)] = -np.inf
         return r
@@ -228,12 +236,17 @@ class DynDNNEnv(gym.Env):
         s = self._state
         u = self.scorer.unit_of[a]
         o = self.model.expected(a, s)
-        latency = o.latency_ms * self._lat_err[u] * self._jitter_latency[i]
+        phase = self._phase[i]
+        latency = (
+            o.latency_ms if phase is None else self.model.realised_latency(o.latency_ms, o.wait_ms, phase)
+        ) * self._lat_err[u]
+        latency *= self._jitter_latency[i]
         power = o.power_w * self._pow_err[u] * self._jitter_power[i]
         energy = latency * power
         reward, info = self.scorer.score(self._request, a, latency, energy, power, o.freq_mhz)
         # the online estimate learns as the live runtime's does: measured vs the nominal model at the observed state
-        self._slowdown.update(u, latency, self.model.expected(a, observed_state(self._request, out=self._observed)).latency_ms)
+        nominal = self.model.expected(a, observed_state(self._request, out=self._observed))
+        self._slowdown.update(u, latency, self.model.explaining_latency(nominal, latency, self._slowdown.factors[u]))
         self._advance_time(u, power, latency, max(self._period[i], latency))
         self._freqs[u] = o.freq_mhz
         s.freq_mhz[u] = o.freq_mhz
@@ -248,8 +261,10 @@ class DynDNNEnv(gym.Env):
     # ------------------------------------------------------------------ internals
 
     def _draw_jitter(self) -> None:
-        """Every request's latency and power jitter for the episode, drawn before any decision."""
+        """Every request's latency and power jitter (and tick phase) for the episode, drawn before
+        any decision."""
         n = self.episode_length
+        self._phase = [None] * n  # the mean wait: a fluid share, or no noise
         if not self.noise:
             self._jitter_latency = self._jitter_power = [1.0] * n
             return
@@ -257,6 +272,8 @@ class DynDNNEnv(gym.Env):
         cv = self.model.spec.noise
         self._jitter_latency = lognormal_factors(z[0], cv.latency_cv).tolist()
         self._jitter_power = lognormal_factors(z[1], cv.power_cv).tolist()
+        if self.model.quantum_ms > 0:  # drawn after the jitter: a fluid profile's episodes stay as they were
+            self._phase = self.np_random.random(n).tolist()
 
     def _apply_options(self, options: dict[str, Any]) -> None:
         unknown = sorted(set(options) - set(RESET_OPTIONS))

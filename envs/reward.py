@@ -113,12 +113,14 @@ class RewardConfig:
         per request over every configuration).
 
         :param accuracy: top-1 per configuration, shape ``(n,)``
-        :param latency: noise-free latency per configuration, shape ``(n,)``
+        :param latency: noise-free latency per configuration, shape ``(n,)``, or per configuration
+            and draw, ``(n, d)`` (where the draws also differ in the quanta a run waits for co-runners)
         :param energy: noise-free energy per configuration, shape ``(n,)``
         :param latency_draws: multiplicative latency noise draws, shape ``(d,)``
         :param energy_draws: multiplicative energy noise draws (paired with ``latency_draws``), ``(d,)``
         """
-        t = np.multiply.outer(latency / time_budget_ms, latency_draws)  # latency / budget
+        ratio = latency / time_budget_ms
+        t = ratio * latency_draws if ratio.ndim == 2 else np.multiply.outer(ratio, latency_draws)  # latency / budget
         e = np.multiply.outer(energy / energy_budget_mj, energy_draws)  # energy / budget
         mean = np.full(t.shape[-1], 1.0 / t.shape[-1])  # row means as one matrix-vector product (fastest)
         met = ((t <= 1.0) & (e <= 1.0)) @ mean

@@ -65,7 +65,7 @@ def fit_interference(doc: dict, dnn, points: list[tuple[int, list[float], list[f
     :param doc: the platform profile document (its other coefficients already fitted)
     :param dnn: the DNN profile (:class:`dnn.profile.DNNProfile`)
     :param points: (configuration index, observed busy threads per unit, memory intensity per unit,
-        measured median latency ms)
+        measured mean latency ms)
     :return: ``{"mem_slowdown": m, "barrier_slowdown": b, "wake_credit_ms": C}``
     """
     from scipy.optimize import least_squares, minimize_scalar

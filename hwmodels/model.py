@@ -6,7 +6,8 @@ at k groups on c cores of unit u at frequency f (MHz) and voltage V:
     cycles_i  = W_k * (s_u + (1 - s_u) / c) / mpc_u + O_u + L_k * (l_u + y_u * (c - 1))
     excess_i  = max(0, load_u - (N_u - c))         background threads that land on the DNN's cores
     tc_i [ms] = cycles_i / 1e3 / f                 compute on an idle unit
-    t_i [ms]  = tc_i + max(0, tc_i - C) * excess_i * (1 + b * (c - 1)) / c     compute, fair share
+    t_i [ms]  = tc_i + w_i                         compute, and its wait for co-runners:
+    w_i       = max(0, tc_i - C) * excess_i * (1 + b * (c - 1)) / c     their mean fair share
                                                    (C: the first ms a woken DNN runs unshared;
                                                    b: threads of a multi-core run wait at barriers)
               + B_k / (bw_u * min(c, 2) * 1e6) * (1 + m * sum_v mem_v * load_v)   memory, contention
@@ -14,7 +15,12 @@ at k groups on c cores of unit u at frequency f (MHz) and voltage V:
     P_i [W]   = (a_u + act_u * g_u) V^2 f + leak_u V exp(lam_u (T - T0_u)) + act_u * p_u * busy_i V^2 f
     busy_i    = min(N_u, c + load_u),  E_i [mJ] = P_i * t_i
 
-with f in GHz in the power terms. Above a thermal trip the unit's frequency is capped: the
+with f in GHz in the power terms. ``t_i`` is the mean latency. The wait arrives in whole scheduler
+quanta q (``interference.quantum_ms``, 0: a fluid share): one run waits N quanta, N = floor(w/q)
+plus one with probability frac(w/q) (how many ticks of a period-q clock at a uniform phase fall in
+the stretch the co-runners may preempt), so the mean is w and a run takes ``t_i - w_i + q N``
+(:meth:`PlatformModel.realised_latency`; the typical run: :meth:`PlatformModel.typical_latency`).
+Above a thermal trip the unit's frequency is capped: the
 configuration runs at the capped frequency and voltage. Measured tables in the profile, where
 present, replace the idle-board values and keep the model's relative effect of the state.
 
@@ -69,6 +75,8 @@ class Outcome:
     power_w: np.ndarray | float
     energy_mj: np.ndarray | float
     freq_mhz: np.ndarray | float
+    #: the mean wait for co-runners included in ``latency_ms`` (``w_i``; whole quanta in a real run)
+    wait_ms: np.ndarray | float = 0.0
 
 
 class PlatformModel:
@@ -130,6 +138,8 @@ class PlatformModel:
         self._ltc = [(x.power.leak_temp_coeff, x.power.leak_ref_c) for x in units]
         self._unit_tables = [(x.freqs_mhz.tolist(), x.volts.tolist(), x.cores, x.power) for x in units]
         self._mem_slow = spec.interference.mem_slowdown
+        #: co-runners preempt the DNN in quanta this long (0: a fluid share)
+        self.quantum_ms = spec.interference.quantum_ms
         self._cf, self._v2f, self._kl_v = self._freq_terms(self._f, self._v)
         self._buf = {name: np.empty(len(sp)) for name in ("t", "p", "e", "x", "y", "s")}
         # measured tables win over the analytic idle-board values (ratio kept per configuration)
@@ -222,6 +232,7 @@ class PlatformModel:
         shared *= excess
         shared /= self._c
         t += shared
+        wait = shared  # the buffer holds the wait from here on (scaled below with t)
         t += self._tmem * self._mem_factor(state)
         t += self._fixed
         if state.freq_mhz is not None:
@@ -234,8 +245,9 @@ class PlatformModel:
         if self._lat_scale is not None:
             t *= self._lat_scale
             p *= self._pow_scale
+            wait *= self._lat_scale
         np.multiply(p, t, out=b["e"])
-        return Outcome(t, p, b["e"], f)
+        return Outcome(t, p, b["e"], f, wait)
 
     def idle_table(self, temp_c: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(latency_ms, energy_mj) of every configuration on the idle board, no DVFS switch: the
@@ -270,7 +282,8 @@ class PlatformModel:
         c = py["_c"][i]
         excess = max(lf - py["_free"][i], 0.0) * py["_barrier"][i]
         t = py["_A"][i] / cf * c
-        t += max(t - py["_credit"][i], 0.0) * excess / c
+        wait = max(t - py["_credit"][i], 0.0) * excess / c
+        t += wait
         t += py["_tmem"][i] * self._mem_factor(state)
         t += py["_fixed"][i]
         if state.freq_mhz is not None:
@@ -283,15 +296,67 @@ class PlatformModel:
         if lat_s is not None:
             t *= lat_s[i]
             p *= pow_s[i]
-        return Outcome(t, p, p * t, f)
+            wait *= lat_s[i]
+        return Outcome(t, p, p * t, f, wait)
 
     def sample(self, index: int, state: State, rng: np.random.Generator) -> Outcome:
-        """One noisy run of configuration ``index``: log-normal jitter with the profile's CVs, mean 1."""
+        """One noisy run of configuration ``index``: its wait in whole quanta at a uniform phase,
+        then log-normal jitter with the profile's CVs, mean 1."""
         o = self.expected(index, state)
         n = self.spec.noise
-        lat = o.latency_ms * _lognormal(rng, n.latency_cv)
+        lat = self.realised_latency(o.latency_ms, o.wait_ms, float(rng.random())) * _lognormal(rng, n.latency_cv)
         pw = o.power_w * _lognormal(rng, n.power_cv)
-        return Outcome(lat, pw, lat * pw, o.freq_mhz)
+        return Outcome(lat, pw, lat * pw, o.freq_mhz, o.wait_ms)
+
+    # ------------------------------------------------------------------ preemption quanta
+
+    def wait_quanta(self, wait_ms, phase):
+        """Quanta a run waits for co-runners: ``floor(w/q)`` plus one where ``phase`` (uniform
+        in [0, 1): where the scheduler's tick falls relative to the request) is below ``frac(w/q)``.
+
+        :param wait_ms: the mean wait (``Outcome.wait_ms``), a float or an array of configurations
+        :param phase: a float, or an array broadcasting against ``wait_ms``
+        """
+        if isinstance(wait_ms, float) and isinstance(phase, float):  # the env's step: no numpy scalars
+            n = wait_ms / self.quantum_ms
+            whole = math.floor(n)
+            return whole + (phase < n - whole)
+        n = np.asarray(wait_ms) / self.quantum_ms
+        whole = np.floor(n)
+        return whole + (phase < n - whole)
+
+    def realised_latency(self, latency_ms, wait_ms, phase):
+        """The noise-free latency of a run whose tick falls at ``phase`` (see :meth:`wait_quanta`):
+        the mean less the mean wait plus the whole quanta waited; the mean itself under a fluid
+        share. Arguments broadcast (configurations ``(n, 1)`` against phases ``(d,)``).
+
+        :param latency_ms: the mean latency (``Outcome.latency_ms``)
+        :param wait_ms: its mean wait for co-runners (``Outcome.wait_ms``)
+        :param phase: uniform in [0, 1)
+        """
+        if self.quantum_ms <= 0:
+            return latency_ms
+        return latency_ms - wait_ms + self.quantum_ms * self.wait_quanta(wait_ms, phase)
+
+    def typical_latency(self, o: Outcome):
+        """The median noise-free latency: what most runs take (the mean where the share is fluid;
+        with quanta, the whole number of them that more than half of the runs wait)."""
+        return self.realised_latency(o.latency_ms, o.wait_ms, 0.5)
+
+    def explaining_latency(self, o: Outcome, measured_ms: float, factor: float = 1.0) -> float:
+        """Of the latencies configuration ``o`` may take (its whole quanta), the one that times
+        ``factor`` is nearest to ``measured_ms`` in ratio: what a slow-down estimate should
+        compare a measurement with, so a tick that landed does not read as a slower board.
+
+        :param o: the configuration's outcome at the observed state (scalar)
+        :param measured_ms: the measured latency
+        :param factor: the slow-down estimate in force
+        """
+        if self.quantum_ms <= 0 or o.wait_ms <= 0:
+            return float(o.latency_ms)
+        base = float(o.latency_ms - o.wait_ms) + self.quantum_ms * math.floor(o.wait_ms / self.quantum_ms)
+        longer = base + self.quantum_ms
+        return longer if measured_ms * measured_ms > base * longer * factor * factor else base
 
     # ------------------------------------------------------------------ board-level power and heat
 

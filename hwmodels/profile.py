@@ -144,11 +144,16 @@ class Interference:
         ``wake_credit_ms`` of compute before co-runners on its cores take their share (Linux
         CFS/EEVDF place a waking task ahead of the ones that kept running): only the compute time
         beyond it is shared (0: plain fair share from the first instruction)
+    :param quantum_ms: a co-runner that takes the DNN's core holds it this long (the kernel
+        preempts at its scheduler tick, so the share arrives in whole quanta, not as a fluid
+        slow-down): the fair-share time is the *mean* of a whole number of quanta, and one
+        request waits for none, one or more of them (0: a fluid share, every request alike)
     """
 
     mem_slowdown: float
     barrier_slowdown: float = 0.0
     wake_credit_ms: float = 0.0
+    quantum_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -244,6 +249,7 @@ def parse_platform(doc: Any, where: str) -> PlatformSpec:
         it.num("mem_slowdown", minimum=0.0, maximum=100.0),
         it.num("barrier_slowdown", minimum=0.0, maximum=100.0, default=0.0),
         it.num("wake_credit_ms", minimum=0.0, maximum=1000.0, default=0.0),
+        it.num("quantum_ms", minimum=0.0, maximum=1000.0, default=0.0),
     )
     sources = r.get("sources", list)
     for i, s in enumerate(sources):
@@ -305,7 +311,7 @@ def _parse_measured(m: _Reader) -> Measured:
         if len(p90) != len(lat):
             raise m.error("latency_p90_ms", f"has {len(p90)} entries, latency_ms has {len(lat)}")
     m.free_form(
-        "latency_p90_ms", "latency_ci_ms", "period_ms", "idle_load", "co_runners", "cores", "board"
+        "latency_p90_ms", "latency_ci_ms", "period_ms", "idle_load", "co_runners", "preemption", "cores", "board"
     )  # what the profiler saw: for people, not the model
     backend = m.get("backend", str, default="torch")
     if backend not in ("torch", "onnx"):

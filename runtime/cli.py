@@ -227,7 +227,8 @@ def run_profile(args: argparse.Namespace) -> int:
     if m["co_runners"]:
         print(
             f"interference fitted beside the load generator: mem_slowdown {it['mem_slowdown']:g}, "
-            f"barrier_slowdown {it['barrier_slowdown']:g}, wake_credit_ms {it['wake_credit_ms']:g}"
+            f"barrier_slowdown {it['barrier_slowdown']:g}, wake_credit_ms {it['wake_credit_ms']:g}, "
+            f"quantum_ms {it['quantum_ms']:g} (co-runners preempt in quanta; {m['preemption']['preemptions']} seen by the probe)"
         )
     else:
         print("interference: plain fair share (no CPU unit with two or more CPUs to run co-runners beside the DNN)")

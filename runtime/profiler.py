@@ -9,8 +9,9 @@ bursts of :data:`BURST`): ``warmup`` untimed requests, then ``repeats`` timed on
 records the median (with a 95% confidence interval) and p90 latency and, where the unit has a
 sensor, the mean power. The compute coefficients are fitted to that idle table; how latency
 grows with co-runners (fair share, barriers of multi-core runs, memory contention) is fitted to
-the same configurations run again beside the project's load generator
-(:func:`_measure_co_runners`, :func:`hwmodels.fit.fit_interference`); each group count pinned to
+the mean latency of the same configurations run again beside the project's load generator
+(:func:`_measure_co_runners`, :func:`hwmodels.fit.fit_interference`), and the quantum in which
+a co-runner takes a shared CPU is probed directly (:mod:`runtime.preemption`); each group count pinned to
 each CPU in turn checks that identical cores agree (:func:`_measure_core_agreement`). What
 nothing here measures (power without a sensor, heat) is set to stated assumptions that the
 profile's ``sources`` list as ASSUMED; without a power sensor the profile says
@@ -127,9 +128,10 @@ def profile_board(
         }
         partial = out.with_name(out.name + ".partial.json")
         results, runners = _measure_all(board, space, cifar, settings, partial, progress)
-        co_runners = _measure_co_runners(board, runners, space, settings, progress)
+        quantum = _measure_quantum(board)
+        co_runners = _measure_co_runners(board, runners, space, settings, progress, quantum["quantum_ms"])
         cores = _measure_core_agreement(board, runners, space, settings, progress)
-        doc = _finish_profile(draft, space, ckpt, results, board, idle, period_ms, co_runners, cores)
+        doc = _finish_profile(draft, space, ckpt, results, board, idle, period_ms, co_runners, cores, quantum)
         doc["measured"]["backend"] = backend  # what deploy must run for this table to hold
         if backend == "onnx":  # the export the runner timed (it read the manifest)
             doc["measured"]["export_sha256"] = runners["cpu"].manifest["weights_sha256"]
@@ -345,6 +347,7 @@ def _finish_profile(
     period_ms: float,
     co_runners: list[dict],
     cores: list[dict],
+    quantum: dict,
 ) -> dict:
     """Fill the draft with the measured tables and the coefficients fitted to them."""
     from dnn.evaluate import activation_stats
@@ -374,7 +377,7 @@ def _finish_profile(
     sources.append({"figure": f"dynscale profile: best single-core 64 MB copy, {bw:.2f} GB/s", "used_for": "perf.mem_bw_gbps"})
     # the interference fit evaluates the model, measured table included (the final "measured" replaces this)
     doc["measured"] = {"latency_ms": [round(float(x), 4) for x in lat], "power_w": [None] * len(lat)}
-    _fit_interference(doc, co_runners)
+    _fit_interference(doc, co_runners, quantum)
     if not measured_power:
         sources.append(
             {
@@ -407,6 +410,7 @@ def _finish_profile(
         "power_is_estimate": not measured_power,
         "idle_load": [round(x, 3) for x in idle],
         "co_runners": co_runners,
+        "preemption": quantum,
         "cores": cores,
         "board": board.describe(),
     }
@@ -415,18 +419,20 @@ def _finish_profile(
     return doc
 
 
-def _fit_interference(doc: dict, co_runners: list[dict]) -> None:
-    """Set ``interference`` from the co-runner measurements (or say why it is fair share only)."""
+def _fit_interference(doc: dict, co_runners: list[dict], quantum: dict) -> None:
+    """Set ``interference`` from the co-runner measurements and the preemption probe (or say why
+    it is fair share only). The model's latency is a mean (its wait for co-runners is the mean of
+    whole quanta), so it is fitted to the mean latency beside each co-runner."""
     from dnn.profile import load_dnn_profile
     from hwmodels.fit import fit_interference
 
     points = []
     for cond in co_runners:
         mem = [cond["mem_intensity"] if u["name"] == cond["unit"] else 0.0 for u in doc["units"]]
-        for i, load, ms in zip(cond["configurations"], cond["observed_load"], cond["latency_ms"]):
+        for i, load, ms in zip(cond["configurations"], cond["observed_load"], cond["latency_mean_ms"]):
             points.append((i, load, mem, ms))
     if not points:
-        doc["interference"] = {"mem_slowdown": 0.0, "barrier_slowdown": 0.0, "wake_credit_ms": 0.0}
+        doc["interference"] = {"mem_slowdown": 0.0, "barrier_slowdown": 0.0, "wake_credit_ms": 0.0, "quantum_ms": 0.0}
         doc["sources"].append(
             {
                 "figure": "ASSUMED: no CPU unit with two or more CPUs to run co-runners beside the DNN; plain fair share, no contention",
@@ -435,13 +441,21 @@ def _fit_interference(doc: dict, co_runners: list[dict]) -> None:
         )
         return
     fit = fit_interference(doc, load_dnn_profile(), points)
-    doc["interference"] = {k: round(v, 4) for k, v in fit.items()}
+    doc["interference"] = {**{k: round(v, 4) for k, v in fit.items()}, "quantum_ms": round(quantum["quantum_ms"], 4)}
     loads = "; ".join(sorted({f"{c['threads']} thread(s) of memory intensity {c['mem_intensity']:g}" for c in co_runners}))
     doc["sources"].append(
         {
-            "figure": f"dynscale profile: median latency of {len(points)} (configuration, load) points beside the load "
+            "figure": f"dynscale profile: mean latency of {len(points)} (configuration, load) points beside the load "
             f"generator ({loads}; measured.co_runners), robust least squares of log(model / measured)",
             "used_for": "interference.mem_slowdown, interference.barrier_slowdown, interference.wake_credit_ms",
+        }
+    )
+    doc["sources"].append(
+        {
+            "figure": f"dynscale profile: a thread spinning beside one co-runner on cpu {quantum['cpu']} for "
+            f"{quantum['seconds']:g} s was preempted {quantum['preemptions']} times, median gap {quantum['quantum_ms']:.2f} ms "
+            "(measured.preemption; 0: fewer than 10 gaps, a fluid share)",
+            "used_for": "interference.quantum_ms",
         }
     )
 
@@ -459,13 +473,38 @@ def co_runner_loads(cpus: int) -> list[tuple[int, float]]:
     return [(1, 0.0), (cpus, 0.0), (1, 1.0)]
 
 
-def _measure_co_runners(board: LiveBoard, runners: dict, space: ConfigSpace, settings: dict, progress: bool) -> list[dict]:
+def _measure_quantum(board: LiveBoard) -> dict:
+    """The scheduler quantum a co-runner takes (:func:`runtime.preemption.measure_quantum_ms`),
+    probed on the last CPU of the first CPU unit that has co-runners profiled (0 where none has)."""
+    from runtime.preemption import measure_quantum_ms
+
+    units = _cpu_units(board)
+    if not units:
+        return {"quantum_ms": 0.0, "preemptions": 0, "cpu": None, "seconds": 0.0}
+    u = board.units[units[0]]
+    seconds = 0.6
+    q, n = measure_quantum_ms(u.name, u.cpus[-1], seconds)
+    return {"quantum_ms": round(q, 4), "preemptions": n, "cpu": u.cpus[-1], "seconds": seconds}
+
+
+def _capped_mean(latency_ms: list[float], quantum_ms: float) -> float:
+    """Mean latency with each request capped at twice the median plus two quanta: a request that
+    waited one or two quanta for a co-runner counts whole, one the host descheduled for 100 ms does
+    not set the mean."""
+    cap = 2.0 * statistics.median(latency_ms) + 2.0 * quantum_ms
+    return statistics.fmean(min(x, cap) for x in latency_ms)
+
+
+def _measure_co_runners(
+    board: LiveBoard, runners: dict, space: ConfigSpace, settings: dict, progress: bool, quantum_ms: float
+) -> list[dict]:
     """Each configuration of a multi-CPU unit beside the project's load generator in each of
     :func:`co_runner_loads` (the way deploy meets them: paced, in turns, the least-loaded CPUs):
     the points :func:`hwmodels.fit.fit_interference` fits the interference coefficients to.
 
+    :param quantum_ms: the preemption quantum (caps the mean: :func:`_capped_mean`)
     :return: per condition, the unit, its load, the mean load the board observed, and the
-        configurations' median latencies
+        configurations' median and mean latencies
     """
     per_config = BURST * -(-max(8, settings["repeats"] // 4) // BURST)
     plan = [(ui, t, m) for ui in _cpu_units(board) for t, m in co_runner_loads(len(board.units[ui].cpus))]
@@ -491,6 +530,7 @@ def _measure_co_runners(board: LiveBoard, runners: dict, space: ConfigSpace, set
                 "configurations": [int(i) for i in indices],
                 "observed_load": [[round(float(x), 3) for x in ld] for ld in loads],
                 "latency_ms": [round(statistics.median(x), 4) for x in kept],
+                "latency_mean_ms": [round(_capped_mean(x, quantum_ms), 4) for x in kept],
             }
         )
     bar.close()

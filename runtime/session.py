@@ -7,11 +7,12 @@ policy builds its observation from its own stored spec), *apply* (CPU affinity, 
 real inference on the next CIFAR-10 test image, meter its latency and energy, and score it with
 the env's own :class:`envs.step.StepScorer`. The decision overhead (observe + decide + apply,
 not the inference) is logged per request, and so is the model's prediction for the chosen
-configuration at the observed state, after the online correction (``predicted_latency_ms``,
-``predicted_energy_mj``), so the model's error can be read off any deploy log. The online
-slow-down estimate per unit (:mod:`envs.slowdown`) is updated after every request from the
-measured latency and the nominal prediction, as the simulated env updates it, and every
-request carries it to the controller.
+configuration at the observed state, after the online correction (``predicted_latency_ms``:
+the typical run's, whole quanta of co-runner wait as most runs take them; ``predicted_energy_mj``),
+so the model's error can be read off any deploy log. The online slow-down estimate per unit
+(:mod:`envs.slowdown`) is updated after every request from the measured latency and the nominal
+prediction that explains it best (the quanta the run waited), as the simulated env updates it,
+and every request carries it to the controller.
 
 Requests arrive on the trace's clock (``period_ms`` from one to the next); one that cannot
 start on time starts as soon as the previous one ends. The trace's ``load_*`` columns are
@@ -246,13 +247,14 @@ class LiveSession:
         reward, info = self.scorer.score(request, a, ms, energy, power, f)
         rec = _record(self._i, t0 - self._t_start, a, reward, info, cpus, correct, estimated, overhead_ms, decide_us, running)
         slow = self._slowdown.factors[u]  # the correction the controller saw
-        predicted = (float(nominal.latency_ms) * slow, float(nominal.energy_mj) * slow)
+        # the typical run's latency (whole quanta of co-runner wait, as most runs take them)
+        predicted = (float(self.model.typical_latency(nominal)) * slow, float(nominal.energy_mj) * slow)
         rec.update(
             predicted_latency_ms=round(predicted[0], 4), predicted_energy_mj=round(predicted[1], 4), slowdown=round(slow, 4)
         )
         self.run.predicted_latency_ms.append(predicted[0])
         self.run.predicted_energy_mj.append(predicted[1])
-        self._slowdown.update(u, ms, float(nominal.latency_ms))
+        self._slowdown.update(u, ms, self.model.explaining_latency(nominal, ms, slow))
         self._account(a, reward, info, decide_us, overhead_ms, correct, estimated, running)
         return rec
 
@@ -356,6 +358,7 @@ def _record(i, t_s, a, reward, info, cpus, correct, estimated, overhead_ms, deci
         "energy_budget_mj": info["energy_budget_mj"],
         "load": [round(x, 3) for x in info["load"]],
         "load_generated": {k: v[0] for k, v in running.items()},
+        "mem_generated": {k: v[1] for k, v in running.items()},
         "temp_c": info["temperature"],
         "freq_mhz": info["freq_mhz"],
         "action": a,

@@ -171,3 +171,60 @@ def test_wake_credit_shares_only_the_compute_beyond_it() -> None:
         allv = woken.expected_all(s).latency_ms.copy()
         for i in rng.choice(len(woken.space), 40, replace=False):
             assert woken.expected(int(i), s).latency_ms == allv[i]
+
+
+def quantised(quantum_ms: float, credit_ms: float = 0.0) -> PlatformModel:
+    base = load_platform("xu3")
+    it = dataclasses.replace(base.interference, quantum_ms=quantum_ms, wake_credit_ms=credit_ms)
+    return PlatformModel(dataclasses.replace(base, interference=it), load_dnn_profile())
+
+
+def test_co_runners_preempt_in_whole_quanta_whose_mean_is_the_fair_share() -> None:
+    """With ``quantum_ms`` q a run waits floor(w/q) or one more quantum (w: the fluid model's
+    wait), one more where the tick's phase falls below frac(w/q): over phases the mean is the
+    fluid latency, the median the whole number more than half the runs wait, and the scalar and
+    vectorised paths give the same wait."""
+    q = 4.0
+    m, fluid = quantised(q), quantised(0.0)
+    a15 = m.spec.unit_index("a15")
+    busy = State(np.where(np.arange(2) == a15, 4.0, 0.0), np.zeros(2), 40.0)
+    o_all = m.expected_all(busy)
+    lat_all, wait_all = o_all.latency_ms.copy(), o_all.wait_ms.copy()
+    assert np.array_equal(lat_all, fluid.expected_all(busy).latency_ms)  # the mean is unchanged
+    phases = (np.arange(1000) + 0.5) / 1000
+    seen_fraction = 0
+    for i in np.flatnonzero(m.space.unit_idx == a15)[::5]:
+        o = m.expected(int(i), busy)
+        assert o.wait_ms == pytest.approx(wait_all[i]) and o.wait_ms > 0
+        runs = m.realised_latency(o.latency_ms, o.wait_ms, phases)
+        lo = o.latency_ms - o.wait_ms + q * np.floor(o.wait_ms / q)
+        assert set(np.round((runs - lo) / q, 9)) <= {0.0, 1.0}  # whole quanta: floor or one more
+        assert runs.mean() == pytest.approx(o.latency_ms, abs=q / 1000)
+        assert m.typical_latency(o) == pytest.approx(np.median(runs))
+        seen_fraction += 0 < np.mean(runs > lo) < 1
+    assert seen_fraction > 0
+    idle_o = m.expected(0, State.idle(2, 40.0))
+    assert idle_o.wait_ms == 0 and m.realised_latency(idle_o.latency_ms, idle_o.wait_ms, 0.3) == idle_o.latency_ms
+    o = fluid.expected(int(np.flatnonzero(m.space.unit_idx == a15)[0]), busy)
+    assert fluid.realised_latency(o.latency_ms, o.wait_ms, 0.1) == fluid.typical_latency(o) == o.latency_ms
+    rng = np.random.default_rng(3)
+    i = int(np.flatnonzero((m.space.unit_idx == a15) & (m.space.cores == 1))[-1])
+    draws = [m.sample(i, busy, rng).latency_ms for _ in range(4000)]
+    assert np.mean(draws) == pytest.approx(m.expected(i, busy).latency_ms, rel=0.02)
+
+
+def test_a_measurement_is_compared_with_the_quanta_it_waited() -> None:
+    """``explaining_latency`` returns the run (floor or one more quantum) nearest the measurement
+    in ratio, at the slow-down in force; without quanta, the mean."""
+    q = 4.0
+    m = quantised(q)
+    a15 = m.spec.unit_index("a15")
+    busy = State(np.where(np.arange(2) == a15, 4.0, 0.0), np.zeros(2), 40.0)
+    i = int(np.flatnonzero((m.space.unit_idx == a15) & (m.space.cores == 1))[-1])
+    o = m.expected(i, busy)
+    lo = o.latency_ms - o.wait_ms + q * np.floor(o.wait_ms / q)
+    assert m.explaining_latency(o, lo * 1.02) == pytest.approx(lo)
+    assert m.explaining_latency(o, (lo + q) * 0.97) == pytest.approx(lo + q)
+    assert m.explaining_latency(o, (lo + q) * 1.5, factor=1.5) == pytest.approx(lo + q)
+    assert m.explaining_latency(o, lo * 1.5, factor=1.5) == pytest.approx(lo)
+    assert quantised(0.0).explaining_latency(o, lo) == o.latency_ms

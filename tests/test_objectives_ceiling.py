@@ -68,8 +68,15 @@ def test_env_records_the_objective_and_takes_it_as_a_keyword() -> None:
     assert DynDNNEnv("xu3", episode_length=5).reward_config.objective == "accuracy"
 
 
-def test_jitter_is_drawn_before_the_decision_and_is_the_same_whatever_runs() -> None:
-    env = DynDNNEnv("xu3", episode_length=20)
+def _quantised(platform: str, quantum_ms: float = 4.0, memoryless: bool = False):
+    """The platform (or its memoryless variant) with co-runners that preempt in quanta."""
+    spec = _memoryless(platform) if memoryless else load_platform(platform)
+    return dataclasses.replace(spec, interference=dataclasses.replace(spec.interference, quantum_ms=quantum_ms))
+
+
+@pytest.mark.parametrize("quantum_ms", [0.0, 4.0])
+def test_jitter_is_drawn_before_the_decision_and_is_the_same_whatever_runs(quantum_ms: float) -> None:
+    env = DynDNNEnv(_quantised("xu3", quantum_ms), episode_length=20)
     latencies = {}
     for a in (0, len(env.space) - 1):
         env.reset(seed=3)
@@ -106,14 +113,17 @@ def test_nothing_beats_the_ceiling_without_thermal_or_switching_dynamics(platfor
     assert 0.0 <= report.infeasible_rate < 1.0
 
 
-@pytest.mark.parametrize("platform", ["xu3", "nano"])
-def test_nothing_beats_the_ceiling_on_a_board_that_departs_from_its_model(platform: str) -> None:
-    env = DynDNNEnv(_memoryless(platform), scenario="slow-board", episode_length=300)
+def _assert_nothing_beats_the_ceiling(env: DynDNNEnv) -> None:
     factories = {n: (lambda e, n=n: make_controller(n, e.model, e)) for n in CONTROLLERS}
     _, logs = compare(lambda: env, factories, [11, 12], progress=False)
     ceiling = np.concatenate([lg.rewards for lg in logs["oracle"]])
     for name, lg in logs.items():
         assert np.all(np.concatenate([x.rewards for x in lg]) <= ceiling + 1e-12), f"{name} beat the ceiling on a request"
+
+
+@pytest.mark.parametrize("platform", ["xu3", "nano"])
+def test_nothing_beats_the_ceiling_on_a_board_that_departs_from_its_model(platform: str) -> None:
+    _assert_nothing_beats_the_ceiling(DynDNNEnv(_memoryless(platform), scenario="slow-board", episode_length=300))
 
 
 def test_model_predictive_reads_the_slowdown_estimate() -> None:
@@ -146,9 +156,10 @@ def test_reports_show_how_each_controller_decides() -> None:
     assert "k=1%" in text and "acc. on met%" in text and "could not meet both budgets" in text
 
 
+@pytest.mark.parametrize("quantum_ms", [0.0, 4.0])
 @pytest.mark.parametrize("objective", objective_names())
-def test_model_predictive_shortcut_picks_the_argmax_of_the_full_expectation(objective: str) -> None:
-    env = DynDNNEnv("xu3", objective=objective, episode_length=400)
+def test_model_predictive_shortcut_picks_the_argmax_of_the_full_expectation(objective: str, quantum_ms: float) -> None:
+    env = DynDNNEnv(_quantised("xu3", quantum_ms), objective=objective, episode_length=400)
     ctrl = make_controller("model-predictive", env.model, env)
     env.reset(seed=21)
     done = False
@@ -159,3 +170,29 @@ def test_model_predictive_shortcut_picks_the_argmax_of_the_full_expectation(obje
         full[~mask] = -np.inf
         assert full[a] == pytest.approx(full.max(), abs=1e-12)
         done = env.step(a)[3]
+
+
+def test_nothing_beats_the_ceiling_when_co_runners_preempt_in_quanta() -> None:
+    _assert_nothing_beats_the_ceiling(DynDNNEnv(_quantised("xu3", memoryless=True), episode_length=300))
+
+
+def test_model_predictive_expects_the_quanta_a_run_may_wait() -> None:
+    """Where co-runners preempt in quanta, the expected reward of a configuration is the mean over
+    draws of the reward of a run that waits that draw's whole quanta (times its jitter)."""
+    env = DynDNNEnv(_quantised("xu3"), episode_length=10)
+    a15 = env.model.spec.unit_index("a15")
+    env.reset(seed=2, options={"load": [4.0, 0.0], "time_budget_ms": 2.0 * env.t_ref_ms})
+    mpc = make_controller("model-predictive", env.model, env)
+    m, request = env.model, env.request
+    from envs.step import observed_state
+
+    o = m.expected_all(observed_state(request))
+    lat, wait = o.latency_ms.copy(), o.wait_ms.copy()
+    assert (wait[m.space.unit_idx == a15] > 0).all()
+    runs = m.realised_latency(lat[:, None], wait[:, None], mpc._phases)  # (configurations, draws)
+    r = env.reward_config
+    want = r(mpc.accuracy[:, None], runs * mpc._lat_draws, o.energy_mj[:, None] * mpc._energy_draws,
+             request.time_budget_ms, request.energy_budget_mj).mean(axis=1)  # fmt: skip
+    assert np.allclose(mpc.expected_rewards(request), want, rtol=0, atol=1e-12)
+    fluid = make_controller("model-predictive", DynDNNEnv("xu3", episode_length=10).model)
+    assert not np.allclose(fluid.expected_rewards(request), want)  # the quanta change what is expected
