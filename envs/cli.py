@@ -1,4 +1,4 @@
-"""``dynscale env ...``: record scenario episodes as trace CSVs, and measure scenario difficulty."""
+"""``dynscale env ...``: record scenario episodes (or a live deploy log) as trace CSVs, and measure scenario difficulty."""
 
 from __future__ import annotations
 
@@ -57,7 +57,7 @@ def parse_seeds(text: str) -> list[int]:
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     """Register ``env record`` and ``env stats`` under ``sub``."""
-    e = sub.add_parser("env", help="scenario episodes: record, statistics", description=__doc__)
+    e = sub.add_parser("env", help="scenario episodes: record, replay a live log, statistics", description=__doc__)
     esub = e.add_subparsers(dest="env_command", required=True, metavar="COMMAND")
     r = esub.add_parser(
         "record",
@@ -70,6 +70,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--length", type=positive_int, default=1000, help="requests (default: 1000)")
     r.add_argument("--out", required=True, help="CSV file to write")
     r.set_defaults(func=_record)
+    lg = esub.add_parser(
+        "from-log",
+        help="write a live deploy log's requests as a trace CSV, to simulate the same requests under the same load",
+        description="Write the requests of a `dynscale deploy` / `compare --live` log as a trace CSV: their budgets, the "
+        "background load the board measured, the generated load's memory intensity and the pace, so `dynscale compare "
+        "--traces` runs a controller on the same requests under the load it met live.",
+    )
+    lg.add_argument("log", help="the deploy log (JSON lines)")
+    lg.add_argument("--platform", required=True, help="the profile the log was run with (its units)")
+    lg.add_argument("--out", required=True, help="CSV file to write")
+    lg.set_defaults(func=_from_log)
     s = esub.add_parser(
         "stats",
         help="does the scenario need a controller? oracle switching, max-accuracy misses",
@@ -93,6 +104,19 @@ def _record(args: argparse.Namespace) -> int:
     env.reset(seed=args.seed)
     env.trace.to_csv(args.out)
     print(f"wrote {args.out}: {len(env.trace)} requests of {env.scenario_name} on {env.model.spec.name}, seed {args.seed}")
+    return 0
+
+
+def _from_log(args: argparse.Namespace) -> int:
+    from dnn.fileio import check_outputs
+    from envs.replay import trace_from_log
+    from hwmodels.profile import load_platform
+
+    check_outputs({"--out": args.out}, {"log": args.log, "--platform": args.platform})
+    spec = load_platform(args.platform)
+    trace = trace_from_log(args.log, tuple(u.name for u in spec.units))
+    trace.to_csv(args.out)
+    print(f"wrote {args.out}: {len(trace)} requests of {args.log} on {spec.name}")
     return 0
 
 

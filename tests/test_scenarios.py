@@ -4,6 +4,7 @@ per-episode domain randomisation; the held-out families."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import numpy as np
@@ -138,3 +139,33 @@ def test_model_error_is_drawn_per_episode_and_unit_within_its_range_and_drifts_i
     assert 80 * me.probability / 2 < 80 - exact < 80 * (1 + me.probability) / 2  # the model is wrong in a share of episodes
     for name in ("default", "train"):  # evaluation presets, and the default agents' training: the model is exact
         assert _generator(name).episode(rng, 50).latency_error is None
+
+
+def test_a_deploy_log_replays_as_a_trace_of_the_same_requests_and_load(tmp_path: Path, capsys) -> None:
+    """``dynscale env from-log``: budgets, the measured load, the generated load's memory
+    intensity (where workers ran) and the pace of a live log become a trace the env replays."""
+    from dynscale_cli import main
+    from envs import DynDNNEnv
+
+    log = tmp_path / "ctrl.jsonl"
+    rows = [
+        {"t_s": 0.0, "time_budget_ms": 9.0, "energy_budget_mj": 30.0, "load": [0.1, 0.0], "load_generated": {"a15": 0}},
+        {"t_s": 0.0333, "time_budget_ms": 9.0, "energy_budget_mj": 30.0, "load": [2.1, 0.0],
+         "load_generated": {"a15": 2}, "mem_generated": {"a15": 1.0}},
+        {"t_s": 0.5, "time_budget_ms": 4.0, "energy_budget_mj": 20.0, "load": [1.0, 0.0], "load_generated": {"a15": 1}},
+    ]  # fmt: skip
+    log.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "replay.csv"
+    assert main(["env", "from-log", str(log), "--platform", "xu3", "--out", str(out)]) == 0
+    env = DynDNNEnv("xu3", scenario=str(out), episode_length=3)
+    env.reset(seed=0)
+    t = env.trace
+    assert t.time_budget_ms.tolist() == [9.0, 9.0, 4.0] and t.load[:, 0].tolist() == [0.1, 2.1, 1.0]
+    assert t.mem[:, 0].tolist() == [0.0, 1.0, 0.0]  # an older log without mem_generated: 0
+    assert t.period_ms[:2] == pytest.approx([33.3, 466.7])
+    log.write_text(json.dumps(rows[0]) + "\n{not json\n")
+    assert main(["env", "from-log", str(log), "--platform", "xu3", "--out", str(tmp_path / "b.csv")]) == 2
+    assert "ctrl.jsonl: line 2 is not a deploy-log record" in capsys.readouterr().err
+    log.write_text(json.dumps({**rows[0], "load": [0.1]}) + "\n")
+    assert main(["env", "from-log", str(log), "--platform", "xu3", "--out", str(tmp_path / "c.csv")]) == 2
+    assert "'load' has 1 units, the platform has 2 (a15, a7)" in capsys.readouterr().err
