@@ -255,6 +255,6 @@ class LiveBoard:
         done = self.cpufreq.restore() + self.gpufreq.restore()
         self.load.close()  # reopened by the next sample, if any
         if self.current_cpus != self._original_cpus:
-            os.sched_setaffinity(0, self._original_cpus)
+            set_affinity(self._original_cpus)  # every thread, the runtimes' pools too
             self.current_cpus = self._original_cpus
         return done

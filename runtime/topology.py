@@ -10,12 +10,27 @@ from runtime.sysfs import LiveError, Sysfs
 
 
 def set_affinity(cpus: list[int] | tuple[int, ...], pid: int = 0) -> None:
-    """Pin ``pid`` (0: this process) to ``cpus``; a clear error for CPUs that are not online."""
+    """Pin ``pid`` (0: this process, every thread of it) to ``cpus``; a clear error for CPUs that
+    are not online.
+
+    Linux pins one thread per call, and a thread keeps the mask it was created with: the OpenMP
+    pools of torch and ncnn, made on the first multi-threaded inference, would otherwise run a
+    later two-core configuration on the CPUs of whichever configuration ran first (measured: a
+    pool made while the process was pinned to CPU 1 stayed on CPU 1 after it was given 0-1).
+    """
+    want = set(cpus)
     try:
-        os.sched_setaffinity(pid, set(cpus))
+        os.sched_setaffinity(pid, want)
     except OSError as exc:
         allowed = sorted(os.sched_getaffinity(pid))
         raise LiveError(f"cannot run on cpus {sorted(cpus)} ({exc.strerror}); this process may use {allowed}") from None
+    if pid != 0:
+        return
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            os.sched_setaffinity(int(tid), want)
+        except (ProcessLookupError, FileNotFoundError):  # the thread ended meanwhile
+            pass
 
 
 def online_cpus(fs: Sysfs) -> list[int]:

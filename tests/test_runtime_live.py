@@ -557,3 +557,26 @@ def test_profile_deploy_and_bundle_on_the_onnx_backend(tmp_path: Path, batches_d
     assert done.returncode == 0, done.stderr
     lines = [json.loads(x) for x in log.read_text().splitlines()]
     assert len(lines) >= 3 and all(r["latency_ms"] > 0 and r["predicted_latency_ms"] > 0 for r in lines)  # 0.5 s apart
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_affinity_moves_the_inference_runtimes_thread_pools_too() -> None:
+    """A thread keeps the CPU mask it was made with: torch's OpenMP pool, made while the process
+    ran on one CPU, must follow the process to the next configuration's CPUs."""
+    import torch
+
+    from runtime.topology import set_affinity
+
+    def masks() -> set[frozenset[int]]:
+        return {frozenset(os.sched_getaffinity(int(t))) for t in os.listdir("/proc/self/task")}
+
+    before, threads = sorted(os.sched_getaffinity(0)), torch.get_num_threads()
+    try:
+        set_affinity(before[-1:])
+        torch.set_num_threads(2)
+        torch.ones(256, 256) @ torch.ones(256, 256)  # the pool is made pinned to the last CPU
+        set_affinity(before[:2])
+        assert masks() == {frozenset(before[:2])}
+    finally:
+        torch.set_num_threads(threads)
+        set_affinity(before)
