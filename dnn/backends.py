@@ -1,6 +1,6 @@
 """The runtimes that can run the dynamic DNN, and the runner of each (:mod:`dnn.runner` on torch,
-:mod:`dnn.onnx_runner` on ONNX Runtime); each is imported only when chosen, so a board without
-torch never imports it.
+:mod:`dnn.onnx_runner` on ONNX Runtime, :mod:`dnn.ncnn_runner` on ncnn); each is imported only
+when chosen, so a board without torch never imports it.
 """
 
 from __future__ import annotations
@@ -9,24 +9,42 @@ import os
 
 from dnn.runner_base import Runner
 
-#: the runtimes a runner can use: torch (every unit), ONNX Runtime (CPU units)
-BACKENDS = ("torch", "onnx")
-_NEEDS_EXPORT = "--backend onnx: give the export folder with --export DIR (made by: dynscale dnn export --out DIR)"
+#: the runtimes a runner can use: torch (every unit), ONNX Runtime and ncnn (CPU units, from an export)
+BACKENDS = ("torch", "onnx", "ncnn")
+#: the backends that run an export folder of ``dynscale dnn export --format <backend>``
+EXPORTED = ("onnx", "ncnn")
+
+
+def _needs_export(backend: str) -> str:
+    return (
+        f"--backend {backend}: give the export folder with --export DIR "
+        f"(made by: dynscale dnn export --format {backend} --out DIR)"
+    )
+
+
+def load_export_manifest(backend: str, export: str | os.PathLike) -> dict:
+    """The checked manifest of ``backend``'s export folder (raises the manifest's error)."""
+    if backend == "ncnn":
+        from dnn.ncnn_runner import load_ncnn_manifest
+
+        return load_ncnn_manifest(export)
+    from dnn.onnx_runner import load_manifest
+
+    return load_manifest(export)
 
 
 def check_backend_flags(backend: str, export: str | os.PathLike | None) -> None:
-    """``--export`` only with ``--backend onnx``, which needs a readable export folder (checked
-    before any slow work; raises :class:`dnn.errors.UsageError` or the manifest's error)."""
+    """``--export`` only with a backend that runs one (:data:`EXPORTED`), which needs a readable
+    export folder of its format (checked before any slow work; raises
+    :class:`dnn.errors.UsageError` or the manifest's error)."""
     from dnn.errors import UsageError
 
-    if export and backend != "onnx":
-        raise UsageError("--export: only with --backend onnx")
-    if backend == "onnx":
+    if export and backend not in EXPORTED:
+        raise UsageError(f"--export: only with --backend {' or '.join(EXPORTED)}")
+    if backend in EXPORTED:
         if not export:
-            raise UsageError(_NEEDS_EXPORT)
-        from dnn.onnx_runner import load_manifest
-
-        load_manifest(export)
+            raise UsageError(_needs_export(backend))
+        load_export_manifest(backend, export)
 
 
 def make_runner(
@@ -44,7 +62,7 @@ def make_runner(
     :param images: uint8 test images to classify (``None``: a random image)
     :param labels: their labels
     :param weights: the torch weight file (torch; default: the shipped weights)
-    :param export: the export folder of ``dynscale dnn export`` (onnx)
+    :param export: the export folder of ``dynscale dnn export`` (onnx, ncnn)
     """
     from dnn.errors import UsageError
 
@@ -53,12 +71,16 @@ def make_runner(
         from dnn.train import load_weights
 
         return InferenceRunner(load_weights(weights), images, labels, device="cuda" if kind == "gpu" else "cpu")
-    if backend == "onnx":
-        if kind != "cpu":
-            raise UsageError(f"--backend onnx: runs CPU units only (this profile has a {kind} unit); use --backend torch")
-        if export is None:
-            raise UsageError(_NEEDS_EXPORT)
-        from dnn.onnx_runner import OnnxRunner
+    if backend not in EXPORTED:
+        raise UsageError(f"--backend: {backend!r} is none of {', '.join(BACKENDS)}")
+    if kind != "cpu":
+        raise UsageError(f"--backend {backend}: runs CPU units only (this profile has a {kind} unit); use --backend torch")
+    if export is None:
+        raise UsageError(_needs_export(backend))
+    if backend == "ncnn":
+        from dnn.ncnn_runner import NcnnRunner
 
-        return OnnxRunner(export, images, labels)
-    raise UsageError(f"--backend: {backend!r} is none of {', '.join(BACKENDS)}")
+        return NcnnRunner(export, images, labels)
+    from dnn.onnx_runner import OnnxRunner
+
+    return OnnxRunner(export, images, labels)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from dnn.backends import BACKENDS, check_backend_flags
 from dnn.errors import UsageError, finite_float, positive_int, seed_int
+from dnn.export import EXPORT_FORMATS
 from dnn.fileio import check_outputs, json_text
 from dnn.train import SHIPPED_WEIGHTS
 
@@ -60,9 +61,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         "--backend",
         choices=BACKENDS,
         default="torch",
-        help="torch (default); onnx: the --export folder on ONNX Runtime, compared with torch image by image",
+        help="torch (default); onnx, ncnn: the --export folder on ONNX Runtime or ncnn, compared with torch image by image",
     )
-    e.add_argument("--export", metavar="DIR", help="export folder of `dnn export` (with --backend onnx)")
+    e.add_argument("--export", metavar="DIR", help="export folder of `dnn export` (with --backend onnx or ncnn)")
     e.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     e.add_argument("--write-profile", metavar="FILE", help="also write the DNN profile YAML that the platform models read")
     e.add_argument("--cache-dir", help="where decoded arrays are cached")
@@ -72,10 +73,16 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     x = dsub.add_parser(
         "export",
         help="export every configuration for a runtime without torch",
-        description="Export configurations k = 1..G as ONNX graphs that share one weights file (plus model.json).",
+        description="Export configurations k = 1..G for a runtime without torch: ONNX graphs that share one weights file, or "
+        "ncnn .param/.bin pairs (plus model.json).",
     )
     x.add_argument("--weights", help=f"weight file (default: the shipped {SHIPPED_WEIGHTS.name})")
-    x.add_argument("--format", choices=("onnx",), default="onnx", help="onnx (the only one; see README for ncnn and TFLite)")
+    x.add_argument(
+        "--format",
+        choices=EXPORT_FORMATS,
+        default="onnx",
+        help="onnx (default: one graph per k, one shared weights file) or ncnn (a .param/.bin pair per k, via pnnx)",
+    )
     x.add_argument("--out", required=True, help="export folder (created)")
     x.add_argument("--quiet", action="store_true", help="no progress output")
     x.set_defaults(func=_export)
@@ -119,13 +126,15 @@ def _eval(args: argparse.Namespace) -> int:
 
     weights = args.weights or str(SHIPPED_WEIGHTS)
     check_backend_flags(args.backend, args.export)  # a bad folder fails before the data is decoded
-    if args.backend == "onnx" and args.write_profile:
+    if args.backend != "torch" and args.write_profile:
         raise UsageError("--write-profile: the DNN profile is written from the torch evaluation (--backend torch)")
     check_outputs({"--write-profile": args.write_profile}, {"--weights": weights, "--data": args.data})
     ckpt = load_weights(args.weights)
-    if args.backend == "onnx":
+    if args.backend != "torch":
         data = _load(args)
-        report = compare_backends(ckpt, args.export, data, repeats=args.repeats, progress=not (args.json or args.quiet))
+        report = compare_backends(
+            ckpt, args.backend, args.export, data, repeats=args.repeats, progress=not (args.json or args.quiet)
+        )
         print(json_text(report) if args.json else format_backend_table(report))
         return 0
     data = _load(args)  # --limit trims the test split; the training split is not used here
@@ -140,13 +149,19 @@ def _eval(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from dnn.export import export_files, export_onnx
+    from dnn.export import export_files, export_ncnn, export_onnx
     from dnn.train import load_weights
 
     weights = args.weights or str(SHIPPED_WEIGHTS)
     ckpt = load_weights(args.weights)
     # --out is a folder: each file the export writes there is checked (an existing export is replaced)
-    check_outputs({f"--out ({name})": Path(args.out) / name for name in export_files(ckpt.model.groups)}, {"--weights": weights})
+    outputs = {f"--out ({name})": Path(args.out) / name for name in export_files(ckpt.model.groups, args.format)}
+    check_outputs(outputs, {"--weights": weights})
+    if args.format == "ncnn":
+        manifest = export_ncnn(ckpt, args.out, source=weights, progress=not args.quiet)
+        pairs = ", ".join(f"{g['param']} + {g['bin']}" for g in manifest["graphs"].values())
+        print(f"wrote {args.out}: {pairs} ({manifest['weights_bytes'] / 1e6:.2f} MB of weights), model.json")
+        return 0
     manifest = export_onnx(ckpt, args.out, source=weights, progress=not args.quiet)
     graphs = ", ".join(manifest["graphs"].values())
     print(f"wrote {args.out}: {graphs} sharing {manifest['weights']} ({manifest['weights_bytes'] / 1e6:.2f} MB), model.json")

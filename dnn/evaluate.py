@@ -103,23 +103,27 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def compare_backends(ckpt: Checkpoint, folder: str, data: Cifar10, repeats: int = 50, progress: bool = True) -> dict:
-    """The exported graphs on ONNX Runtime against torch, per configuration: top-1 of each on the
-    test images, how often their predictions agree, the largest logit difference, and batch-1
-    latency of each with one thread and with all of them.
+def compare_backends(
+    ckpt: Checkpoint, backend: str, folder: str, data: Cifar10, repeats: int = 50, progress: bool = True
+) -> dict:
+    """The exported graphs on ``backend`` (ONNX Runtime, ncnn) against torch, per configuration:
+    top-1 of each on the test images, how often their predictions agree, the largest logit
+    difference, and batch-1 latency of each with one thread and with all of them.
 
     :param ckpt: the weight file the export was made from
-    :param folder: the export folder (``dynscale dnn export``)
+    :param backend: ``onnx`` or ``ncnn`` (:data:`dnn.backends.EXPORTED`)
+    :param folder: the export folder (``dynscale dnn export --format <backend>``)
     :param data: dataset whose test split is evaluated
     :param repeats: timed batch-1 runs per configuration, backend and thread count
     """
     import numpy as np
 
-    from dnn.onnx_runner import OnnxRunner, normalise
+    from dnn.backends import make_runner
+    from dnn.exported import normalise
     from dnn.progress import progress as progress_bar
 
-    onnx = OnnxRunner(folder)
-    x_np = normalise(data.test_x, onnx.manifest["mean"], onnx.manifest["std"])
+    runner = make_runner(backend, "cpu", export=folder)
+    x_np = normalise(data.test_x, runner.manifest["mean"], runner.manifest["std"])
     x = to_tensor(data.test_x, ckpt.mean, ckpt.std)
     y = data.test_y
     all_threads = torch.get_num_threads()
@@ -128,17 +132,17 @@ def compare_backends(ckpt: Checkpoint, folder: str, data: Cifar10, repeats: int 
     for k in range(1, ckpt.model.groups + 1):
         with torch.no_grad():
             ref = torch.cat([ckpt.model(x[i : i + 1000], groups=k) for i in range(0, len(x), 1000)]).numpy()
-        onnx.set_threads(all_threads)
-        got = np.concatenate([onnx.logits(x_np[i : i + 1000], k) for i in range(0, len(x_np), 1000)])
+        runner.set_threads(all_threads)
+        got = np.concatenate([runner.logits(x_np[i : i + 1000], k) for i in range(0, len(x_np), 1000)])
         latency = {}
         for threads in sorted({1, all_threads}):  # median_latency_ms restores torch's thread count
             latency[f"torch_threads_{threads}"] = median_latency_ms(ckpt, k, threads, repeats)
-            latency[f"onnx_threads_{threads}"] = statistics.median(onnx.time_config(k, threads, repeats, warmup=10))
+            latency[f"{backend}_threads_{threads}"] = statistics.median(runner.time_config(k, threads, repeats, warmup=10))
         rows.append(
             {
                 "groups": k,
                 "top1_torch": float(np.mean(ref.argmax(1) == y)),
-                "top1_onnx": float(np.mean(got.argmax(1) == y)),
+                "top1_backend": float(np.mean(got.argmax(1) == y)),
                 "prediction_agreement": float(np.mean(ref.argmax(1) == got.argmax(1))),
                 "max_abs_logit_diff": float(np.max(np.abs(ref - got))),
                 "latency_ms": latency,
@@ -146,20 +150,21 @@ def compare_backends(ckpt: Checkpoint, folder: str, data: Cifar10, repeats: int 
         )
         bar.update()
     bar.close()
-    return {"export": str(folder), "data": data.source, "test_images": len(y), "configs": rows}
+    return {"backend": backend, "export": str(folder), "data": data.source, "test_images": len(y), "configs": rows}
 
 
 def format_backend_table(report: dict) -> str:
     """:func:`compare_backends`'s report as a fixed-width text table."""
     keys = list(report["configs"][0]["latency_ms"])
-    head = f"{'k':>2} {'top-1 torch':>11} {'top-1 onnx':>10} {'diff pts':>8} {'agree':>7} {'max |dlogit|':>12} " + " ".join(
+    name = f"top-1 {report['backend']}"
+    head = f"{'k':>2} {'top-1 torch':>11} {name:>10} {'diff pts':>8} {'agree':>7} {'max |dlogit|':>12} " + " ".join(
         f"{k.replace('_threads_', ' ms ') + 'thr':>14}" for k in keys
     )
     lines = [head, "-" * len(head)]
     for c in report["configs"]:
         lines.append(
-            f"{c['groups']:>2} {c['top1_torch'] * 100:>10.2f}% {c['top1_onnx'] * 100:>9.2f}% "
-            f"{(c['top1_onnx'] - c['top1_torch']) * 100:>8.2f} {c['prediction_agreement'] * 100:>6.2f}% "
+            f"{c['groups']:>2} {c['top1_torch'] * 100:>10.2f}% {c['top1_backend'] * 100:>9.2f}% "
+            f"{(c['top1_backend'] - c['top1_torch']) * 100:>8.2f} {c['prediction_agreement'] * 100:>6.2f}% "
             f"{c['max_abs_logit_diff']:>12.2e} " + " ".join(f"{c['latency_ms'][k]:>14.3f}" for k in keys)
         )
     lines.append(f"\n{report['test_images']} test images of {report['data']}; export {report['export']}.")

@@ -1,4 +1,5 @@
-"""Export of the dynamic DNN to ONNX: one graph per group count k = 1..G, one weights file.
+"""Export of the dynamic DNN for runtimes without torch: ONNX (one graph per group count
+k = 1..G, one weights file they share) and ncnn (one ``.param`` + ``.bin`` pair per k, via pnnx).
 
 Configuration k runs groups 1..k, and group g's weights are the same in every configuration
 that runs it (the incremental training froze them), so the graphs share their weights: every
@@ -11,21 +12,31 @@ whichever configurations it has loaded.
 Each graph takes ``image`` (N x 3 x 32 x 32, normalised with the manifest's mean and std) and
 gives ``logits`` (N x 10); ``model.json`` (the manifest) names the graphs, the input
 normalisation and the weights file's SHA-256, so a runner needs nothing from torch.
+
+ncnn has no external data: a ``.bin`` holds the weights of its own graph in layer order, and
+pnnx fuses each layer's groups into one convolution, so configuration k's file holds k groups'
+weights and the four files together hold about twice the network (ncnn's own memory on a board:
+one configuration loaded at a time holds only its own). Weights stay float32 (pnnx would store
+float16), so the logits are torch's to float32 rounding; ``model.json`` (format
+``dynscale-dnn-ncnn``) names each k's pair, the blob names and the SHA-256 of the bins in k order.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
+import sys
 import tempfile
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from dnn.exported import MANIFEST, ExportError
 from dnn.fileio import atomic_write
-from dnn.onnx_runner import MANIFEST, MANIFEST_FORMAT, WEIGHTS_FILE
+from dnn.onnx_runner import MANIFEST_FORMAT, WEIGHTS_FILE
 
 if TYPE_CHECKING:
     from dnn.train import Checkpoint
@@ -84,12 +95,7 @@ def export_onnx(ckpt: Checkpoint, out: str | os.PathLike, source: str = "", prog
         with atomic_write(out / names[str(k)], "wb") as f:
             f.write(graph.SerializeToString())
     manifest = {
-        "format": MANIFEST_FORMAT,
-        "groups": groups,
-        "image_size": ckpt.model.arch.image_size,
-        "num_classes": ckpt.model.arch.num_classes,
-        "mean": [float(v) for v in ckpt.mean],
-        "std": [float(v) for v in ckpt.std],
+        **_manifest_head(MANIFEST_FORMAT, ckpt),
         "input": "image",
         "output": "logits",
         "graphs": names,
@@ -104,19 +110,109 @@ def export_onnx(ckpt: Checkpoint, out: str | os.PathLike, source: str = "", prog
     return manifest
 
 
+def export_ncnn(ckpt: Checkpoint, out: str | os.PathLike, source: str = "", progress: bool = True) -> dict:
+    """Write ``dynalexnet_k{k}.param`` and ``.bin`` for k = 1..G and ``model.json`` into ``out``
+    (created; files written atomically, the manifest last), converted by pnnx from the traced torch
+    configuration.
+
+    :param ckpt: the loaded weight file
+    :param out: the export folder
+    :param source: the weight file's path, recorded in the manifest
+    :param progress: show a progress bar
+    :return: the manifest
+    """
+    try:
+        import pnnx
+    except ImportError:
+        raise ExportError("--format ncnn needs pnnx (the converter): pip install pnnx ncnn") from None
+    import torch
+
+    from dnn.ncnn_runner import NCNN_FORMAT
+    from dnn.progress import progress as progress_bar
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    groups, size = ckpt.model.groups, ckpt.model.arch.image_size
+    digest, total, names = hashlib.sha256(), 0, {}
+    bar = progress_bar(groups, "export", progress, "graph", leave=False)
+    for k in range(1, groups + 1):
+        with tempfile.TemporaryDirectory() as tmp, _quiet_stderr(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pnnx traces with torch.jit.trace, which torch deprecates
+            pnnx.export(_configuration(ckpt, k), str(Path(tmp) / "graph.pt"), (torch.zeros(1, 3, size, size),), fp16=False)
+            param, weights = (Path(tmp) / "graph.ncnn.param").read_bytes(), (Path(tmp) / "graph.ncnn.bin").read_bytes()
+        names[str(k)] = {"param": f"dynalexnet_k{k}.param", "bin": f"dynalexnet_k{k}.bin"}
+        for name, data in ((names[str(k)]["param"], param), (names[str(k)]["bin"], weights)):
+            with atomic_write(out / name, "wb") as f:
+                f.write(data)
+        digest.update(weights)
+        total += len(weights)
+        bar.update()
+    bar.close()
+    manifest = {
+        **_manifest_head(NCNN_FORMAT, ckpt),
+        "input": "in0",
+        "output": "out0",
+        "graphs": names,
+        "weights_bytes": total,
+        "weights_sha256": digest.hexdigest(),
+        "converter": f"pnnx {getattr(pnnx, '__version__', '?')}",
+        "source": source,
+    }
+    with atomic_write(out / MANIFEST) as f:
+        json.dump(manifest, f, indent=2)
+    return manifest
+
+
+def _manifest_head(fmt: str, ckpt: Checkpoint) -> dict:
+    """The manifest fields every export format has: its tag, the network's shape, the input's normalisation."""
+    return {
+        "format": fmt,
+        "groups": ckpt.model.groups,
+        "image_size": ckpt.model.arch.image_size,
+        "num_classes": ckpt.model.arch.num_classes,
+        "mean": [float(v) for v in ckpt.mean],
+        "std": [float(v) for v in ckpt.std],
+    }
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """pnnx's C++ passes log to file descriptor 2: keep it aside, and show it only if the
+    conversion fails."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile("w+") as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        except BaseException:
+            os.dup2(saved, 2)
+            log.seek(0)
+            sys.stderr.write(log.read())
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def graph_file(k: int) -> str:
     """The file name of configuration ``k``'s graph."""
     return f"dynalexnet_k{k}.onnx"
 
 
-def export_files(groups: int) -> list[str]:
-    """Every file :func:`export_onnx` writes into its folder, for a network of ``groups`` groups."""
+#: the formats ``dynscale dnn export`` writes
+EXPORT_FORMATS = ("onnx", "ncnn")
+
+
+def export_files(groups: int, fmt: str = "onnx") -> list[str]:
+    """Every file the export of format ``fmt`` writes into its folder, for a network of ``groups`` groups."""
+    if fmt == "ncnn":
+        return [*(f"dynalexnet_k{k}.{ext}" for k in range(1, groups + 1) for ext in ("param", "bin")), MANIFEST]
     return [WEIGHTS_FILE, *(graph_file(k) for k in range(1, groups + 1)), MANIFEST]
 
 
-def _export_graph(ckpt: Checkpoint, k: int):
-    """Configuration ``k`` as an ONNX model (weights inline; a dynamic batch dimension)."""
-    import onnx
+def _configuration(ckpt: Checkpoint, k: int):
+    """Configuration ``k`` of the network as a module of one input (what the exporters trace)."""
     import torch
 
     class Configuration(torch.nn.Module):
@@ -127,7 +223,15 @@ def _export_graph(ckpt: Checkpoint, k: int):
         def forward(self, image: torch.Tensor) -> torch.Tensor:
             return self.net(image, groups=k)
 
-    model = Configuration().eval()
+    return Configuration().eval()
+
+
+def _export_graph(ckpt: Checkpoint, k: int):
+    """Configuration ``k`` as an ONNX model (weights inline; a dynamic batch dimension)."""
+    import onnx
+    import torch
+
+    model = _configuration(ckpt, k)
     size = ckpt.model.arch.image_size
     batch = torch.export.Dim("batch", min=1, max=4096)
     quiet = logging.getLogger("torch.onnx")  # says it skips torchvision's operators: not ours

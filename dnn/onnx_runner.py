@@ -11,23 +11,18 @@ from __future__ import annotations
 
 import hashlib
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 
-from dnn.errors import UserError
+from dnn.exported import MANIFEST, ExportedRunner, ExportError, normalise
 from dnn.fileio import read_json_document
-from dnn.runner_base import Runner
+
+__all__ = ["MANIFEST", "MANIFEST_FORMAT", "WEIGHTS_FILE", "ExportError", "OnnxRunner", "load_manifest", "normalise"]
 
 #: the manifest's format tag
 MANIFEST_FORMAT = "dynscale-dnn-onnx"
-MANIFEST = "model.json"
 WEIGHTS_FILE = "dynalexnet.weights"
-
-
-class ExportError(UserError):
-    """An export folder that cannot be read: names the file and what is wrong."""
 
 
 def load_manifest(folder: str | os.PathLike) -> dict:
@@ -58,16 +53,7 @@ def load_manifest(folder: str | os.PathLike) -> dict:
     return m
 
 
-def normalise(images: np.ndarray, mean, std) -> np.ndarray:
-    """NHWC ``uint8`` images to normalised NCHW ``float32`` (numpy: what ``dnn.data.to_tensor``
-    does with torch, for runners without it)."""
-    x = np.ascontiguousarray(images, dtype=np.float32).transpose(0, 3, 1, 2) / np.float32(255.0)
-    m = np.asarray(mean, dtype=np.float32).reshape(1, 3, 1, 1)
-    s = np.asarray(std, dtype=np.float32).reshape(1, 3, 1, 1)
-    return np.ascontiguousarray((x - m) / s)
-
-
-class OnnxRunner(Runner):
+class OnnxRunner(ExportedRunner):
     """Runs configuration k of an exported model on one image at a time with ONNX Runtime.
 
     One session per (k, threads, CPUs this thread may run on), made on first use: ONNX Runtime
@@ -88,31 +74,12 @@ class OnnxRunner(Runner):
         except ImportError:
             raise ExportError("the onnx backend needs onnxruntime: pip install onnxruntime") from None
         self._ort = onnxruntime
-        self.folder = Path(folder)
-        self.manifest = load_manifest(self.folder)
-        m = self.manifest
-        size = int(m["image_size"])
-        if images is None:
-            self.x = np.random.default_rng(0).standard_normal((1, 3, size, size)).astype(np.float32)
-        else:
-            self.x = normalise(images, m["mean"], m["std"])
-        self.y = None if labels is None else np.asarray(labels)
-        self._next = 0
-        self._threads = 1
-        self._sessions: dict[tuple[int, int], object] = {}
-
-    @property
-    def groups(self) -> int:
-        return int(self.manifest["groups"])
-
-    def set_threads(self, threads: int) -> None:
-        """Intra-op threads for the next inferences."""
-        self._threads = int(threads)
+        super().__init__(folder, load_manifest(folder), images, labels)
+        self._sessions: dict[tuple[int, int, frozenset], object] = {}
 
     def session(self, k: int, threads: int | None = None):
         """The ONNX Runtime session of configuration ``k`` with ``threads`` intra-op threads."""
-        if not 1 <= k <= self.groups:
-            raise ValueError(f"groups must be an integer in 1..{self.groups}, got {k!r}")
+        self._check_groups(k)
         key = (k, self._threads if threads is None else int(threads), frozenset(os.sched_getaffinity(0)))
         if key not in self._sessions:
             opts = self._ort.SessionOptions()
@@ -127,19 +94,3 @@ class OnnxRunner(Runner):
     def logits(self, x: np.ndarray, k: int) -> np.ndarray:
         """Logits of configuration ``k`` for a batch of normalised images."""
         return self.session(k).run([self.manifest["output"]], {self.manifest["input"]: x})[0]
-
-    def infer(self, k: int) -> tuple[float, bool | None]:
-        """Classify the next image with configuration ``k``.
-
-        :return: (latency in ms, whether the prediction was right; ``None`` without labels)
-        """
-        i = self._next
-        self._next = (i + 1) % len(self.x)
-        x = self.x[i : i + 1]
-        sess = self.session(k)
-        feed = {self.manifest["input"]: x}
-        out = [self.manifest["output"]]
-        t0 = time.perf_counter()
-        pred = int(sess.run(out, feed)[0].argmax(1)[0])
-        ms = (time.perf_counter() - t0) * 1e3
-        return ms, (None if self.y is None else bool(pred == int(self.y[i])))

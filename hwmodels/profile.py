@@ -314,8 +314,8 @@ def _parse_measured(m: _Reader) -> Measured:
         "latency_p90_ms", "latency_ci_ms", "period_ms", "idle_load", "co_runners", "preemption", "cores", "board"
     )  # what the profiler saw: for people, not the model
     backend = m.get("backend", str, default="torch")
-    if backend not in ("torch", "onnx"):
-        raise m.error("backend", f"must be 'torch' or 'onnx', got {backend!r}")
+    if backend not in ("torch", "onnx", "ncnn"):
+        raise m.error("backend", f"must be 'torch', 'onnx' or 'ncnn', got {backend!r}")
     export_sha256 = m.get("export_sha256", str, default=None)
     return Measured(lat, pw, bool(m.get("power_is_estimate", bool, default=False)), backend, export_sha256)
 

@@ -1,11 +1,11 @@
 """``dynscale bundle``: everything a board needs to run a trained policy live, in one folder that
-installs with numpy, PyYAML and ONNX Runtime alone (no torch, stable-baselines3, gymnasium,
-SciPy or matplotlib: torch has no wheels for the XU3's armv7, and a current CUDA torch is out of
-reach on most Jetson Nanos).
+installs with numpy, PyYAML and the DNN runtime's own package alone (ONNX Runtime or ncnn; no
+torch, stable-baselines3, gymnasium, SciPy or matplotlib: torch has no wheels for the XU3's
+armv7, and a current CUDA torch is out of reach on most Jetson Nanos).
 
-The folder holds the exported policy (``policy.npz``, ``policy.json``), the DNN exported to
-ONNX (``dnn/``: one graph per group count, one weights file), the board's platform profile
-(``board.yaml``, measured with ``--backend onnx`` on that export), the live runtime's source
+The folder holds the exported policy (``policy.npz``, ``policy.json``), the exported DNN
+(``dnn/``: ONNX graphs sharing one weights file, or ncnn pairs), the board's platform profile
+(``board.yaml``, measured with ``--backend onnx`` or ``ncnn`` on that export), the live runtime's source
 (``src/``: the project's packages without the torch weights), ``requirements.txt``, the
 ``dynscale-board`` launcher (``board info`` and ``deploy``) and ``bundle.json`` saying what went
 in. It is written beside its destination and renamed into place, so it is whole or absent.
@@ -25,13 +25,15 @@ from dnn.fileio import incomplete_reason
 
 #: the project's packages the live loop imports (their heavy dependencies load only when used)
 PACKAGES = ("dnn", "hwmodels", "envs", "agents", "runtime")
-#: what ``pip install -r requirements.txt`` installs on the board
-REQUIREMENTS = ("numpy>=1.24", "pyyaml>=6.0", "onnxruntime>=1.20")
-#: package files that are not needed live (the torch weights: the board runs the ONNX export)
+#: what ``pip install -r requirements.txt`` installs on the board: these and the backend's package
+REQUIREMENTS = ("numpy>=1.24", "pyyaml>=6.0")
+#: the package of each backend a bundle can run
+BACKEND_REQUIREMENT = {"onnx": "onnxruntime>=1.20", "ncnn": "ncnn>=1.0.20250101"}
+#: package files that are not needed live (the torch weights: the board runs the export)
 SKIP_SUFFIXES = (".pt", ".pyc")
 
 LAUNCHER = """#!/usr/bin/env python3
-# dynscale-board: `board info` and `deploy` of this bundle (numpy, PyYAML, onnxruntime only)
+# dynscale-board: `board info` and `deploy` of this bundle (numpy, PyYAML and the DNN runtime only)
 import pathlib
 import sys
 
@@ -46,13 +48,13 @@ def make_bundle(run: str | os.PathLike, platform: str | os.PathLike, export: str
     """Write the bundle of ``run``'s policy for the board ``platform`` describes to ``out``.
 
     :param run: a run folder (``policy.npz`` + ``policy.json``) or a policy file
-    :param platform: the board's profile, measured with ``--backend onnx --export`` ``export``
-    :param export: the ONNX export folder the board was profiled with (``dynscale dnn export``)
+    :param platform: the board's profile, measured with ``--backend onnx`` or ``ncnn`` and ``--export`` ``export``
+    :param export: the export folder the board was profiled with (``dynscale dnn export``)
     :param out: the bundle folder to create (must not exist)
     :return: the bundle's manifest (``bundle.json``)
     """
     from agents.numpy_policy import load_policy, policy_paths
-    from dnn.onnx_runner import load_manifest
+    from dnn.backends import load_export_manifest
     from dnn.profile import load_dnn_profile
     from hwmodels.model import PlatformModel
     from hwmodels.profile import load_platform
@@ -67,8 +69,15 @@ def make_bundle(run: str | os.PathLike, platform: str | os.PathLike, export: str
     if Path(run).is_dir() and (why := incomplete_reason(run)):
         raise UsageError(f"{run}: an incomplete run ({why}); train it again with --force")
     spec = load_platform(str(platform))
-    manifest = load_manifest(export)
-    check_measured_backend(spec, str(platform), "onnx", manifest["weights_sha256"])  # a bundle runs ONNX Runtime
+    backend = spec.measured.backend if spec.measured is not None else "torch"
+    if backend not in BACKEND_REQUIREMENT:
+        raise UsageError(
+            f"--platform {platform}: measured with --backend {backend}; a bundle runs an export "
+            f"(profile with --backend {' or '.join(BACKEND_REQUIREMENT)} --export DIR)"
+        )
+    manifest = load_export_manifest(backend, export)
+    check_measured_backend(spec, str(platform), backend, manifest["weights_sha256"])
+    requirements = [*REQUIREMENTS, BACKEND_REQUIREMENT[backend]]
     load_policy(run, PlatformModel(spec, load_dnn_profile()))  # the policy decides for this board
     npz, meta = policy_paths(run)
     out.parent.mkdir(parents=True, exist_ok=True)  # the temporary folder must be on the same file system
@@ -80,7 +89,7 @@ def make_bundle(run: str | os.PathLike, platform: str | os.PathLike, export: str
         shutil.copytree(export, tmp / "dnn")
         shutil.copy2(platform, tmp / "board.yaml")
         _copy_sources(tmp / "src")
-        (tmp / "requirements.txt").write_text("\n".join(REQUIREMENTS) + "\n")
+        (tmp / "requirements.txt").write_text("\n".join(requirements) + "\n")
         (tmp / "dynscale-board").write_text(LAUNCHER)
         (tmp / "dynscale-board").chmod(0o755)
         info = {
@@ -89,10 +98,10 @@ def make_bundle(run: str | os.PathLike, platform: str | os.PathLike, export: str
             "run": str(Path(run).resolve()),
             "platform": spec.name,
             "platform_digest": spec.digest,
-            "backend": "onnx",
+            "backend": backend,
             "dnn_weights_sha256": manifest["weights_sha256"],
-            "requirements": list(REQUIREMENTS),
-            "deploy": "./dynscale-board deploy --controller policy.npz --platform board.yaml --backend onnx --export dnn "
+            "requirements": requirements,
+            "deploy": f"./dynscale-board deploy --controller policy.npz --platform board.yaml --backend {backend} --export dnn "
             "--budgets TRACE.csv --log log.jsonl",
         }
         (tmp / "bundle.json").write_text(json.dumps(info, indent=2) + "\n")

@@ -51,14 +51,16 @@ def add_commands(sub: argparse._SubParsersAction, compare: argparse.ArgumentPars
 
     bu = sub.add_parser(
         "bundle",
-        help="pack a policy, the ONNX-exported DNN and the board profile for a board without torch",
-        description="Write a folder a board installs with numpy, PyYAML and onnxruntime only and runs the policy from "
-        "(./dynscale-board deploy ...): the exported policy, the DNN's ONNX export, the board's profile (measured with "
-        "--backend onnx on that export), the live runtime's source and requirements.txt.",
+        help="pack a policy, the exported DNN (ONNX or ncnn) and the board profile for a board without torch",
+        description="Write a folder a board installs with numpy, PyYAML and the DNN runtime (onnxruntime or ncnn) only and runs the policy from "
+        "(./dynscale-board deploy ...): the exported policy, the DNN's export, the board's profile (measured with "
+        "--backend onnx or ncnn on that export), the live runtime's source and requirements.txt.",
     )
     bu.add_argument("run", help="run folder (or policy .npz) of the policy to deploy")
-    bu.add_argument("--platform", required=True, help="the board's profile, from dynscale profile --backend onnx --export DIR")
-    bu.add_argument("--export", required=True, help="the ONNX export folder the board was profiled with")
+    bu.add_argument(
+        "--platform", required=True, help="the board's profile, from dynscale profile --backend onnx|ncnn --export DIR"
+    )
+    bu.add_argument("--export", required=True, help="the export folder the board was profiled with")
     bu.add_argument("--out", required=True, help="bundle folder to create (must not exist)")
     bu.set_defaults(func=run_bundle)
 
@@ -142,9 +144,9 @@ def _add_backend_arguments(p: argparse.ArgumentParser, which: str) -> None:
         "--backend",
         choices=BACKENDS,
         default="torch",
-        help=f"runtime that runs the DNN: torch (default) or onnx (ONNX Runtime, CPU units; needs --export); {which}",
+        help=f"runtime that runs the DNN: torch (default), onnx (ONNX Runtime) or ncnn (CPU units; both need --export); {which}",
     )
-    p.add_argument("--export", metavar="DIR", help="export folder of `dynscale dnn export` (with --backend onnx)")
+    p.add_argument("--export", metavar="DIR", help="export folder of `dynscale dnn export` (with --backend onnx or ncnn)")
 
 
 def run_board_info(args: argparse.Namespace) -> int:

@@ -133,7 +133,7 @@ def profile_board(
         cores = _measure_core_agreement(board, runners, space, settings, progress)
         doc = _finish_profile(draft, space, ckpt, results, board, idle, period_ms, co_runners, cores, quantum)
         doc["measured"]["backend"] = backend  # what deploy must run for this table to hold
-        if backend == "onnx":  # the export the runner timed (it read the manifest)
+        if backend != "torch":  # the export the runner timed (it read the manifest)
             doc["measured"]["export_sha256"] = runners["cpu"].manifest["weights_sha256"]
         with atomic_write(out) as f:
             f.write(f"# Measured by `dynscale profile` on {time.strftime('%Y-%m-%d %H:%M')} ({os.uname().nodename}).\n")

@@ -150,7 +150,7 @@ class LiveSession:
         run interleaved share one); replaces ``load``
     :param backend: the runtime that runs the DNN (:data:`dnn.backends.BACKENDS`); must be
         the one the profile was measured with
-    :param export: the export folder of ``dynscale dnn export`` (``backend="onnx"``)
+    :param export: the export folder of ``dynscale dnn export`` (``backend`` onnx or ncnn)
     """
 
     def __init__(
@@ -313,7 +313,7 @@ def check_measured_backend(spec, platform: str, backend: str, export_sha256: str
         raise LiveError(f"{platform}: {what}; deploy with --backend {profiled}, or profile again with --backend {backend}")
     expected = measured.export_sha256 if measured is not None else None
     if export_sha256 is not None and expected is not None and export_sha256 != expected:
-        raise LiveError(f"{platform}: measured with another ONNX export (its weights differ from --export's)")
+        raise LiveError(f"{platform}: measured with another export (its weights differ from --export's)")
 
 
 def _runners(
@@ -337,7 +337,7 @@ def _runners(
         cifar = load_cifar10(data)
         images, labels = cifar.test_x, cifar.test_y
     runners = {kind: make_runner(backend, kind, images, labels, weights, export) for kind in sorted(kinds)}
-    if backend == "onnx":  # the runner read (and checked) the export's manifest: its weights must be the profiled ones
+    if backend != "torch":  # the runner read (and checked) the export's manifest: its weights must be the profiled ones
         check_measured_backend(model.spec, platform, backend, runners["cpu"].manifest["weights_sha256"])
     space = model.space
     for kind, runner in runners.items():  # first inferences of a shape are slow: not the controller's fault

@@ -120,3 +120,65 @@ def test_exporting_again_into_the_same_folder_replaces_it(exported, capsys: pyte
     save_weights(folder.parent / "again.pt", ckpt)
     assert main(["dnn", "export", "--weights", str(folder.parent / "again.pt"), "--out", str(folder), "--quiet"]) == 0
     assert (folder / "dynalexnet.weights").read_bytes() == before
+
+
+@pytest.fixture(scope="module")
+def exported_ncnn(exported) -> tuple[Checkpoint, Path]:
+    pytest.importorskip("pnnx", reason="the ncnn export needs pnnx (pip install pnnx ncnn)")
+    pytest.importorskip("ncnn")
+    ckpt, onnx_folder = exported
+    out = onnx_folder.parent / "ncnn"
+    weights = onnx_folder.parent / "tiny.pt"
+    assert main(["dnn", "export", "--format", "ncnn", "--weights", str(weights), "--out", str(out), "--quiet"]) == 0
+    return ckpt, out
+
+
+def test_ncnn_export_runs_every_configuration_as_torch_does(exported_ncnn, tmp_path: Path) -> None:
+    """pnnx converts each configuration; ncnn's logits are torch's to its float16 storage, at any
+    thread count; a damaged .bin is refused by the manifest's SHA-256."""
+    from dnn.backends import make_runner
+    from dnn.ncnn_runner import load_ncnn_manifest
+    from dnn.onnx_runner import ExportError, normalise
+
+    ckpt, folder = exported_ncnn
+    manifest = load_ncnn_manifest(folder)
+    assert manifest["format"] == "dynscale-dnn-ncnn" and sorted(p.name for p in folder.iterdir()) == sorted(
+        [*(f"dynalexnet_k{k}.{x}" for k in range(1, 5) for x in ("param", "bin")), "model.json"]
+    )
+    images = np.random.default_rng(1).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    x_np = normalise(images, manifest["mean"], manifest["std"])
+    runner = make_runner("ncnn", "cpu", images, np.zeros(8, dtype=int), export=folder)
+    for threads in (1, 2):
+        runner.set_threads(threads)
+        for k in range(1, 5):
+            with torch.no_grad():
+                want = ckpt.model(to_tensor(images, ckpt.mean, ckpt.std), groups=k).numpy()
+            got = runner.logits(x_np, k)
+            np.testing.assert_allclose(got, want, atol=0.02 * max(1.0, float(np.abs(want).max())))
+            assert (got.argmax(1) == want.argmax(1)).mean() >= 0.75
+            ms, correct = runner.infer(k)
+            assert ms > 0 and isinstance(correct, bool)
+    assert runner.net(3) is runner.net(3) and runner.net(3) is not runner.net(2)
+
+    damaged = tmp_path / "damaged"
+    damaged.mkdir()
+    for p in folder.iterdir():
+        (damaged / p.name).write_bytes(p.read_bytes())
+    blob = bytearray((damaged / "dynalexnet_k2.bin").read_bytes())
+    blob[-1] ^= 0xFF
+    (damaged / "dynalexnet_k2.bin").write_bytes(bytes(blob))
+    with pytest.raises(ExportError, match=r"\.bin files' SHA-256 differs"):
+        load_ncnn_manifest(damaged)
+    with pytest.raises(ExportError, match=r"field 'format' is not 'dynscale-dnn-ncnn'"):
+        load_ncnn_manifest(exported_ncnn[1].parent / "onnx")  # an ONNX export is not an ncnn one
+
+
+def test_ncnn_backend_flags_exit_2_naming_the_flag(exported_ncnn, capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    _, folder = exported_ncnn
+    for argv, flag in (
+        (["--backend", "ncnn"], "--backend ncnn: give the export folder"),
+        (["--backend", "ncnn", "--export", str(folder.parent / "onnx")], "is not 'dynscale-dnn-ncnn'"),
+    ):
+        assert main(["dnn", "eval", "--data", str(tmp_path), *argv]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and flag in err, err

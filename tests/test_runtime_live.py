@@ -483,10 +483,14 @@ def test_compare_live_takes_turns_on_the_same_requests(profiled: tuple[Path, Pat
         assert c["requests"] == len(g) and c["latency_mape"] >= 0 and c["overhead_ms_median"] > 0
 
 
-def test_profile_deploy_and_bundle_on_the_onnx_backend(tmp_path: Path, batches_dir: Path, capsys) -> None:
-    """The profiler times the backend deploy will run: a profile made with --backend onnx says
-    so, deploy runs the exported graphs on ONNX Runtime against it and refuses the other
-    backend, and a bundle deploys from a venv without torch."""
+@pytest.mark.parametrize("backend", ["onnx", "ncnn"])
+def test_profile_deploy_and_bundle_on_an_exported_backend(tmp_path: Path, batches_dir: Path, capsys, backend: str) -> None:
+    """The profiler times the backend deploy will run: a profile made with --backend onnx (ncnn)
+    says so, deploy runs the exported graphs on ONNX Runtime (ncnn) against it and refuses the
+    other backend, and a bundle deploys from a venv without torch."""
+    if backend == "ncnn":
+        pytest.importorskip("pnnx", reason="the ncnn export needs pnnx (pip install pnnx ncnn)")
+        pytest.importorskip("ncnn")
     import torch
 
     from dnn.model import Architecture, DynamicAlexNet
@@ -496,31 +500,33 @@ def test_profile_deploy_and_bundle_on_the_onnx_backend(tmp_path: Path, batches_d
     torch.manual_seed(0)
     tiny = DynamicAlexNet(Architecture(conv_channels=(4, 6, 8, 8, 4), fc_hidden=16)).eval()
     save_weights(tmp_path / "tiny.pt", Checkpoint(tiny, 4, np.full(3, 0.5), np.full(3, 0.25), {}, "test"))
-    export = tmp_path / "onnx"
-    assert main(["dnn", "export", "--weights", str(tmp_path / "tiny.pt"), "--out", str(export), "--quiet"]) == 0
+    export = tmp_path / backend
+    assert (
+        main(["dnn", "export", "--format", backend, "--weights", str(tmp_path / "tiny.pt"), "--out", str(export), "--quiet"]) == 0
+    )
     root = fake_one_cpu_board(tmp_path / "root")
     board = tmp_path / "board.yaml"
-    onnx = ["--backend", "onnx", "--export", str(export)]
+    exported = ["--backend", backend, "--export", str(export)]
     assert main(["profile", "--out", str(board), "--data", str(batches_dir), "--repeats", "3", "--warmup", "1",
                  "--allow-dvfs", "--allow-busy", "--root", str(root), "--quiet", "--weights", str(tmp_path / "tiny.pt"),
-                 *onnx]) == 0  # fmt: skip
-    assert yaml.safe_load(board.read_text())["measured"]["backend"] == "onnx"
+                 *exported]) == 0  # fmt: skip
+    assert yaml.safe_load(board.read_text())["measured"]["backend"] == backend
     trace = tmp_path / "trace.csv"
     assert main(["env", "record", "--platform", str(board), "--scenario", "tiny", "--length", "30", "--out", str(trace)]) == 0
     base = ["deploy", "--controller", "greedy", "--platform", str(board), "--budgets", str(trace), "--root", str(root)]
     base += ["--data", str(batches_dir), "--quiet"]
-    assert main([*base, "--log", str(tmp_path / "onnx.jsonl"), *onnx]) == 0
-    lines = [json.loads(x) for x in (tmp_path / "onnx.jsonl").read_text().splitlines()]
+    assert main([*base, "--log", str(tmp_path / "exported.jsonl"), *exported]) == 0
+    lines = [json.loads(x) for x in (tmp_path / "exported.jsonl").read_text().splitlines()]
     assert len(lines) == 30 and all(r["latency_ms"] > 0 for r in lines)
     capsys.readouterr()
     assert main([*base, "--log", str(tmp_path / "torch.jsonl")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "measured with --backend onnx; deploy with --backend onnx" in err
-    assert main([*base, "--log", str(tmp_path / "x.jsonl"), "--backend", "onnx"]) == 2
-    assert "--backend onnx: give the export folder with --export DIR" in capsys.readouterr().err
+    assert err.count("\n") == 1 and f"measured with --backend {backend}; deploy with --backend {backend}" in err
+    assert main([*base, "--log", str(tmp_path / "x.jsonl"), "--backend", backend]) == 2
+    assert f"--backend {backend}: give the export folder with --export DIR" in capsys.readouterr().err
 
     # the bundle: a trained policy, the export and the profile, deployed from a venv that has
-    # numpy, PyYAML and onnxruntime and nothing else of ours (no torch, SB3, gymnasium, SciPy)
+    # numpy, PyYAML and the backend's package and nothing else of ours (no torch, SB3, gymnasium, SciPy)
     from stable_baselines3 import PPO
 
     from agents.export import export_policy
@@ -536,6 +542,7 @@ def test_profile_deploy_and_bundle_on_the_onnx_backend(tmp_path: Path, batches_d
         "policy.npz", "policy.json", "dnn", "board.yaml", "src", "requirements.txt", "dynscale-board", "bundle.json"
     }  # fmt: skip
     assert not list((bundle / "src").rglob("*.pt"))
+    assert (bundle / "requirements.txt").read_text().split()[-1].startswith({"onnx": "onnxruntime", "ncnn": "ncnn"}[backend])
     capsys.readouterr()
     assert main(["bundle", str(tmp_path / "run"), "--platform", str(board), "--export", str(export), "--out", str(bundle)]) == 2
     assert "exists; a bundle is written into a new folder" in capsys.readouterr().err
@@ -551,7 +558,7 @@ def test_profile_deploy_and_bundle_on_the_onnx_backend(tmp_path: Path, batches_d
     assert no_torch.returncode != 0  # torch really is absent there
     log = tmp_path / "bundle.jsonl"
     cmd = [python, str(bundle / "dynscale-board"), "deploy", "--controller", "policy.npz", "--platform", "board.yaml",
-           "--backend", "onnx", "--export", "dnn", "--budgets", str(trace), "--root", str(root), "--log", str(log),
+           "--backend", backend, "--export", "dnn", "--budgets", str(trace), "--root", str(root), "--log", str(log),
            "--duration", "2", "--quiet"]  # fmt: skip
     done = subprocess.run(cmd, cwd=bundle, capture_output=True, text=True, env={"PATH": os.environ["PATH"]})
     assert done.returncode == 0, done.stderr
