@@ -99,13 +99,18 @@ class ModelPredictiveController(Controller):
     only and vectorised over every configuration, so it runs live as it runs in simulation.
 
     The expectation is over a fixed sample of ``n_draws`` (latency, power) noise pairs drawn
-    once from the profile's log-normal noise (seeded: decisions are deterministic). The memory
+    once from the profile's log-normal noise (seeded: decisions are deterministic); where the
+    profile's co-runners preempt in quanta (``interference.quantum_ms``), each draw also has its
+    tick phase, evenly spread over [0, 1), and its run waits the quanta that phase gives
+    (:meth:`hwmodels.model.PlatformModel.realised_latency`; energy is power over that whole run,
+    as the env scores it). The memory
     intensity of background load cannot be observed (neither live nor in the env's request):
     the state is :func:`envs.step.observed_state` (a loaded unit at
     :data:`envs.step.ASSUMED_MEM`). What that assumption and the model get wrong, the request's
     online slow-down estimate per unit corrects (:mod:`envs.slowdown`): predicted latency and
     energy on unit ``u`` are the nominal model's times ``request.slowdown[u]``. The estimate is
-    measured against the nominal model at that same state, so the assumption is not a parameter
+    measured against the nominal model at that same state (the run with the quanta that explain
+    each measurement), so the assumption is not a parameter
     here: another one would be corrected by a factor measured against a different prediction.
 
     :param model: the platform model
@@ -126,6 +131,7 @@ class ModelPredictiveController(Controller):
         # where co-runners preempt in quanta, each draw is also a tick phase (stratified: evenly spread)
         self._phases = (np.arange(n_draws) + 0.5) / n_draws if model.quantum_ms > 0 else None
         self._energy_draws = self._lat_draws * lognormal_factors(z[1], noise.power_cv)
+        self._mean_energy_draw = self._energy_draws / n_draws  # e @ this: the mean over draws of e x draw
         self._above_floor = self.accuracy >= self.reward.min_accuracy
         self._unit = model.space.unit_idx
         d = (self._lat_draws, self._energy_draws)
@@ -143,19 +149,30 @@ class ModelPredictiveController(Controller):
         ``-miss_penalty``, less than any sure meet above the accuracy floor."""
         latency, energy = self._predict(request)
         t = latency / request.time_budget_ms
-        t_hi, t_lo = (t.max(axis=1), t.min(axis=1)) if t.ndim == 2 else (t, t)
         e = energy / request.energy_budget_mj
         lat_max, energy_max, lat_min, energy_min, energy_mean = self._draw_bounds
-        sure = (t_hi <= 1.0 / lat_max) & (e <= 1.0 / energy_max) & self._above_floor
+        if t.ndim == 2:  # per tick phase: bounds over the phases, the energy's mean over the draws
+            t_hi, t_lo, e_hi, e_lo, e_mean = (
+                t.max(axis=1),
+                t.min(axis=1),
+                e.max(axis=1),
+                e.min(axis=1),
+                e @ self._mean_energy_draw,
+            )
+        else:
+            t_hi = t_lo = t
+            e_hi = e_lo = e
+            e_mean = e * energy_mean
+        sure = (t_hi <= 1.0 / lat_max) & (e_hi <= 1.0 / energy_max) & self._above_floor
         if mask is not None:
             sure &= mask
         if not sure.any():
             return self._argmax(self._expected(latency, energy, request), mask)
         r = np.full(len(t), -np.inf)
-        r[sure] = self.reward.sure_met(self.accuracy[sure], e[sure] * energy_mean)
+        r[sure] = self.reward.sure_met(self.accuracy[sure], e_mean[sure])
         if r[sure].max() <= -self.reward.miss_penalty:  # no sure meet beats a sure miss: search all
             return self._argmax(self._expected(latency, energy, request), mask)
-        maybe = ~sure & (t_lo <= 1.0 / lat_min) & (e <= 1.0 / energy_min)
+        maybe = ~sure & (t_lo <= 1.0 / lat_min) & (e_lo <= 1.0 / energy_min)
         if mask is not None:
             maybe &= mask
         if maybe.any():
@@ -167,13 +184,15 @@ class ModelPredictiveController(Controller):
         by the slow-down estimate of each configuration's unit. Latency is per configuration, or,
         where co-runners preempt in quanta, per configuration and draw (each draw's tick phase)."""
         o = self.model.expected_all(observed_state(request))
-        latency = o.latency_ms
-        if self._phases is not None:
+        latency, energy = o.latency_ms, o.energy_mj
+        if self._phases is not None:  # a run's energy is its power over its whole latency, wait included (as the env's)
             latency = self.model.realised_latency(o.latency_ms[:, None], o.wait_ms[:, None], self._phases)
+            energy = latency * o.power_w[:, None]
         if request.slowdown is None:
-            return latency, o.energy_mj
+            return latency, energy
         factor = np.asarray(request.slowdown, dtype=float)[self._unit]
-        return latency * (factor[:, None] if latency.ndim == 2 else factor), o.energy_mj * factor
+        factor = factor[:, None] if latency.ndim == 2 else factor
+        return latency * factor, energy * factor
 
     def _expected(self, latency: np.ndarray, energy: np.ndarray, request: Request, which: np.ndarray | None = None) -> np.ndarray:
         """Expected rewards of every configuration, or of those ``which`` selects (a boolean mask)."""

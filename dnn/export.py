@@ -15,10 +15,11 @@ normalisation and the weights file's SHA-256, so a runner needs nothing from tor
 
 ncnn has no external data: a ``.bin`` holds the weights of its own graph in layer order, and
 pnnx fuses each layer's groups into one convolution, so configuration k's file holds k groups'
-weights and the four files together hold about twice the network (ncnn's own memory on a board:
-one configuration loaded at a time holds only its own). Weights stay float32 (pnnx would store
-float16), so the logits are torch's to float32 rounding; ``model.json`` (format
-``dynscale-dnn-ncnn``) names each k's pair, the blob names and the SHA-256 of the bins in k order.
+weights and the four files together hold about 2.5 times the network (each configuration ncnn
+has loaded holds its own copy). The files keep float32 weights (pnnx would store float16); ncnn
+itself then stores them as float16 where the CPU converts half floats (its default), so logits
+differ from torch's by up to about 0.03. ``model.json`` (format ``dynscale-dnn-ncnn``) names each
+k's pair, the blob names and the SHA-256 of the bins in k order.
 """
 
 from __future__ import annotations
@@ -178,17 +179,17 @@ def _manifest_head(fmt: str, ckpt: Checkpoint) -> dict:
 @contextlib.contextmanager
 def _quiet_stderr():
     """pnnx's C++ passes log to file descriptor 2: keep it aside, and show it only if the
-    conversion fails."""
+    conversion fails (the whole process's stderr is redirected meanwhile: call it from one thread)."""
     sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile("w+") as log:
-        os.dup2(log.fileno(), 2)
+    with tempfile.TemporaryFile() as log:
+        saved = os.dup(2)
         try:
+            os.dup2(log.fileno(), 2)
             yield
         except BaseException:
             os.dup2(saved, 2)
             log.seek(0)
-            sys.stderr.write(log.read())
+            sys.stderr.write(log.read().decode(errors="replace"))
             raise
         finally:
             os.dup2(saved, 2)

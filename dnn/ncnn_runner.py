@@ -24,7 +24,7 @@ NCNN_FORMAT = "dynscale-dnn-ncnn"
 
 def load_ncnn_manifest(folder: str | os.PathLike) -> dict:
     """The manifest of an ncnn export folder, checked: every k's param and bin present, the bins'
-    SHA-256 (in k order) as exported (raises :class:`dnn.onnx_runner.ExportError`)."""
+    SHA-256 (in k order) as exported (raises :class:`dnn.exported.ExportError`)."""
     folder = Path(folder)
     path = folder / MANIFEST
     if not path.is_file():
@@ -93,18 +93,20 @@ class NcnnRunner(ExportedRunner):
             self._nets[key] = net
         return self._nets[key]
 
-    def _run(self, k: int, image: np.ndarray) -> np.ndarray:
-        """Logits of one normalised image (3, H, W)."""
-        ex = self.net(k).create_extractor()
+    def _run(self, net, image: np.ndarray) -> np.ndarray:
+        """Logits of one normalised image (3, H, W) on ``net``."""
+        ex = net.create_extractor()
         ex.input(self.manifest["input"], self._ncnn.Mat(image))
         status, out = ex.extract(self.manifest["output"])
         if status != 0:
-            raise RuntimeError(f"ncnn: extracting {self.manifest['output']!r} of k = {k} failed ({status})")
+            raise RuntimeError(f"ncnn: extracting {self.manifest['output']!r} failed ({status})")
         return np.array(out)
 
     def logits(self, x: np.ndarray, k: int) -> np.ndarray:
         """Logits of configuration ``k`` for a batch of normalised images (run one by one)."""
-        return np.stack([self._run(k, np.ascontiguousarray(img)) for img in x])
+        net = self.net(k)
+        return np.stack([self._run(net, np.ascontiguousarray(img)) for img in x])
 
-    def predict(self, k: int, i: int) -> int:
-        return int(self._run(k, self.x[i]).argmax())
+    def classifier(self, k: int):
+        net = self.net(k)
+        return lambda x: int(self._run(net, x[0]).argmax())

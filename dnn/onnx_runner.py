@@ -94,3 +94,7 @@ class OnnxRunner(ExportedRunner):
     def logits(self, x: np.ndarray, k: int) -> np.ndarray:
         """Logits of configuration ``k`` for a batch of normalised images."""
         return self.session(k).run([self.manifest["output"]], {self.manifest["input"]: x})[0]
+
+    def classifier(self, k: int):
+        run, out, name = self.session(k).run, [self.manifest["output"]], self.manifest["input"]
+        return lambda x: int(run(out, {name: x})[0].argmax())

@@ -109,20 +109,21 @@ class RewardConfig:
     def expected(self, accuracy, latency, energy, latency_draws, energy_draws, time_budget_ms: float, energy_budget_mj: float):
         """Mean reward of each configuration over noise draws: equal to
         ``self(accuracy[:, None], latency[:, None] * latency_draws, energy[:, None] * energy_draws,
-        ...).mean(axis=1)``, in the fewest array passes (the model-predictive controller runs it
-        per request over every configuration).
+        ...).mean(axis=1)`` (with ``latency`` and ``energy`` as given where they are ``(n, d)``),
+        in the fewest array passes (the model-predictive controller runs it per request over every
+        configuration).
 
         :param accuracy: top-1 per configuration, shape ``(n,)``
         :param latency: noise-free latency per configuration, shape ``(n,)``, or per configuration
             and draw, ``(n, d)`` (where the draws also differ in the quanta a run waits for co-runners)
-        :param energy: noise-free energy per configuration, shape ``(n,)``
+        :param energy: noise-free energy per configuration, ``(n,)`` or ``(n, d)`` as ``latency``
         :param latency_draws: multiplicative latency noise draws, shape ``(d,)``
         :param energy_draws: multiplicative energy noise draws (paired with ``latency_draws``), ``(d,)``
         """
-        ratio = latency / time_budget_ms
-        t = ratio * latency_draws if ratio.ndim == 2 else np.multiply.outer(ratio, latency_draws)  # latency / budget
-        e = np.multiply.outer(energy / energy_budget_mj, energy_draws)  # energy / budget
+        t = _per_draw(latency / time_budget_ms, latency_draws)  # latency / budget
+        e = _per_draw(energy / energy_budget_mj, energy_draws)  # energy / budget
         mean = np.full(t.shape[-1], 1.0 / t.shape[-1])  # row means as one matrix-vector product (fastest)
+        e_mean = e @ mean
         met = ((t <= 1.0) & (e <= 1.0)) @ mean
         # overshoot max(0, t - 1) + max(0, e - 1) capped at c is min(max(t, 1) + max(e, 1), c + 2) - 2
         np.maximum(t, 1.0, out=t)
@@ -130,7 +131,6 @@ class RewardConfig:
         t += e
         np.minimum(t, self.overshoot_cap + 2.0, out=t)
         over = t @ mean - 2.0
-        e_mean = energy / energy_budget_mj * energy_draws.mean()
         # meeting the budgets below the accuracy floor costs the miss penalty: no gain over a miss
         gain = np.where(
             accuracy >= self.min_accuracy,
@@ -138,6 +138,11 @@ class RewardConfig:
             0.0,
         )
         return met * gain - self.miss_penalty - self.overshoot_weight * over - self.energy_weight * e_mean
+
+
+def _per_draw(ratio: np.ndarray, draws: np.ndarray) -> np.ndarray:
+    """``ratio`` (per configuration, or per configuration and draw) times the draws, ``(n, d)``."""
+    return ratio * draws if ratio.ndim == 2 else np.multiply.outer(ratio, draws)
 
 
 def objective_names() -> list[str]:

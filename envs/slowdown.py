@@ -10,7 +10,10 @@ Per unit, a scalar Kalman filter on ``x = log(slow-down)`` (a ratio of 2 and one
 alike):
 
 * *measurement*: after a request ran on unit ``u``, ``y = log(measured / predicted)`` with
-  ``predicted`` the nominal model's; its noise is the run-to-run jitter, variance ``R``: the
+  ``predicted`` the nominal model's (where co-runners preempt in quanta, the run with the whole
+  number of quanta that best explains the measurement:
+  :meth:`hwmodels.model.PlatformModel.explaining_latency`, so a tick that landed does not read
+  as a slower board); its noise is the run-to-run jitter, variance ``R``: the
   profile's ``latency_cv^2`` to start with, then estimated online per unit from the innovations
   (``E[(y - x)^2] = P + R``, an exponential average at rate ``noise_rate``: a board whose
   latency jitters more under load than the idle profile said is trusted less, request by

@@ -6,10 +6,11 @@ at k groups on c cores of unit u at frequency f (MHz) and voltage V:
     cycles_i  = W_k * (s_u + (1 - s_u) / c) / mpc_u + O_u + L_k * (l_u + y_u * (c - 1))
     excess_i  = max(0, load_u - (N_u - c))         background threads that land on the DNN's cores
     tc_i [ms] = cycles_i / 1e3 / f                 compute on an idle unit
-    t_i [ms]  = tc_i + w_i                         compute, and its wait for co-runners:
-    w_i       = max(0, tc_i - C) * excess_i * (1 + b * (c - 1)) / c     their mean fair share
-                                                   (C: the first ms a woken DNN runs unshared;
-                                                   b: threads of a multi-core run wait at barriers)
+    w_i [ms]  = max(0, tc_i - C) * excess_i * (1 + b * (c - 1)) / c     wait for co-runners: their
+                                                   mean fair share (C: the first ms a woken DNN
+                                                   runs unshared; b: threads of a multi-core run
+                                                   wait at barriers)
+    t_i [ms]  = tc_i + w_i                         compute and its wait
               + B_k / (bw_u * min(c, 2) * 1e6) * (1 + m * sum_v mem_v * load_v)   memory, contention
               + fixed_u + L_k * layer_fixed_u + switch_u * [f != current f_u]
     P_i [W]   = (a_u + act_u * g_u) V^2 f + leak_u V exp(lam_u (T - T0_u)) + act_u * p_u * busy_i V^2 f
@@ -304,7 +305,10 @@ class PlatformModel:
         then log-normal jitter with the profile's CVs, mean 1."""
         o = self.expected(index, state)
         n = self.spec.noise
-        lat = self.realised_latency(o.latency_ms, o.wait_ms, float(rng.random())) * _lognormal(rng, n.latency_cv)
+        lat = o.latency_ms
+        if self.quantum_ms > 0:  # a fluid profile draws as it always did
+            lat = self.realised_latency(lat, o.wait_ms, float(rng.random()))
+        lat *= _lognormal(rng, n.latency_cv)
         pw = o.power_w * _lognormal(rng, n.power_cv)
         return Outcome(lat, pw, lat * pw, o.freq_mhz, o.wait_ms)
 
@@ -346,7 +350,9 @@ class PlatformModel:
     def explaining_latency(self, o: Outcome, measured_ms: float, factor: float = 1.0) -> float:
         """Of the latencies configuration ``o`` may take (its whole quanta), the one that times
         ``factor`` is nearest to ``measured_ms`` in ratio: what a slow-down estimate should
-        compare a measurement with, so a tick that landed does not read as a slower board.
+        compare a measurement with, so a tick that landed does not read as a slower board (the
+        price: on a configuration that may wait a quantum, a board slower by close to one quantum
+        reads as the quantum, until its other configurations show the slow-down).
 
         :param o: the configuration's outcome at the observed state (scalar)
         :param measured_ms: the measured latency
@@ -354,7 +360,10 @@ class PlatformModel:
         """
         if self.quantum_ms <= 0 or o.wait_ms <= 0:
             return float(o.latency_ms)
-        base = float(o.latency_ms - o.wait_ms) + self.quantum_ms * math.floor(o.wait_ms / self.quantum_ms)
+        n = o.wait_ms / self.quantum_ms
+        base = float(o.latency_ms - o.wait_ms) + self.quantum_ms * math.floor(n)
+        if n == math.floor(n):  # a whole number of quanta: every run waits exactly that many
+            return base
         longer = base + self.quantum_ms
         return longer if measured_ms * measured_ms > base * longer * factor * factor else base
 

@@ -161,8 +161,8 @@ class Measured:
     """Tables measured on a live board, indexed like the platform's configuration order.
 
     ``latency_ms`` and ``power_w`` have one entry per configuration (NaN where not measured);
-    ``backend`` is the runtime that ran the DNN (``torch``, ``onnx``): deploy must run the same;
-    ``export_sha256`` the weights file of the ONNX export it ran (``None`` with torch).
+    ``backend`` is the runtime that ran the DNN (``torch``, ``onnx``, ``ncnn``): deploy must run
+    the same; ``export_sha256`` the SHA-256 of the export's weights it ran (``None`` with torch).
     """
 
     latency_ms: np.ndarray

@@ -92,7 +92,7 @@ def profile_board(
     :param allow_busy: profile even when background load is found (the result is then not an idle-board table)
     :param progress: show a progress bar
     :param backend: the runtime that runs the DNN (:data:`dnn.backends.BACKENDS`): deploy must run the same
-    :param export: the export folder (``--backend onnx``)
+    :param export: the export folder (``--backend onnx`` or ``ncnn``)
     :return: the profile document that was written
     """
     import torch

@@ -247,8 +247,9 @@ class LiveSession:
         reward, info = self.scorer.score(request, a, ms, energy, power, f)
         rec = _record(self._i, t0 - self._t_start, a, reward, info, cpus, correct, estimated, overhead_ms, decide_us, running)
         slow = self._slowdown.factors[u]  # the correction the controller saw
-        # the typical run's latency (whole quanta of co-runner wait, as most runs take them)
-        predicted = (float(self.model.typical_latency(nominal)) * slow, float(nominal.energy_mj) * slow)
+        # the typical run (whole quanta of co-runner wait, as most runs take them): its latency, and power over it
+        typical = float(self.model.typical_latency(nominal)) * slow
+        predicted = (typical, typical * float(nominal.power_w))
         rec.update(
             predicted_latency_ms=round(predicted[0], 4), predicted_energy_mj=round(predicted[1], 4), slowdown=round(slow, 4)
         )
@@ -300,7 +301,7 @@ class LiveSession:
 
 
 def check_measured_backend(spec, platform: str, backend: str, export_sha256: str | None = None) -> None:
-    """A profile's table describes the backend (and, for onnx, the export) it was measured with:
+    """A profile's table describes the backend (and, for an exported one, the export) it was measured with:
     refuse another (:class:`runtime.sysfs.LiveError`, naming the profile).
 
     :param spec: the profile (:class:`hwmodels.profile.PlatformSpec`)

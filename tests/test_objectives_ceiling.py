@@ -46,6 +46,10 @@ def test_expected_reward_equals_the_mean_of_the_reward_over_draws(name: str) -> 
     de = dl * rng.lognormal(0, 0.1, 16)
     want = r(acc[:, None], lat[:, None] * dl, energy[:, None] * de, 1.3, 0.9).mean(axis=1)
     assert np.allclose(r.expected(acc, lat, energy, dl, de, 1.3, 0.9), want, rtol=0, atol=1e-12)
+    # per configuration and draw (runs that wait different quanta of co-runners)
+    lat2, energy2 = lat[:, None] + rng.choice([0.0, 0.8], (200, 16)), energy[:, None] * rng.uniform(1, 1.5, (200, 16))
+    want2 = r(acc[:, None], lat2 * dl, energy2 * de, 1.3, 0.9).mean(axis=1)
+    assert np.allclose(r.expected(acc, lat2, energy2, dl, de, 1.3, 0.9), want2, rtol=0, atol=1e-12)
 
 
 def test_objective_files_are_validated_naming_the_field(tmp_path) -> None:
@@ -187,11 +191,12 @@ def test_model_predictive_expects_the_quanta_a_run_may_wait() -> None:
     from envs.step import observed_state
 
     o = m.expected_all(observed_state(request))
-    lat, wait = o.latency_ms.copy(), o.wait_ms.copy()
+    lat, wait, power = o.latency_ms.copy(), o.wait_ms.copy(), o.power_w.copy()
     assert (wait[m.space.unit_idx == a15] > 0).all()
     runs = m.realised_latency(lat[:, None], wait[:, None], mpc._phases)  # (configurations, draws)
     r = env.reward_config
-    want = r(mpc.accuracy[:, None], runs * mpc._lat_draws, o.energy_mj[:, None] * mpc._energy_draws,
+    energy = runs * power[:, None]  # power over the whole run, its wait included (as the env scores it)
+    want = r(mpc.accuracy[:, None], runs * mpc._lat_draws, energy * mpc._energy_draws,
              request.time_budget_ms, request.energy_budget_mj).mean(axis=1)  # fmt: skip
     assert np.allclose(mpc.expected_rewards(request), want, rtol=0, atol=1e-12)
     fluid = make_controller("model-predictive", DynDNNEnv("xu3", episode_length=10).model)
