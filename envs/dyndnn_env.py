@@ -245,8 +245,10 @@ class DynDNNEnv(gym.Env):
         energy = latency * power
         reward, info = self.scorer.score(self._request, a, latency, energy, power, o.freq_mhz)
         # the online estimate learns as the live runtime's does: measured vs the nominal model at the observed state
-        nominal = self.model.expected(a, observed_state(self._request, out=self._observed))
-        self._slowdown.update(u, latency, self.model.explaining_latency(nominal, latency, self._slowdown.factors[u]))
+        seen = observed_state(self._request, out=self._observed)
+        nominal = self.model.expected(a, seen)
+        explained = self.model.explaining_latency(nominal, latency, self._slowdown.factors[u], self.model.shares_cores(a, seen))
+        self._slowdown.update(u, latency, explained)
         self._advance_time(u, power, latency, max(self._period[i], latency))
         self._freqs[u] = o.freq_mhz
         s.freq_mhz[u] = o.freq_mhz

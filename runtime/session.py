@@ -240,7 +240,8 @@ class LiveSession:
         runner = self.runners[self.board.units[u].kind]
         runner.set_threads(cfg.cores)
         overhead_ms = (time.perf_counter() - t0) * 1e3
-        nominal = self.model.expected(a, observed_state(request))
+        seen = observed_state(request)
+        nominal = self.model.expected(a, seen)
         mark = self.board.energy_begin(u)
         ms, correct = runner.infer(cfg.groups)
         energy, power, estimated = self.board.energy_end(u, mark, ms, float(nominal.power_w))
@@ -255,7 +256,7 @@ class LiveSession:
         )
         self.run.predicted_latency_ms.append(predicted[0])
         self.run.predicted_energy_mj.append(predicted[1])
-        self._slowdown.update(u, ms, self.model.explaining_latency(nominal, ms, slow))
+        self._slowdown.update(u, ms, self.model.explaining_latency(nominal, ms, slow, self.model.shares_cores(a, seen)))
         self._account(a, reward, info, decide_us, overhead_ms, correct, estimated, running)
         return rec
 

@@ -228,3 +228,19 @@ def test_a_measurement_is_compared_with_the_quanta_it_waited() -> None:
     assert m.explaining_latency(o, (lo + q) * 1.5, factor=1.5) == pytest.approx(lo + q)
     assert m.explaining_latency(o, lo * 1.5, factor=1.5) == pytest.approx(lo)
     assert quantised(0.0).explaining_latency(o, lo) == o.latency_ms
+
+
+def test_a_run_the_wake_up_credit_covers_may_still_wait_a_quantum_where_cores_are_shared() -> None:
+    """A configuration whose mean wait is 0 (its compute fits the wake-up credit) still shares its
+    core with co-runners: a measurement one quantum longer is explained as that quantum, not as a
+    slower board; where nothing shares its cores, the mean is what explains it."""
+    q = 4.0
+    m = quantised(q, credit_ms=1000.0)  # every run within the credit: mean wait 0
+    a15 = m.spec.unit_index("a15")
+    busy = State(np.where(np.arange(2) == a15, 4.0, 0.0), np.zeros(2), 40.0)
+    i = int(np.flatnonzero((m.space.unit_idx == a15) & (m.space.cores == 1))[0])
+    o = m.expected(i, busy)
+    assert o.wait_ms == 0 and m.shares_cores(i, busy) and not m.shares_cores(i, State.idle(2, 40.0))
+    assert m.explaining_latency(o, o.latency_ms + q, shared=True) == pytest.approx(o.latency_ms + q)
+    assert m.explaining_latency(o, o.latency_ms * 1.01, shared=True) == pytest.approx(o.latency_ms)
+    assert m.explaining_latency(o, o.latency_ms + q) == o.latency_ms  # not shared: the mean
