@@ -34,7 +34,7 @@ def normalise(images: np.ndarray, mean, std) -> np.ndarray:
 
 class ExportedRunner(Runner):
     """A runner of an export folder: cycles through its images one request at a time and times
-    :meth:`predict` (the runtime's inference and argmax).
+    the :meth:`classifier` of the configuration (the runtime's inference and argmax).
 
     :param folder: the export folder
     :param manifest: its checked manifest

@@ -67,10 +67,12 @@ class NcnnRunner(ExportedRunner):
 
     def __init__(self, folder: str | os.PathLike, images: np.ndarray | None = None, labels: np.ndarray | None = None) -> None:
         # OpenMP threads that sleep between parallel regions instead of spinning (read when ncnn's
-        # libgomp loads): measured on this project's 2-CPU host, paced requests that alternate
-        # one- and two-thread configurations took 12.5 ms at two threads (2.8 ms alone) with the
-        # default policy, 3.2 ms with passive waiting; spinning ("active") made the one-thread
-        # runs beside an idle pool thread up to 2x slower
+        # libgomp loads): measured on this project's 2-CPU host (ncnn alone in the process),
+        # requests 16 ms apart that alternate one- and two-thread configurations took 12.5 ms at
+        # two threads (2.8 ms alone) with the default policy, 3.2 ms with passive waiting, and
+        # spinning ("active") made the one-thread runs beside an idle pool thread up to 2x slower.
+        # At the profiler's 33 ms pace two-thread runs still take ~12 ms whatever the policy: the
+        # idle second vCPU's wake-up, which the profile then records
         os.environ.setdefault("OMP_WAIT_POLICY", "passive")
         try:
             import ncnn

@@ -1,8 +1,7 @@
 """What the profiler, the deploy loop and ``dnn eval`` time: batch-1 inference of configuration
 k, the same way whichever runtime runs it (:class:`dnn.runner.InferenceRunner` on torch,
 :class:`dnn.onnx_runner.OnnxRunner` on ONNX Runtime, :class:`dnn.ncnn_runner.NcnnRunner` on
-ncnn). Standard library only: a board's runner
-must import without torch.
+ncnn). Standard library only: a board's runner must import without torch.
 """
 
 from __future__ import annotations

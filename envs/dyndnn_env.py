@@ -12,7 +12,7 @@ from envs.observation import ObservationBuilder, ObservationSpec
 from envs.reward import DEFAULT_OBJECTIVE, RewardConfig, load_objective
 from envs.scenario import EpisodeTrace, ScenarioGenerator, TraceScenario, load_scenario
 from envs.slowdown import SlowdownEstimator
-from envs.step import Request, StepScorer, observed_state
+from envs.step import Request, StepScorer, correct_slowdown, observed_state
 from hwmodels.config import Config
 from hwmodels.model import PlatformModel, State, lognormal_factors
 from hwmodels.profile import PlatformSpec, load_platform
@@ -247,8 +247,7 @@ class DynDNNEnv(gym.Env):
         # the online estimate learns as the live runtime's does: measured vs the nominal model at the observed state
         seen = observed_state(self._request, out=self._observed)
         nominal = self.model.expected(a, seen)
-        explained = self.model.explaining_latency(nominal, latency, self._slowdown.factors[u], self.model.shares_cores(a, seen))
-        self._slowdown.update(u, latency, explained)
+        correct_slowdown(self.model, self._slowdown, a, u, seen, nominal, latency)
         self._advance_time(u, power, latency, max(self._period[i], latency))
         self._freqs[u] = o.freq_mhz
         s.freq_mhz[u] = o.freq_mhz

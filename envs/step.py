@@ -21,7 +21,7 @@ import numpy as np
 from dnn.profile import DNNProfile
 from envs.reward import RewardConfig
 from hwmodels.config import Config, ConfigSpace
-from hwmodels.model import State
+from hwmodels.model import Outcome, PlatformModel, State
 
 #: memory intensity 0..1 assumed for a unit with background load: neither the live board nor the
 #: env's request observes it, so model-based predictions take the middle of the range (not a
@@ -78,6 +78,21 @@ def observed_state(request: Request, assumed_mem: float = ASSUMED_MEM, out: Stat
         freq[u] = f
     out.temp_c = float(request.temp_c)
     return out
+
+
+def correct_slowdown(
+    model: PlatformModel, slowdown, action: int, unit: int, seen: State, nominal: Outcome, measured_ms: float
+) -> None:
+    """The online correction after a request, the same in the env and the live loop: the unit's
+    slow-down estimate (:class:`envs.slowdown.SlowdownEstimator`) learns from the measured latency
+    against the nominal run that explains it (the whole quanta it waited where co-runners share
+    its cores: :meth:`hwmodels.model.PlatformModel.explaining_latency`).
+
+    :param seen: the state as observed (:func:`observed_state`), ``nominal`` the model's outcome of
+        ``action`` there
+    """
+    shared = model.shares_cores(action, seen)
+    slowdown.update(unit, measured_ms, model.explaining_latency(nominal, measured_ms, slowdown.factors[unit], shared))
 
 
 class StepScorer:

@@ -16,16 +16,18 @@ import statistics
 import time
 
 from runtime.loadgen import LoadGenerator, LoadSchedule, LoadStep
-from runtime.sysfs import LiveError
+from runtime.topology import set_affinity
 
 #: a gap in the spinning thread's clock at least this long is a preemption (a clock read is ~0.1 us;
 #: interrupts and page faults take microseconds)
 MIN_GAP_MS = 0.5
 #: the probe needs at least this many preemptions for its median to mean something
 MIN_PREEMPTIONS = 10
+#: how long the probe spins (at a 4 ms tick, about 75 preemptions)
+PROBE_SECONDS = 0.6
 
 
-def measure_quantum_ms(unit: str, cpu: int, seconds: float = 0.6) -> tuple[float, int]:
+def measure_quantum_ms(unit: str, cpu: int, seconds: float = PROBE_SECONDS) -> tuple[float, int]:
     """Spin on ``cpu`` beside one busy co-runner pinned there and time the gaps it causes.
 
     :param unit: the unit's name (the load generator's key)
@@ -33,13 +35,10 @@ def measure_quantum_ms(unit: str, cpu: int, seconds: float = 0.6) -> tuple[float
     :param seconds: how long to spin
     :return: (median gap in ms, number of gaps); (0.0, n) when fewer than
         :data:`MIN_PREEMPTIONS` gaps were seen (the CPU was shared finely: a fluid share)
-    :raises LiveError: when this thread cannot be pinned to ``cpu``
+    :raises runtime.sysfs.LiveError: when this process cannot be pinned to ``cpu``
     """
-    before = os.sched_getaffinity(0)
-    try:
-        os.sched_setaffinity(0, {cpu})
-    except OSError as e:
-        raise LiveError(f"cpu {cpu}: cannot pin the preemption probe there ({e})") from e
+    before = sorted(os.sched_getaffinity(0))
+    set_affinity((cpu,))
     gaps: list[float] = []
     try:
         with LoadGenerator(LoadSchedule((LoadStep(0.0, unit, 1, 0.0),)), {unit: (cpu,)}):
@@ -54,7 +53,7 @@ def measure_quantum_ms(unit: str, cpu: int, seconds: float = 0.6) -> tuple[float
                     gaps.append(now - last)
                 last = now
     finally:
-        os.sched_setaffinity(0, before)
+        set_affinity(before)
     if len(gaps) < MIN_PREEMPTIONS:
         return 0.0, len(gaps)
     return statistics.median(gaps) * 1e3, len(gaps)

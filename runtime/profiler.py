@@ -476,15 +476,14 @@ def co_runner_loads(cpus: int) -> list[tuple[int, float]]:
 def _measure_quantum(board: LiveBoard) -> dict:
     """The scheduler quantum a co-runner takes (:func:`runtime.preemption.measure_quantum_ms`),
     probed on the last CPU of the first CPU unit that has co-runners profiled (0 where none has)."""
-    from runtime.preemption import measure_quantum_ms
+    from runtime.preemption import PROBE_SECONDS, measure_quantum_ms
 
     units = _cpu_units(board)
     if not units:
         return {"quantum_ms": 0.0, "preemptions": 0, "cpu": None, "seconds": 0.0}
     u = board.units[units[0]]
-    seconds = 0.6
-    q, n = measure_quantum_ms(u.name, u.cpus[-1], seconds)
-    return {"quantum_ms": round(q, 4), "preemptions": n, "cpu": u.cpus[-1], "seconds": seconds}
+    q, n = measure_quantum_ms(u.name, u.cpus[-1], PROBE_SECONDS)
+    return {"quantum_ms": round(q, 4), "preemptions": n, "cpu": u.cpus[-1], "seconds": PROBE_SECONDS}
 
 
 def _capped_mean(latency_ms: list[float], quantum_ms: float) -> float:

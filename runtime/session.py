@@ -42,7 +42,7 @@ from dnn.progress import progress as progress_bar
 from envs.reward import RewardConfig, load_objective
 from envs.scenario import TraceScenario
 from envs.slowdown import SlowdownEstimator
-from envs.step import EpisodeLog, Request, StepScorer, observed_state
+from envs.step import EpisodeLog, Request, StepScorer, correct_slowdown, observed_state
 from hwmodels.model import PlatformModel
 from hwmodels.profile import load_platform
 from runtime.board import LiveBoard, LiveUnit, units_of_spec
@@ -256,7 +256,7 @@ class LiveSession:
         )
         self.run.predicted_latency_ms.append(predicted[0])
         self.run.predicted_energy_mj.append(predicted[1])
-        self._slowdown.update(u, ms, self.model.explaining_latency(nominal, ms, slow, self.model.shares_cores(a, seen)))
+        correct_slowdown(self.model, self._slowdown, a, u, seen, nominal, ms)
         self._account(a, reward, info, decide_us, overhead_ms, correct, estimated, running)
         return rec
 
