@@ -58,7 +58,7 @@ class NcnnRunner(ExportedRunner):
 
     ncnn's own defaults stand, as a board would run them: where the CPU converts half floats (x86
     F16C, ARM VFPv4) it stores weights and activations as float16, so logits differ from torch's
-    by up to 0.03 (float32 storage: 3e-6) and every test image's prediction agrees (README).
+    by up to 0.03 and every test image's prediction agrees (README).
 
     :param folder: the export folder
     :param images: uint8 images (N, 32, 32, 3) to cycle through (``None``: one random image)

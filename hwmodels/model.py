@@ -364,7 +364,8 @@ class PlatformModel:
         :param factor: the slow-down estimate in force
         :param shared: co-runners share the configuration's cores (:meth:`shares_cores`): a run may
             wait one quantum more than the model's mean wait says, even a run the wake-up credit
-            covers (measured: beside two busy threads 9-20% of k = 1 runs, 1 ms long, waited 4 ms)
+            covers (measured: beside two busy threads 9-15% of k = 1 runs, 1 ms long, waited 4 ms;
+            ``python docs/live/quanta_split.py runs/live-onnx-a/*.jsonl``)
         """
         if self.quantum_ms <= 0 or (o.wait_ms <= 0 and not shared):
             return float(o.latency_ms)
