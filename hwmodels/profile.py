@@ -148,12 +148,18 @@ class Interference:
         preempts at its scheduler tick, so the share arrives in whole quanta, not as a fluid
         slow-down): the fair-share time is the *mean* of a whole number of quanta, and one
         request waits for none, one or more of them (0: a fluid share, every request alike)
+    :param tick_hz: the kernel's scheduler ticks fall on a grid of period ``1 s / tick_hz`` on the
+        monotonic clock (0: no grid was seen, or not probed); the live loop then logs how far into
+        a tick each inference started (``tick_phase_ms``)
+    :param tick_offset_ms: the grid's phase on that clock
     """
 
     mem_slowdown: float
     barrier_slowdown: float = 0.0
     wake_credit_ms: float = 0.0
     quantum_ms: float = 0.0
+    tick_hz: int = 0
+    tick_offset_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -250,6 +256,8 @@ def parse_platform(doc: Any, where: str) -> PlatformSpec:
         it.num("barrier_slowdown", minimum=0.0, maximum=100.0, default=0.0),
         it.num("wake_credit_ms", minimum=0.0, maximum=1000.0, default=0.0),
         it.num("quantum_ms", minimum=0.0, maximum=1000.0, default=0.0),
+        _whole(it, "tick_hz", it.num("tick_hz", minimum=0.0, maximum=100000.0, default=0.0)),
+        it.num("tick_offset_ms", minimum=0.0, maximum=1000.0, default=0.0),
     )
     sources = r.get("sources", list)
     for i, s in enumerate(sources):
@@ -318,6 +326,12 @@ def _parse_measured(m: _Reader) -> Measured:
         raise m.error("backend", f"must be 'torch', 'onnx' or 'ncnn', got {backend!r}")
     export_sha256 = m.get("export_sha256", str, default=None)
     return Measured(lat, pw, bool(m.get("power_is_estimate", bool, default=False)), backend, export_sha256)
+
+
+def _whole(r: _Reader, key: str, v: float) -> int:
+    if v != int(v):
+        raise r.error(key, f"must be a whole number, got {v:g}")
+    return int(v)
 
 
 def profile_digest(doc: Any) -> str:

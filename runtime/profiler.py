@@ -441,7 +441,10 @@ def _fit_interference(doc: dict, co_runners: list[dict], quantum: dict) -> None:
         )
         return
     fit = fit_interference(doc, load_dnn_profile(), points)
-    doc["interference"] = {**{k: round(v, 4) for k, v in fit.items()}, "quantum_ms": round(quantum["quantum_ms"], 4)}
+    doc["interference"] = {
+        **{k: round(v, 4) for k, v in fit.items()},
+        **{k: quantum[k] for k in ("quantum_ms", "tick_hz", "tick_offset_ms")},
+    }
     loads = "; ".join(sorted({f"{c['threads']} thread(s) of memory intensity {c['mem_intensity']:g}" for c in co_runners}))
     doc["sources"].append(
         {
@@ -454,8 +457,9 @@ def _fit_interference(doc: dict, co_runners: list[dict], quantum: dict) -> None:
         {
             "figure": f"dynscale profile: a thread spinning beside one co-runner on cpu {quantum['cpu']} for "
             f"{quantum['seconds']:g} s was preempted {quantum['preemptions']} times, median gap {quantum['quantum_ms']:.2f} ms "
-            "(measured.preemption; 0: fewer than 10 gaps, a fluid share)",
-            "used_for": "interference.quantum_ms",
+            f"(measured.preemption; 0: fewer than 10 gaps, a fluid share); {quantum['aligned']:.0%} of the gaps ended within "
+            f"an eighth of a tick of one phase of a {quantum['tick_hz']} Hz grid (tick_hz 0: under 90%, no grid)",
+            "used_for": "interference.quantum_ms, interference.tick_hz, interference.tick_offset_ms",
         }
     )
 
@@ -474,16 +478,32 @@ def co_runner_loads(cpus: int) -> list[tuple[int, float]]:
 
 
 def _measure_quantum(board: LiveBoard) -> dict:
-    """The scheduler quantum a co-runner takes (:func:`runtime.preemption.measure_quantum_ms`),
+    """The scheduler quantum a co-runner takes and the tick grid (:func:`runtime.preemption.measure_preemption`),
     probed on the last CPU of the first CPU unit that has co-runners profiled (0 where none has)."""
-    from runtime.preemption import PROBE_SECONDS, measure_quantum_ms
+    from runtime.preemption import PROBE_SECONDS, measure_preemption
 
     units = _cpu_units(board)
     if not units:
-        return {"quantum_ms": 0.0, "preemptions": 0, "cpu": None, "seconds": 0.0}
+        return {
+            "quantum_ms": 0.0,
+            "preemptions": 0,
+            "cpu": None,
+            "seconds": 0.0,
+            "tick_hz": 0,
+            "tick_offset_ms": 0.0,
+            "aligned": 0.0,
+        }
     u = board.units[units[0]]
-    q, n = measure_quantum_ms(u.name, u.cpus[-1], PROBE_SECONDS)
-    return {"quantum_ms": round(q, 4), "preemptions": n, "cpu": u.cpus[-1], "seconds": PROBE_SECONDS}
+    p = measure_preemption(u.name, u.cpus[-1], PROBE_SECONDS)
+    return {
+        "quantum_ms": round(p.quantum_ms, 4),
+        "preemptions": p.gaps,
+        "cpu": u.cpus[-1],
+        "seconds": PROBE_SECONDS,
+        "tick_hz": p.tick_hz,
+        "tick_offset_ms": round(p.tick_offset_ms, 4),
+        "aligned": round(p.aligned, 3),
+    }
 
 
 def _capped_mean(latency_ms: list[float], quantum_ms: float) -> float:

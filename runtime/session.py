@@ -47,6 +47,7 @@ from hwmodels.model import PlatformModel
 from hwmodels.profile import load_platform
 from runtime.board import LiveBoard, LiveUnit, units_of_spec
 from runtime.loadgen import LoadGenerator, load_schedule
+from runtime.preemption import tick_phase_ms
 from runtime.sysfs import LiveError, Sysfs, restore_on_exit
 
 
@@ -243,6 +244,7 @@ class LiveSession:
         seen = observed_state(request)
         nominal = self.model.expected(a, seen)
         mark = self.board.energy_begin(u)
+        started_ns = time.perf_counter_ns()
         ms, correct = runner.infer(cfg.groups)
         energy, power, estimated = self.board.energy_end(u, mark, ms, float(nominal.power_w))
         reward, info = self.scorer.score(request, a, ms, energy, power, f)
@@ -254,6 +256,9 @@ class LiveSession:
         rec.update(
             predicted_latency_ms=round(predicted[0], 4), predicted_energy_mj=round(predicted[1], 4), slowdown=round(slow, 4)
         )
+        it = self.model.spec.interference
+        if it.tick_hz:  # the kernel's ticks are on a known grid: how far into one this inference started
+            rec["tick_phase_ms"] = round(tick_phase_ms(started_ns, it.tick_hz, it.tick_offset_ms), 4)
         self.run.predicted_latency_ms.append(predicted[0])
         self.run.predicted_energy_mj.append(predicted[1])
         correct_slowdown(self.model, self._slowdown, a, u, seen, nominal, ms)

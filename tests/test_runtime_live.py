@@ -307,7 +307,10 @@ def test_profile_fits_interference_beside_the_load_generator_and_checks_identica
     # the kernel preempts in ticks (1-10 ms on any HZ): the probe saw them, the profile keeps the median
     assert 0.5 <= it["quantum_ms"] <= 20 and m["preemption"]["preemptions"] >= 10
     assert it["quantum_ms"] == m["preemption"]["quantum_ms"]
-    assert any(s["used_for"] == "interference.quantum_ms" for s in doc["sources"])
+    # Linux puts its ticks on a grid of the monotonic clock: the probe finds its HZ (100-1000) and phase
+    assert it["tick_hz"] == m["preemption"]["tick_hz"] and (it["tick_hz"] == 0 or 100 <= it["tick_hz"] <= 1000)
+    assert it["tick_hz"] == 0 or 0 <= it["tick_offset_ms"] < 1e3 / it["tick_hz"]
+    assert any(s["used_for"] == "interference.quantum_ms, interference.tick_hz, interference.tick_offset_ms" for s in doc["sources"])
     for c in m["co_runners"]:  # the fit's points: mean latency, at least the median's neighbourhood
         assert all(mean > 0.5 * med for mean, med in zip(c["latency_mean_ms"], c["latency_ms"]))
     (check,) = m["cores"]
@@ -324,6 +327,11 @@ def test_deploy_runs_live_and_logs_every_request(
 
     root, board, trace = profiled
     log = board.parent / "run.jsonl"
+    if controller == "model-predictive":  # a profile that found the kernel's ticks on a 250 Hz grid
+        doc = yaml.safe_load(board.read_text())
+        doc["interference"].update(tick_hz=250, tick_offset_ms=0.03)
+        board = board.parent / "board-ticks.yaml"
+        board.write_text(yaml.safe_dump(doc))
     rc = main(["deploy", "--controller", controller, "--platform", str(board), "--budgets", str(trace), "--duration", "1.5",
                "--data", str(batches_dir), "--log", str(log), "--root", str(root), "--json"])  # fmt: skip
     assert rc == 0
@@ -342,6 +350,10 @@ def test_deploy_runs_live_and_logs_every_request(
     # every request logs the model's prediction for its configuration; the report's error is read off them
     assert all(r["predicted_latency_ms"] > 0 and r["predicted_energy_mj"] > 0 and r["slowdown"] > 0 for r in lines)
     assert lines[0]["slowdown"] == 1.0  # nothing measured yet: the nominal model
+    if controller == "model-predictive":  # how far into its tick each inference started
+        assert all(0 <= r["tick_phase_ms"] < 4.0 for r in lines) and len({r["tick_phase_ms"] for r in lines}) > 1
+    else:  # this one-CPU board's profile has no tick grid (no co-runner to probe with)
+        assert all("tick_phase_ms" not in r for r in lines)
     mape = sum(abs(r["latency_ms"] - r["predicted_latency_ms"]) / r["latency_ms"] for r in lines) / len(lines)
     assert m["latency_mape"] == pytest.approx(mape, rel=1e-3) and m["energy_mape"] is None  # energy is the model's own
     assert m["by_load_threads"] == {

@@ -15,14 +15,16 @@ from collections import defaultdict
 import numpy as np
 
 
-def mape_floor(lines: list[dict]) -> float:
+def mape_floor(lines: list[dict], more=None) -> float:
     """Sum over cells of the best constant's absolute percentage errors, over all requests.
 
     :param lines: the JSON lines of a deploy log
+    :param more: a function of a line whose value splits the cells further (``None``: none)
     """
     cells: dict[tuple, list[float]] = defaultdict(list)
     for r in lines:
-        cells[(json.dumps(r["load_generated"], sort_keys=True), r["groups"], r["cores"])].append(r["latency_ms"])
+        key = (json.dumps(r["load_generated"], sort_keys=True), r["groups"], r["cores"])
+        cells[key if more is None else (*key, more(r))].append(r["latency_ms"])
     total = 0.0
     for measured in cells.values():
         m = np.asarray(measured)

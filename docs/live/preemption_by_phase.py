@@ -1,0 +1,79 @@
+"""Whether a run that a co-runner could preempt was preempted, by how far into a scheduler tick it
+started (``tick_phase_ms`` in a deploy log, logged where the profile found the tick grid).
+
+Per generated load phase, a request *waited* when it took more than 1.5 ms over its (load, k,
+cores) cell's median; its run is the cell's median. A run that ends before the next tick
+cannot be preempted; one that crosses it may be. The table gives the share that waited among
+the runs that crossed, by the time they had run when the tick came, and among those that did not.
+Then the latency MAPE floor (:mod:`mape_floor`: the best constant per cell) beside the floor with
+the start's tick phase (0.5 ms bins) in the cell: the best any model that knows the phase could do.
+
+    python docs/live/preemption_by_phase.py --platform runs/board-onnx-t.yaml runs/live-onnx-t/*.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from collections import defaultdict
+
+import numpy as np
+import yaml
+from mape_floor import mape_floor
+from quanta_split import MARGIN_MS
+
+#: edges (ms the run had when the tick came) of the table's rows
+RAN_EDGES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--platform", required=True, help="the profile the logs ran with (its interference.tick_hz)")
+    ap.add_argument("logs", nargs="+")
+    args = ap.parse_args()
+    with open(args.platform) as f:
+        hz = yaml.safe_load(f)["interference"].get("tick_hz", 0)
+    if not hz:
+        raise SystemExit(f"{args.platform}: interference.tick_hz is 0: the profiler saw no tick grid")
+    period = 1e3 / hz
+    lines = []
+    for path in args.logs:
+        with open(path) as f:
+            lines += [r for r in map(json.loads, filter(str.strip, f)) if "tick_phase_ms" in r]
+    cells: dict[tuple, list[dict]] = defaultdict(list)
+    for r in lines:
+        cells[
+            (
+                json.dumps(r["load_generated"], sort_keys=True),
+                json.dumps(r["mem_generated"], sort_keys=True),
+                r["groups"],
+                r["cores"],
+            )
+        ].append(r)
+    rows: dict[str, list[tuple[float, bool, bool]]] = defaultdict(list)  # load -> (ran at tick, crossed, waited)
+    for (load, mem, _, _), rs in cells.items():
+        run = statistics.median(r["latency_ms"] for r in rs)
+        for r in rs:
+            ran = period - r["tick_phase_ms"]
+            rows[f"{load} mem {mem}"].append((ran, run > ran, r["latency_ms"] >= run + MARGIN_MS))
+    head = "  ".join(f"{a:g}-{b:g} ms" for a, b in zip(RAN_EDGES, RAN_EDGES[1:]))
+    print(
+        f"waited (share, requests) of runs that crossed a tick, by what they had run when it came: {head}; runs that did not cross"
+    )
+    for load, v in sorted(rows.items()):
+        a = np.array(v, dtype=float)
+        parts = []
+        for lo, hi in zip(RAN_EDGES, RAN_EDGES[1:]):
+            m = (a[:, 1] == 1) & (a[:, 0] >= lo) & (a[:, 0] < hi)
+            parts.append(f"{a[m, 2].mean():5.0%} ({int(m.sum()):3d})" if m.any() else "    - (  0)")
+        m = a[:, 1] == 0
+        print(f"  {load:<28} " + "  ".join(parts) + (f" | {a[m, 2].mean():5.0%} ({int(m.sum())})" if m.any() else " | -"))
+    with_phase = mape_floor(lines, lambda r: int(r["tick_phase_ms"] // 0.5))
+    print(
+        f"latency MAPE floor over {len(lines)} requests: {mape_floor(lines):.1%} per cell, {with_phase:.1%} knowing the tick phase"
+    )
+
+
+if __name__ == "__main__":
+    main()
