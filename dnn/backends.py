@@ -6,6 +6,7 @@ when chosen, so a board without torch never imports it.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from dnn.runner_base import Runner
 
@@ -31,6 +32,26 @@ def load_export_manifest(backend: str, export: str | os.PathLike) -> dict:
     from dnn.onnx_runner import load_manifest
 
     return load_manifest(export)
+
+
+def export_backend(export: str | os.PathLike) -> str:
+    """The backend an export folder is for (:data:`EXPORTED`), from its manifest's ``format``
+    (raises :class:`dnn.exported.ExportError` where it is none of theirs)."""
+    import json
+
+    from dnn.exported import MANIFEST, ExportError
+
+    path = Path(export) / MANIFEST
+    try:
+        fmt = json.loads(path.read_text()).get("format")
+    except (OSError, ValueError, AttributeError) as exc:
+        raise ExportError(
+            f"{path}: not an export manifest ({exc.__class__.__name__}); export one with dynscale dnn export"
+        ) from None
+    for backend in EXPORTED:
+        if fmt == f"dynscale-dnn-{backend}":
+            return backend
+    raise ExportError(f"{path}: field 'format' is {fmt!r}, not an export of {' or '.join(EXPORTED)}")
 
 
 def check_backend_flags(backend: str, export: str | os.PathLike | None) -> None:

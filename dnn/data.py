@@ -24,9 +24,12 @@ import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch only augments and converts for training: loading images (the board's deploy --data) needs numpy alone
+    import torch
 
 from dnn.errors import UserError
 from dnn.fileio import atomic_write
@@ -162,6 +165,8 @@ def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.
     :param generator: the torch generator that makes augmentation reproducible
     :param pad: padding in pixels on each side
     """
+    import torch
+
     n, _, h, w = x.shape
     padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))
     dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
@@ -173,6 +178,8 @@ def augment(x: torch.Tensor, generator: torch.Generator, pad: int = 4) -> torch.
 
 
 def _crop(padded: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, h: int, w: int) -> torch.Tensor:
+    import torch
+
     n, c, hp, wp = padded.shape
     rows = dy[:, None] + torch.arange(h)[None, :]  # (n, h)
     cols = dx[:, None] + torch.arange(w)[None, :]  # (n, w)
@@ -183,6 +190,8 @@ def _crop(padded: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, h: int, w: i
 
 def to_tensor(x_uint8: np.ndarray, mean: np.ndarray, std: np.ndarray) -> torch.Tensor:
     """NHWC ``uint8`` images to normalised NCHW ``float32`` tensors."""
+    import torch
+
     t = torch.from_numpy(np.ascontiguousarray(x_uint8)).permute(0, 3, 1, 2).float().div_(255.0)
     m = torch.as_tensor(mean, dtype=torch.float32).view(1, 3, 1, 1)
     s = torch.as_tensor(std, dtype=torch.float32).view(1, 3, 1, 1)

@@ -1,6 +1,7 @@
-"""``dynscale-board``: what a board runs from a bundle (:mod:`runtime.bundle`): ``board info``
-and ``deploy``, the same commands as ``dynscale``'s, importing numpy, PyYAML and the DNN
-backend's package only (no torch, stable-baselines3, gymnasium, SciPy or matplotlib).
+"""``dynscale-board``: what a board runs from a bundle (:mod:`runtime.bundle`): ``board info``,
+``deploy`` and ``profile``, the same commands as ``dynscale``'s, importing numpy, PyYAML and the
+DNN backend's package only (no torch, stable-baselines3, gymnasium or matplotlib; ``profile``
+also SciPy, for its fits).
 """
 
 from __future__ import annotations
@@ -12,7 +13,10 @@ from runtime.cli import add_board_commands
 
 
 def build_parser() -> OneLineParser:
-    parser = OneLineParser(prog="dynscale-board", description="Run a bundled policy live on this board (board info, deploy).")
+    parser = OneLineParser(
+        prog="dynscale-board",
+        description="Run a bundled policy live on this board, or profile the board (board info, deploy, profile).",
+    )
     add_board_commands(parser.add_subparsers(dest="command", required=True, metavar="COMMAND"))
     return parser
 

@@ -20,47 +20,17 @@ def add_commands(sub: argparse._SubParsersAction, compare: argparse.ArgumentPars
     """Register ``board info``, ``profile``, ``deploy`` and ``bundle`` under ``sub`` and add ``--live`` to the
     ``compare`` parser of :mod:`agents.cli`."""
     add_board_commands(sub)
-    pr = sub.add_parser(
-        "profile",
-        help="measure every configuration on this board into a platform profile",
-        description="Run the dynamic DNN on real CIFAR-10 images for every configuration this board offers "
-        "(groups x unit x cores x frequency) and write a platform profile YAML that train_agent.py --platform trains on.",
-    )
-    pr.add_argument("--out", required=True, help="platform profile YAML to write (e.g. board.yaml)")
-    pr.add_argument("--data", required=True, help="CIFAR-10 (python batches, class folders, or their tar.gz)")
-    pr.add_argument("--weights", help="weight file (default: the shipped weights)")
-    pr.add_argument(
-        "--repeats", type=positive_int, default=40, help="timed inferences per configuration (default: 40, at least 3)"
-    )
-    pr.add_argument("--warmup", type=nonnegative_int, default=4, help="untimed inferences before them (default: 4, at least 0)")
-    pr.add_argument(
-        "--period-ms",
-        type=finite_float(positive=True),
-        default=DEFAULT_PERIOD_MS,
-        help=f"time from one profiled request to the next, as deploy paces a trace (default: {DEFAULT_PERIOD_MS:g})",
-    )
-    _add_backend_arguments(pr, "deploy must then use the same")
-    pr.add_argument("--allow-dvfs", action="store_true", help="set frequencies (needs root); without it the current clock only")
-    pr.add_argument("--name", default="board", help="platform name in the profile (default: board)")
-    pr.add_argument("--cuda", action="store_true", help="profile the CUDA GPU as a unit too")
-    pr.add_argument("--allow-busy", action="store_true", help="profile even if background load is found")
-    pr.add_argument("--root", type=_sysfs_root, default="/", help="sysfs root (default: /; a fake tree for tests)")
-    pr.add_argument("--json", action="store_true", help="print the profile as JSON")
-    pr.add_argument("--quiet", action="store_true", help="no progress output")
-    pr.set_defaults(func=run_profile)
-
     bu = sub.add_parser(
         "bundle",
         help="pack a policy, the exported DNN (ONNX or ncnn) and the board profile for a board without torch",
         description="Write a folder a board installs with numpy, PyYAML and the DNN runtime (onnxruntime or ncnn) only and runs the policy from "
         "(./dynscale-board deploy ...): the exported policy, the DNN's export, the board's profile (measured with "
-        "--backend onnx or ncnn on that export), the live runtime's source and requirements.txt.",
+        "--backend onnx or ncnn on that export), the live runtime's source and requirements.txt. Without RUN and --platform: "
+        "a profiling kit (the export, the source, requirements-profile.txt) to run ./dynscale-board profile on the board.",
     )
-    bu.add_argument("run", help="run folder (or policy .npz) of the policy to deploy")
-    bu.add_argument(
-        "--platform", required=True, help="the board's profile, from dynscale profile --backend onnx|ncnn --export DIR"
-    )
-    bu.add_argument("--export", required=True, help="the export folder the board was profiled with")
+    bu.add_argument("run", nargs="?", help="run folder (or policy .npz) of the policy to deploy (leave out for a profiling kit)")
+    bu.add_argument("--platform", help="the board's profile, from dynscale profile --backend onnx|ncnn --export DIR (with RUN)")
+    bu.add_argument("--export", required=True, help="the export folder the board was (or is to be) profiled with")
     bu.add_argument("--out", required=True, help="bundle folder to create (must not exist)")
     bu.set_defaults(func=run_bundle)
 
@@ -108,8 +78,8 @@ def _add_live_arguments(p, budgets_required: bool) -> None:
 
 
 def add_board_commands(sub: argparse._SubParsersAction) -> None:
-    """Register ``board info`` and ``deploy``: what a board runs, here and from a bundle
-    (:mod:`runtime.board_cli`)."""
+    """Register ``board info``, ``deploy`` and ``profile``: what a board runs, here and from a bundle
+    (:mod:`runtime.board_cli`; profiling there also needs SciPy)."""
     b = sub.add_parser(
         "board",
         help="this machine as a live board",
@@ -136,6 +106,35 @@ def add_board_commands(sub: argparse._SubParsersAction) -> None:
     add_objective_arguments(d, "default: a policy's own, else accuracy")
     _add_live_arguments(d, budgets_required=True)
     d.set_defaults(func=run_deploy)
+
+    pr = sub.add_parser(
+        "profile",
+        help="measure every configuration on this board into a platform profile",
+        description="Run the dynamic DNN on real CIFAR-10 images for every configuration this board offers "
+        "(groups x unit x cores x frequency) and write a platform profile YAML that train_agent.py --platform trains on.",
+    )
+    pr.add_argument("--out", required=True, help="platform profile YAML to write (e.g. board.yaml)")
+    pr.add_argument("--data", required=True, help="CIFAR-10 (python batches, class folders, or their tar.gz)")
+    pr.add_argument("--weights", help="weight file (default: the shipped weights)")
+    pr.add_argument(
+        "--repeats", type=positive_int, default=40, help="timed inferences per configuration (default: 40, at least 3)"
+    )
+    pr.add_argument("--warmup", type=nonnegative_int, default=4, help="untimed inferences before them (default: 4, at least 0)")
+    pr.add_argument(
+        "--period-ms",
+        type=finite_float(positive=True),
+        default=DEFAULT_PERIOD_MS,
+        help=f"time from one profiled request to the next, as deploy paces a trace (default: {DEFAULT_PERIOD_MS:g})",
+    )
+    _add_backend_arguments(pr, "deploy must then use the same")
+    pr.add_argument("--allow-dvfs", action="store_true", help="set frequencies (needs root); without it the current clock only")
+    pr.add_argument("--name", default="board", help="platform name in the profile (default: board)")
+    pr.add_argument("--cuda", action="store_true", help="profile the CUDA GPU as a unit too")
+    pr.add_argument("--allow-busy", action="store_true", help="profile even if background load is found")
+    pr.add_argument("--root", type=_sysfs_root, default="/", help="sysfs root (default: /; a fake tree for tests)")
+    pr.add_argument("--json", action="store_true", help="print the profile as JSON")
+    pr.add_argument("--quiet", action="store_true", help="no progress output")
+    pr.set_defaults(func=run_profile)
 
 
 def _add_backend_arguments(p: argparse.ArgumentParser, which: str) -> None:
@@ -280,7 +279,10 @@ def run_bundle(args: argparse.Namespace) -> int:
     from runtime.bundle import make_bundle
 
     info = make_bundle(args.run, args.platform, args.export, args.out)
-    print(f"wrote {args.out}: install with pip install -r {args.out}/requirements.txt; run {info['deploy']} (in {args.out})")
+    if "deploy" in info:
+        print(f"wrote {args.out}: install with pip install -r {args.out}/requirements.txt; run {info['deploy']} (in {args.out})")
+    else:
+        print(f"wrote {args.out} (a profiling kit): on the board, in {args.out}, run {info['profile']}")
     return 0
 
 

@@ -24,6 +24,7 @@ minute at the default repeats, run again whole).
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 import os
@@ -95,10 +96,8 @@ def profile_board(
     :param export: the export folder (``--backend onnx`` or ``ncnn``)
     :return: the profile document that was written
     """
-    import torch
-
     from dnn.data import load_cifar10
-    from dnn.train import load_weights
+    from dnn.profile import load_dnn_profile
 
     if repeats < 3:
         raise UsageError(f"--repeats must be >= 3, got {repeats}")
@@ -107,16 +106,19 @@ def profile_board(
     out = Path(out)
     if out.is_dir():
         raise LiveError(f"{out}: --out is a directory; name the profile YAML to write (e.g. {out / 'board.yaml'})")
-    ckpt = load_weights(weights)
+    if importlib.util.find_spec("scipy") is None:  # checked before minutes of measuring, not after
+        raise LiveError("profiling fits the board's model with SciPy, which is not installed: pip install scipy "
+                        "(a bundle's requirements-profile.txt)")  # fmt: skip
+    dnn = load_dnn_profile()  # the work per group count the model will scale (torch's model counts the same)
     cifar = load_cifar10(data)
     fs = fs or Sysfs("/")
     board = _open_board(fs, cuda, allow_dvfs)
     finish = restore_on_exit(board)
-    threads_before = torch.get_num_threads()
+    restore_threads = _keep_torch_threads(backend)
     try:
         idle = _idle_load(board, allow_busy)
         draft = _draft_spec(board.units, name, fs)
-        space = ConfigSpace(parse_platform(draft, f"{out} (draft)"), ckpt.model.groups)
+        space = ConfigSpace(parse_platform(draft, f"{out} (draft)"), dnn.max_groups)
         settings = {
             "repeats": repeats,
             "warmup": warmup,
@@ -131,7 +133,7 @@ def profile_board(
         quantum = _measure_quantum(board)
         co_runners = _measure_co_runners(board, runners, space, settings, progress, quantum["quantum_ms"])
         cores = _measure_core_agreement(board, runners, space, settings, progress)
-        doc = _finish_profile(draft, space, ckpt, results, board, idle, period_ms, co_runners, cores, quantum)
+        doc = _finish_profile(draft, space, dnn, results, board, idle, period_ms, co_runners, cores, quantum)
         doc["measured"]["backend"] = backend  # what deploy must run for this table to hold
         if backend != "torch":  # the export the runner timed (it read the manifest)
             doc["measured"]["export_sha256"] = runners["cpu"].manifest["weights_sha256"]
@@ -141,8 +143,19 @@ def profile_board(
         partial.unlink(missing_ok=True)
         return doc
     finally:
-        torch.set_num_threads(threads_before)
+        restore_threads()
         finish()
+
+
+def _keep_torch_threads(backend: str):
+    """A function that puts torch's thread count back as it is now (the runner changes it);
+    an exported backend does not import torch (a board profiles without it)."""
+    if backend != "torch":
+        return lambda: None
+    import torch
+
+    before = torch.get_num_threads()
+    return lambda: torch.set_num_threads(before)
 
 
 def _open_board(fs: Sysfs, cuda: bool, allow_dvfs: bool) -> LiveBoard:
@@ -340,7 +353,7 @@ def stream_bandwidth_gbps(megabytes: int = 64, repeats: int = 5) -> float:
 def _finish_profile(
     draft: dict,
     space: ConfigSpace,
-    ckpt,
+    dnn,
     results: list[dict],
     board: LiveBoard,
     idle: list[float],
@@ -350,14 +363,10 @@ def _finish_profile(
     quantum: dict,
 ) -> dict:
     """Fill the draft with the measured tables and the coefficients fitted to them."""
-    from dnn.evaluate import activation_stats
-    from dnn.model import count_macs, weight_bytes
     from hwmodels.fit import fit_perf  # SciPy: profiling needs it, the live loop beside it does not
 
-    model = ckpt.model
-    g = model.groups
-    macs = np.array([count_macs(model, k) for k in range(1, g + 1)], dtype=float)
-    moved = np.array([weight_bytes(model, k) + activation_stats(model, k)[0] for k in range(1, g + 1)], dtype=float)
+    macs = dnn.column("macs")
+    moved = dnn.column("weight_bytes") + dnn.column("activation_bytes")
     lat = np.array([r["latency_ms"] for r in results])
     power = [r["power_w"] for r in results]
     bw = stream_bandwidth_gbps()

@@ -310,7 +310,9 @@ def test_profile_fits_interference_beside_the_load_generator_and_checks_identica
     # Linux puts its ticks on a grid of the monotonic clock: the probe finds its HZ (100-1000) and phase
     assert it["tick_hz"] == m["preemption"]["tick_hz"] and (it["tick_hz"] == 0 or 100 <= it["tick_hz"] <= 1000)
     assert it["tick_hz"] == 0 or 0 <= it["tick_offset_ms"] < 1e3 / it["tick_hz"]
-    assert any(s["used_for"] == "interference.quantum_ms, interference.tick_hz, interference.tick_offset_ms" for s in doc["sources"])
+    assert any(
+        s["used_for"] == "interference.quantum_ms, interference.tick_hz, interference.tick_offset_ms" for s in doc["sources"]
+    )
     for c in m["co_runners"]:  # the fit's points: mean latency, at least the median's neighbourhood
         assert all(mean > 0.5 * med for mean, med in zip(c["latency_mean_ms"], c["latency_ms"]))
     (check,) = m["cores"]
@@ -551,7 +553,8 @@ def test_profile_deploy_and_bundle_on_an_exported_backend(tmp_path: Path, batche
     bundle = tmp_path / "bundle"
     assert main(["bundle", str(tmp_path / "run"), "--platform", str(board), "--export", str(export), "--out", str(bundle)]) == 0
     assert {p.name for p in bundle.iterdir()} == {
-        "policy.npz", "policy.json", "dnn", "board.yaml", "src", "requirements.txt", "dynscale-board", "bundle.json"
+        "policy.npz", "policy.json", "dnn", "board.yaml", "src", "requirements.txt", "requirements-profile.txt",
+        "dynscale-board", "bundle.json"
     }  # fmt: skip
     assert not list((bundle / "src").rglob("*.pt"))
     assert (bundle / "requirements.txt").read_text().split()[-1].startswith({"onnx": "onnxruntime", "ncnn": "ncnn"}[backend])
@@ -571,11 +574,49 @@ def test_profile_deploy_and_bundle_on_an_exported_backend(tmp_path: Path, batche
     log = tmp_path / "bundle.jsonl"
     cmd = [python, str(bundle / "dynscale-board"), "deploy", "--controller", "policy.npz", "--platform", "board.yaml",
            "--backend", backend, "--export", "dnn", "--budgets", str(trace), "--root", str(root), "--log", str(log),
-           "--duration", "2", "--quiet"]  # fmt: skip
+           "--duration", "2", "--quiet", "--data", str(batches_dir)]  # fmt: skip
     done = subprocess.run(cmd, cwd=bundle, capture_output=True, text=True, env={"PATH": os.environ["PATH"]})
     assert done.returncode == 0, done.stderr
     lines = [json.loads(x) for x in log.read_text().splitlines()]
     assert len(lines) >= 3 and all(r["latency_ms"] > 0 and r["predicted_latency_ms"] > 0 for r in lines)  # 0.5 s apart
+    assert all(isinstance(r["correct"], bool) for r in lines)  # real test images, loaded without torch
+    if backend == "onnx":  # the board profiles itself from a kit (no policy yet), with SciPy added and still no torch
+        _profile_from_a_kit(export, tmp_path, venv, root, batches_dir, capsys)
+
+
+def _profile_from_a_kit(export: Path, tmp_path: Path, venv: Path, root: Path, batches_dir: Path, capsys) -> None:
+    from dynscale_cli import main
+
+    kit = tmp_path / "kit"
+    assert main(["bundle", "--export", str(export), "--out", str(kit)]) == 0
+    assert "a profiling kit" in capsys.readouterr().out
+    assert {p.name for p in kit.iterdir()} == {
+        "dnn",
+        "src",
+        "requirements.txt",
+        "requirements-profile.txt",
+        "dynscale-board",
+        "bundle.json",
+    }
+    assert json.loads((kit / "bundle.json").read_text())["kind"] == "profiling kit"
+    assert main(["bundle", "--export", str(export), "--platform", "x.yaml", "--out", str(tmp_path / "kit2")]) == 2
+    assert "--platform: give it with a run" in capsys.readouterr().err
+    python = str(venv / "bin/python")
+    cmd = [python, str(kit / "dynscale-board"), "profile", "--backend", "onnx", "--export", "dnn", "--data", str(batches_dir),
+           "--repeats", "3", "--warmup", "1", "--allow-dvfs", "--allow-busy", "--root", str(root), "--quiet", "--out", "board.yaml"]  # fmt: skip
+    done = subprocess.run(cmd, cwd=kit, capture_output=True, text=True, env={"PATH": os.environ["PATH"]})
+    assert done.returncode == 2 and "SciPy, which is not installed: pip install scipy" in done.stderr
+    assert done.stderr.count("\n") == 1 and not (kit / "board.yaml").exists()
+    pip = subprocess.run(
+        [str(venv / "bin/pip"), "install", "-q", "-r", str(kit / "requirements-profile.txt")], capture_output=True, text=True
+    )
+    if pip.returncode != 0:
+        pytest.skip(f"the board venv could not install SciPy (no package index?): {pip.stderr.strip()[-300:]}")
+    done = subprocess.run(cmd, cwd=kit, capture_output=True, text=True, env={"PATH": os.environ["PATH"]})
+    assert done.returncode == 0, done.stderr
+    assert subprocess.run([python, "-c", "import torch"], capture_output=True).returncode != 0
+    doc = yaml.safe_load((kit / "board.yaml").read_text())
+    assert doc["measured"]["backend"] == "onnx" and len(doc["measured"]["latency_ms"]) == 8
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
