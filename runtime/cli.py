@@ -231,6 +231,11 @@ def run_profile(args: argparse.Namespace) -> int:
             f"barrier_slowdown {it['barrier_slowdown']:g}, wake_credit_ms {it['wake_credit_ms']:g}, "
             f"quantum_ms {it['quantum_ms']:g} (co-runners preempt in quanta; {m['preemption']['preemptions']} seen by the probe)"
         )
+        aligned = f"{m['preemption'].get('aligned', 0):.0%} of the probe's gaps ended at one phase"
+        if it.get("tick_hz"):
+            print(f"scheduler ticks: a {it['tick_hz']} Hz grid ({aligned}); deploy logs each inference's tick_phase_ms")
+        else:
+            print(f"scheduler ticks: no grid found (at most {aligned}); deploy logs no tick_phase_ms")
     else:
         print("interference: plain fair share (no CPU unit with two or more CPUs to run co-runners beside the DNN)")
     power = "estimated (no sensor)" if m["power_is_estimate"] else "measured"

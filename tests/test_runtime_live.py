@@ -318,6 +318,7 @@ def test_profile_fits_interference_beside_the_load_generator_and_checks_identica
     (check,) = m["cores"]
     assert check["cpus"] == [0, 1] and len(check["latency_ms"]) == 2 and len(check["spread"]) == 4
     assert "identical cores of cpu" in text and "interference fitted beside the load generator" in text
+    assert "scheduler ticks: " in text
     assert _worker_pids(os.getpid()) == []  # every co-runner stopped
 
 
