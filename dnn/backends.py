@@ -34,24 +34,44 @@ def load_export_manifest(backend: str, export: str | os.PathLike) -> dict:
     return load_manifest(export)
 
 
+def require_torch():
+    """``torch``, or a one-line :class:`dnn.errors.UsageError` where it is not installed (a board
+    that runs an export: ``--backend torch`` is the default)."""
+    from dnn.errors import UsageError
+
+    try:
+        import torch
+    except ModuleNotFoundError as exc:
+        if exc.name != "torch":
+            raise
+        raise UsageError(
+            f"--backend torch: torch is not installed here; run an export with --backend {' or '.join(EXPORTED)} --export DIR"
+        ) from None
+    return torch
+
+
 def export_backend(export: str | os.PathLike) -> str:
     """The backend an export folder is for (:data:`EXPORTED`), from its manifest's ``format``
     (raises :class:`dnn.exported.ExportError` where it is none of theirs)."""
     import json
 
     from dnn.exported import MANIFEST, ExportError
+    from dnn.ncnn_runner import NCNN_FORMAT
+    from dnn.onnx_runner import MANIFEST_FORMAT
 
     path = Path(export) / MANIFEST
+    if not path.is_file():
+        raise ExportError(
+            f"--export {export}: no {MANIFEST} there (export one with: dynscale dnn export --format onnx --out DIR)"
+        )
     try:
         fmt = json.loads(path.read_text()).get("format")
     except (OSError, ValueError, AttributeError) as exc:
-        raise ExportError(
-            f"{path}: not an export manifest ({exc.__class__.__name__}); export one with dynscale dnn export"
-        ) from None
-    for backend in EXPORTED:
-        if fmt == f"dynscale-dnn-{backend}":
-            return backend
-    raise ExportError(f"{path}: field 'format' is {fmt!r}, not an export of {' or '.join(EXPORTED)}")
+        raise ExportError(f"{path}: not an export manifest ({exc.__class__.__name__})") from None
+    formats = {MANIFEST_FORMAT: "onnx", NCNN_FORMAT: "ncnn"}
+    if fmt not in formats:
+        raise ExportError(f"{path}: field 'format' is {fmt!r}, not one of {', '.join(formats)}")
+    return formats[fmt]
 
 
 def check_backend_flags(backend: str, export: str | os.PathLike | None) -> None:
@@ -88,6 +108,7 @@ def make_runner(
     from dnn.errors import UsageError
 
     if backend == "torch":
+        require_torch()
         from dnn.runner import InferenceRunner
         from dnn.train import load_weights
 

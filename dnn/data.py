@@ -310,7 +310,13 @@ def _read_member(tar: tarfile.TarFile, m: tarfile.TarInfo, src: Path) -> bytes:
 
 
 def _decode_images(items: Iterator[tuple[str, callable, int]], n: int) -> tuple[np.ndarray, np.ndarray]:
-    from PIL import Image, UnidentifiedImageError
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError:  # a board's bundle does not install it: the python batches need numpy alone
+        raise DatasetError(
+            "CIFAR-10 as image files needs Pillow, which is not installed: pip install pillow, or give the python batches "
+            "(cifar-10-python.tar.gz)"
+        ) from None
 
     x = np.empty((n, 32, 32, 3), dtype=np.uint8)
     y = np.empty(n, dtype=np.int64)

@@ -150,8 +150,10 @@ class Interference:
         request waits for none, one or more of them (0: a fluid share, every request alike)
     :param tick_hz: the kernel's scheduler ticks fall on a grid of period ``1 s / tick_hz`` on the
         monotonic clock (0: no grid was seen, or not probed); the live loop then logs how far into
-        a tick each inference started (``tick_phase_ms``)
-    :param tick_offset_ms: the grid's phase on that clock
+        a tick each inference started (``tick_phase_ms``), in the boot the grid was probed in
+        (``measured.preemption.boot_id``: the phase may move with a reboot)
+    :param tick_offset_ms: the grid's phase on that clock, in [0, 1000 / tick_hz) ms: where the
+        probe's gaps ended (the tick plus the switch back, tens of microseconds)
     """
 
     mem_slowdown: float
@@ -168,7 +170,8 @@ class Measured:
 
     ``latency_ms`` and ``power_w`` have one entry per configuration (NaN where not measured);
     ``backend`` is the runtime that ran the DNN (``torch``, ``onnx``, ``ncnn``): deploy must run
-    the same; ``export_sha256`` the SHA-256 of the export's weights it ran (``None`` with torch).
+    the same; ``export_sha256`` the SHA-256 of the export's weights it ran (``None`` with torch);
+    ``boot_id`` the boot the tick grid (``interference.tick_hz``) was probed in (``None``: not said).
     """
 
     latency_ms: np.ndarray
@@ -176,6 +179,7 @@ class Measured:
     power_is_estimate: bool
     backend: str = "torch"
     export_sha256: str | None = None
+    boot_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -325,7 +329,9 @@ def _parse_measured(m: _Reader) -> Measured:
     if backend not in ("torch", "onnx", "ncnn"):
         raise m.error("backend", f"must be 'torch', 'onnx' or 'ncnn', got {backend!r}")
     export_sha256 = m.get("export_sha256", str, default=None)
-    return Measured(lat, pw, bool(m.get("power_is_estimate", bool, default=False)), backend, export_sha256)
+    probe = m.get("preemption", dict, default={})
+    boot = probe.get("boot_id") if isinstance(probe.get("boot_id"), str) else None
+    return Measured(lat, pw, bool(m.get("power_is_estimate", bool, default=False)), backend, export_sha256, boot)
 
 
 def _whole(r: _Reader, key: str, v: float) -> int:

@@ -93,8 +93,8 @@ def make_bundle(
         backend=backend,
         dnn_weights_sha256=manifest["weights_sha256"],
         requirements=requirements,
-        profile=f"./dynscale-board profile --backend {backend} --export dnn --data CIFAR10 --out board.yaml "
-        "(after pip install -r requirements-profile.txt)",
+        profile=f"./dynscale-board profile --backend {backend} --export dnn --data CIFAR10 "
+        f"--out {'board.yaml' if run is None else 'board-new.yaml'} (after pip install -r requirements-profile.txt)",
     )
     if run is not None:
         info["deploy"] = (

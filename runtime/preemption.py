@@ -8,12 +8,15 @@ kernel's configuration: a thread spinning on the clock, pinned beside one co-run
 the same CPU, sees every time the co-runner held the CPU as a gap in its own clock; the median
 gap is the quantum.
 
-The same gaps show where the ticks fall: each ends when a tick hands the CPU back. Linux
-aligns its tick to multiples of the tick period on ``CLOCK_MONOTONIC`` (the clock
-:func:`time.perf_counter` reads), so where the gaps end at one phase of a whole-HZ period the
-probe reports that HZ and phase (:class:`TickGrid`), and the live loop can log how far into a
-tick each inference started (``tick_phase_ms``): whether a run crosses a tick is what decides
-whether a co-runner preempts it.
+The same gaps show where the ticks fall: each ends when a tick hands the CPU back. Within one
+boot the kernel's ticks keep one phase on ``CLOCK_MONOTONIC`` (the clock
+:func:`time.perf_counter` reads; since Linux 6.4 and its stable backports, 6.1.28, 5.15.111,
+5.10.180, 5.4.243, that phase is 0), so where the gaps end at one phase of the tick period of a
+``CONFIG_HZ`` the kernel can have, the probe reports that HZ, the phase and the boot
+(:class:`Preemption`), and the live loop can log how far into a tick each inference started
+(``tick_phase_ms``): whether a run crosses a tick is much of what decides whether a co-runner
+preempts it. Where the ticks are skewed per CPU (``skew_tick=1``) the probe's CPU says nothing
+about the others: no grid.
 """
 
 from __future__ import annotations
@@ -36,49 +39,109 @@ MIN_PREEMPTIONS = 10
 PROBE_SECONDS = 0.6
 #: the ticks are on a grid when at least this share of the gaps ends within an eighth of a period of one phase
 MIN_ALIGNED = 0.9
+#: the ``CONFIG_HZ`` values Linux offers across architectures, slowest first (a co-runner may hold
+#: the CPU for several ticks, so the gaps' spacing alone does not give the tick)
+KERNEL_HZ = (24, 32, 48, 64, 100, 128, 250, 256, 300, 512, 1000, 1024, 1200)
 
 
 class Preemption(NamedTuple):
     """What the probe measured.
 
     :param quantum_ms: the median gap (0.0 when fewer than :data:`MIN_PREEMPTIONS`: a fluid share)
-    :param gaps: how many gaps the spinning thread saw
-    :param tick_hz: the kernel's tick rate, where the gaps end on a grid of a whole-HZ period
-        (0: no grid seen)
-    :param tick_offset_ms: where on ``perf_counter`` time modulo the period the ticks fall
+    :param preemptions: how many gaps the spinning thread saw
+    :param tick_hz: the kernel's tick rate, where the gaps end on the grid of one of
+        :data:`KERNEL_HZ` (0: no grid seen)
+    :param tick_offset_ms: where on ``perf_counter`` time modulo the tick period, in [0, period),
+        the gaps end: the tick plus the switch back to the spinning thread (tens of microseconds)
     :param aligned: the share of gaps that end within an eighth of a period of that phase
+    :param boot_id: the boot the grid was seen in (:func:`boot_id`; the phase may change with the next)
     """
 
     quantum_ms: float
-    gaps: int
+    preemptions: int
     tick_hz: int = 0
     tick_offset_ms: float = 0.0
     aligned: float = 0.0
+    boot_id: str | None = None
 
 
-def tick_grid(gap_ends_s: list[float], quantum_ms: float) -> tuple[int, float, float]:
-    """The tick grid the gap ends lie on: (HZ, phase in ms, share aligned); HZ is 0 where fewer
-    than :data:`MIN_ALIGNED` of them end within an eighth of a period of one phase.
+def tick_nsec(hz: int) -> int:
+    """The kernel's tick in nanoseconds at ``hz`` (``TICK_NSEC``: ``(NSEC_PER_SEC + HZ/2) / HZ``)."""
+    return (10**9 + hz // 2) // hz
 
-    The period is the median spacing of consecutive ends over the whole ticks between them,
-    rounded to a whole HZ (the kernel's tick is ``1 s / HZ``); the phase is the circular mean of
-    the ends modulo it.
 
-    :param gap_ends_s: ``perf_counter`` times at which the gaps ended
-    :param quantum_ms: the median gap (a first guess at the period)
-    """
-    if len(gap_ends_s) < MIN_PREEMPTIONS or quantum_ms <= 0:
-        return 0, 0.0, 0.0
-    spacing = [(b - a) * 1e3 for a, b in zip(gap_ends_s, gap_ends_s[1:])]
-    period = statistics.median(d / max(1, round(d / quantum_ms)) for d in spacing)
-    hz = round(1e3 / period)
-    period_ns = round(1e9 / hz)  # the kernel's TICK_NSEC
-    angles = [2 * math.pi * (round(t * 1e9) % period_ns) / period_ns for t in gap_ends_s]
+def boot_id() -> str | None:
+    """This boot's id (``/proc/sys/kernel/random/boot_id``; ``None`` where there is none)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id") as f:
+            return f.read().strip()
+    except OSError:
+        return None
+
+
+def ticks_skewed() -> bool:
+    """Whether the kernel was booted with ``skew_tick=1`` (each CPU's tick at its own phase)."""
+    try:
+        with open("/proc/cmdline") as f:
+            return "skew_tick=1" in f.read().split()
+    except OSError:
+        return False
+
+
+def _circular(ns: list[int], period: int) -> tuple[float, float]:
+    """(circular mean phase in [0, 1), share within an eighth of a period of it) of times ``ns``."""
+    angles = [2 * math.pi * (t % period) / period for t in ns]
     mean = math.atan2(sum(map(math.sin, angles)), sum(map(math.cos, angles))) % (2 * math.pi)
     near = sum(abs((a - mean + math.pi) % (2 * math.pi) - math.pi) < math.pi / 4 for a in angles) / len(angles)
-    if near < MIN_ALIGNED:
-        return 0, 0.0, near
-    return hz, mean / (2 * math.pi) * period_ns / 1e6, near
+    return mean / (2 * math.pi), near
+
+
+def kernel_hz() -> int | None:
+    """``CONFIG_HZ`` of the running kernel where its configuration is readable (``/proc/config.gz``
+    or ``/boot/config-<release>``), else ``None``."""
+    import gzip
+
+    release = os.uname().release
+    for path, opener in (("/proc/config.gz", gzip.open), (f"/boot/config-{release}", open)):
+        try:
+            with opener(path, "rt") as f:
+                for line in f:
+                    if line.startswith("CONFIG_HZ="):
+                        return int(line.split("=", 1)[1])
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+def tick_grid(gaps_s: list[tuple[float, float]], candidates: tuple[int, ...] = KERNEL_HZ) -> tuple[int, float, float]:
+    """The tick grid the gaps lie on: (HZ, phase in ms, share aligned); HZ is 0 where for no HZ
+    of :data:`KERNEL_HZ` at least :data:`MIN_ALIGNED` of the gaps' starts and ends fall within an
+    eighth of a period of one phase.
+
+    Each gap starts at a tick (the co-runner takes the CPU) and ends at one (it hands it back),
+    so the starts and ends together fall on every tick a co-runner that holds the CPU for one
+    tick at a time passes; the slowest HZ they all fit is the tick (times on a 4 ms grid are
+    also on a 1 ms one). A co-runner that holds the CPU for several ticks makes that ambiguous
+    (every third tick at 300 Hz is every tick at 100 Hz): where the kernel's configuration says
+    its HZ (:func:`kernel_hz`), that is the one candidate. The phase is the circular mean of the
+    ends alone, modulo its period.
+
+    :param gaps_s: ``perf_counter`` times (start, end) of the gaps
+    :param candidates: the HZ values to try, slowest first
+    """
+    if len(gaps_s) < MIN_PREEMPTIONS:
+        return 0, 0.0, 0.0
+    ends = [round(b * 1e9) for _, b in gaps_s]
+    both = [round(a * 1e9) for a, _ in gaps_s] + ends
+    best = 0.0
+    for hz in candidates:
+        period = tick_nsec(hz)
+        _, near = _circular(both, period)
+        if near >= MIN_ALIGNED:
+            phase, _ = _circular(ends, period)
+            return hz, phase * period / 1e6, near
+        best = max(best, near)
+    return 0, 0.0, best
 
 
 def tick_phase_ms(now_ns: int, tick_hz: int, tick_offset_ms: float) -> float:
@@ -87,8 +150,8 @@ def tick_phase_ms(now_ns: int, tick_hz: int, tick_offset_ms: float) -> float:
     :param tick_hz: :attr:`Preemption.tick_hz` (> 0)
     :param tick_offset_ms: :attr:`Preemption.tick_offset_ms`
     """
-    period_ns = round(1e9 / tick_hz)
-    return ((now_ns - round(tick_offset_ms * 1e6)) % period_ns) / 1e6
+    period = tick_nsec(tick_hz)
+    return ((now_ns - round(tick_offset_ms * 1e6)) % period) / 1e6
 
 
 def measure_preemption(unit: str, cpu: int, seconds: float = PROBE_SECONDS) -> Preemption:
@@ -119,4 +182,6 @@ def measure_preemption(unit: str, cpu: int, seconds: float = PROBE_SECONDS) -> P
     if len(gaps) < MIN_PREEMPTIONS:
         return Preemption(0.0, len(gaps))
     quantum = statistics.median(b - a for a, b in gaps) * 1e3
-    return Preemption(quantum, len(gaps), *tick_grid([b for _, b in gaps], quantum))
+    known = kernel_hz()
+    hz, offset, aligned = (0, 0.0, 0.0) if ticks_skewed() else tick_grid(gaps, (known,) if known else KERNEL_HZ)
+    return Preemption(quantum, len(gaps), hz, offset, aligned, boot_id())

@@ -24,7 +24,6 @@ minute at the default repeats, run again whole).
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -43,6 +42,7 @@ from hwmodels.config import ConfigSpace
 from hwmodels.profile import PLATFORM_FORMAT, parse_platform
 from runtime.board import LiveBoard, LiveUnit, discover_units
 from runtime.loadgen import LoadGenerator, LoadSchedule, LoadStep
+from runtime.preemption import MIN_ALIGNED, MIN_PREEMPTIONS
 from runtime.sysfs import LiveError, Sysfs, restore_on_exit
 
 #: background load (busy threads) above which the board is not idle enough to profile
@@ -106,9 +106,13 @@ def profile_board(
     out = Path(out)
     if out.is_dir():
         raise LiveError(f"{out}: --out is a directory; name the profile YAML to write (e.g. {out / 'board.yaml'})")
-    if importlib.util.find_spec("scipy") is None:  # checked before minutes of measuring, not after
+    try:  # checked before minutes of measuring, not after
+        import scipy.optimize  # noqa: F401
+    except ImportError:
         raise LiveError("profiling fits the board's model with SciPy, which is not installed: pip install scipy "
-                        "(a bundle's requirements-profile.txt)")  # fmt: skip
+                        "(a bundle's requirements-profile.txt)") from None  # fmt: skip
+    if weights is not None and backend != "torch":
+        raise UsageError(f"--weights: only with --backend torch (--backend {backend} runs the export's weights)")
     dnn = load_dnn_profile()  # the work per group count the model will scale (torch's model counts the same)
     cifar = load_cifar10(data)
     fs = fs or Sysfs("/")
@@ -152,8 +156,9 @@ def _keep_torch_threads(backend: str):
     an exported backend does not import torch (a board profiles without it)."""
     if backend != "torch":
         return lambda: None
-    import torch
+    from dnn.backends import require_torch
 
+    torch = require_torch()
     before = torch.get_num_threads()
     return lambda: torch.set_num_threads(before)
 
@@ -203,6 +208,11 @@ def _measure_all(board: LiveBoard, space: ConfigSpace, cifar, settings: dict, pa
         if u.kind not in runners and (space.unit_idx == ui).any():
             w = None if settings["weights"] == "shipped" else settings["weights"]
             runners[u.kind] = make_runner(settings["backend"], u.kind, cifar.test_x, cifar.test_y, w, settings["export"])
+            if runners[u.kind].groups != space.max_groups:
+                flag = "--weights" if settings["backend"] == "torch" else "--export"
+                raise UsageError(
+                    f"{flag}: the DNN has {runners[u.kind].groups} groups, the DNN profile the model uses {space.max_groups}"
+                )
     per_config = settings["warmup"] + settings["repeats"]
     rounds = -(-per_config // BURST)
     done = len(samples[keys[0]]["latency"]) // BURST
@@ -466,8 +476,14 @@ def _fit_interference(doc: dict, co_runners: list[dict], quantum: dict) -> None:
         {
             "figure": f"dynscale profile: a thread spinning beside one co-runner on cpu {quantum['cpu']} for "
             f"{quantum['seconds']:g} s was preempted {quantum['preemptions']} times, median gap {quantum['quantum_ms']:.2f} ms "
-            f"(measured.preemption; 0: fewer than 10 gaps, a fluid share); {quantum['aligned']:.0%} of the gaps ended within "
-            f"an eighth of a tick of one phase of a {quantum['tick_hz']} Hz grid (tick_hz 0: under 90%, no grid)",
+            f"(measured.preemption; 0: fewer than {MIN_PREEMPTIONS} gaps, a fluid share); "
+            + (
+                f"{quantum['aligned']:.0%} of the gaps ended within an eighth of a tick of one phase of a {quantum['tick_hz']} Hz "
+                f"grid (in boot {quantum['boot_id']})"
+                if quantum["tick_hz"]
+                else f"no tick grid (at most {quantum['aligned']:.0%} of the gaps at one phase of a kernel HZ, under "
+                f"{MIN_ALIGNED:.0%}, or skew_tick=1)"
+            ),
             "used_for": "interference.quantum_ms, interference.tick_hz, interference.tick_offset_ms",
         }
     )
@@ -489,30 +505,17 @@ def co_runner_loads(cpus: int) -> list[tuple[int, float]]:
 def _measure_quantum(board: LiveBoard) -> dict:
     """The scheduler quantum a co-runner takes and the tick grid (:func:`runtime.preemption.measure_preemption`),
     probed on the last CPU of the first CPU unit that has co-runners profiled (0 where none has)."""
-    from runtime.preemption import PROBE_SECONDS, measure_preemption
+    from runtime.preemption import PROBE_SECONDS, Preemption, measure_preemption
 
     units = _cpu_units(board)
     if not units:
-        return {
-            "quantum_ms": 0.0,
-            "preemptions": 0,
-            "cpu": None,
-            "seconds": 0.0,
-            "tick_hz": 0,
-            "tick_offset_ms": 0.0,
-            "aligned": 0.0,
-        }
+        return {**Preemption(0.0, 0)._asdict(), "cpu": None, "seconds": 0.0}
     u = board.units[units[0]]
     p = measure_preemption(u.name, u.cpus[-1], PROBE_SECONDS)
-    return {
-        "quantum_ms": round(p.quantum_ms, 4),
-        "preemptions": p.gaps,
-        "cpu": u.cpus[-1],
-        "seconds": PROBE_SECONDS,
-        "tick_hz": p.tick_hz,
-        "tick_offset_ms": round(p.tick_offset_ms, 4),
-        "aligned": round(p.aligned, 3),
-    }
+    rounded = p._replace(
+        quantum_ms=round(p.quantum_ms, 4), tick_offset_ms=round(p.tick_offset_ms, 4), aligned=round(p.aligned, 3)
+    )
+    return {**rounded._asdict(), "cpu": u.cpus[-1], "seconds": PROBE_SECONDS}
 
 
 def _capped_mean(latency_ms: list[float], quantum_ms: float) -> float:

@@ -18,8 +18,9 @@ Requests arrive on the trace's clock (``period_ms`` from one to the next); one t
 start on time starts as soon as the previous one ends. The trace's ``load_*`` columns are
 ignored live: the load is what the board measures.
 
-The session imports numpy, torch (for the DNN) and the project's own modules; never
-stable-baselines3: a policy runs as :class:`agents.numpy_policy.NumpyPolicy`.
+The session imports numpy, the DNN's runtime (torch, or ONNX Runtime or ncnn for an export) and
+the project's own modules; never stable-baselines3: a policy runs as
+:class:`agents.numpy_policy.NumpyPolicy`.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from hwmodels.model import PlatformModel
 from hwmodels.profile import load_platform
 from runtime.board import LiveBoard, LiveUnit, units_of_spec
 from runtime.loadgen import LoadGenerator, load_schedule
-from runtime.preemption import tick_phase_ms
+from runtime.preemption import boot_id, tick_phase_ms
 from runtime.sysfs import LiveError, Sysfs, restore_on_exit
 
 
@@ -208,6 +209,7 @@ class LiveSession:
         self._prev = self.scorer.prev_of(self.scorer.start_action)
         self._last = (0.0, 0.0)
         self._slowdown = SlowdownEstimator(len(spec.units), latency_cv=spec.noise.latency_cv)
+        self._ticks = _tick_grid(spec, self.notes)
         self._i = 0
         self._t_start = 0.0
         self.controller.reset(0)
@@ -256,9 +258,8 @@ class LiveSession:
         rec.update(
             predicted_latency_ms=round(predicted[0], 4), predicted_energy_mj=round(predicted[1], 4), slowdown=round(slow, 4)
         )
-        it = self.model.spec.interference
-        if it.tick_hz:  # the kernel's ticks are on a known grid: how far into one this inference started
-            rec["tick_phase_ms"] = round(tick_phase_ms(started_ns, it.tick_hz, it.tick_offset_ms), 4)
+        if self._ticks:  # the kernel's ticks are on a known grid: how far into one this inference started
+            rec["tick_phase_ms"] = round(tick_phase_ms(started_ns, *self._ticks), 4)
         self.run.predicted_latency_ms.append(predicted[0])
         self.run.predicted_energy_mj.append(predicted[1])
         correct_slowdown(self.model, self._slowdown, a, u, seen, nominal, ms)
@@ -321,6 +322,19 @@ def check_measured_backend(spec, platform: str, backend: str, export_sha256: str
     expected = measured.export_sha256 if measured is not None else None
     if export_sha256 is not None and expected is not None and export_sha256 != expected:
         raise LiveError(f"{platform}: measured with another export (its weights differ from --export's)")
+
+
+def _tick_grid(spec, notes: list[str]) -> tuple[int, float] | None:
+    """(HZ, phase) of the scheduler ticks the profile found, where they still hold: in the boot it
+    was probed in (a reboot may move the phase; then a note says why ``tick_phase_ms`` is not logged)."""
+    it = spec.interference
+    if not it.tick_hz:
+        return None
+    probed = spec.measured.boot_id if spec.measured is not None else None
+    if probed is not None and probed != boot_id():
+        notes.append("tick_phase_ms not logged: the profile's tick grid was probed in another boot (profile again to log it)")
+        return None
+    return it.tick_hz, it.tick_offset_ms
 
 
 def _runners(

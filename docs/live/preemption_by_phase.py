@@ -1,8 +1,8 @@
 """Whether a run that a co-runner could preempt was preempted, by how far into a scheduler tick it
 started (``tick_phase_ms`` in a deploy log, logged where the profile found the tick grid).
 
-Per generated load phase, a request *waited* when it took more than 1.5 ms over its (load, k,
-cores) cell's median; its run is the cell's median. A run that ends before the next tick
+Per generated load phase (threads and memory intensity), a request *waited* when it took 1.5 ms
+or more over its (load, memory intensity, k, cores) cell's median; its run is the cell's median. A run that ends before the next tick
 cannot be preempted; one that crosses it may be. The table gives the share that waited among
 the runs that crossed, by the time they had run when the tick came, and among those that did not.
 Then the latency MAPE floor (:mod:`mape_floor`: the best constant per cell) beside the floor with
@@ -23,8 +23,8 @@ import yaml
 from mape_floor import mape_floor
 from quanta_split import MARGIN_MS
 
-#: edges (ms the run had when the tick came) of the table's rows
-RAN_EDGES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 5.0)
+#: edges (ms the run had when the tick came) of the table's columns; the last column runs to the tick period
+RAN_EDGES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 
 
 def main() -> None:
@@ -33,10 +33,11 @@ def main() -> None:
     ap.add_argument("logs", nargs="+")
     args = ap.parse_args()
     with open(args.platform) as f:
-        hz = yaml.safe_load(f)["interference"].get("tick_hz", 0)
+        hz = (yaml.safe_load(f) or {}).get("interference", {}).get("tick_hz", 0)
     if not hz:
         raise SystemExit(f"{args.platform}: interference.tick_hz is 0: the profiler saw no tick grid")
     period = 1e3 / hz
+    edges = (*RAN_EDGES, max(period, RAN_EDGES[-1]) + 1e-9)
     lines = []
     for path in args.logs:
         with open(path) as f:
@@ -57,14 +58,14 @@ def main() -> None:
         for r in rs:
             ran = period - r["tick_phase_ms"]
             rows[f"{load} mem {mem}"].append((ran, run > ran, r["latency_ms"] >= run + MARGIN_MS))
-    head = "  ".join(f"{a:g}-{b:g} ms" for a, b in zip(RAN_EDGES, RAN_EDGES[1:]))
+    head = "  ".join(f"{a:g}-{b:.3g} ms" for a, b in zip(edges, edges[1:]))
     print(
         f"waited (share, requests) of runs that crossed a tick, by what they had run when it came: {head}; runs that did not cross"
     )
     for load, v in sorted(rows.items()):
         a = np.array(v, dtype=float)
         parts = []
-        for lo, hi in zip(RAN_EDGES, RAN_EDGES[1:]):
+        for lo, hi in zip(edges, edges[1:]):
             m = (a[:, 1] == 1) & (a[:, 0] >= lo) & (a[:, 0] < hi)
             parts.append(f"{a[m, 2].mean():5.0%} ({int(m.sum()):3d})" if m.any() else "    - (  0)")
         m = a[:, 1] == 0
