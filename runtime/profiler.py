@@ -114,11 +114,11 @@ def profile_board(
     if weights is not None and backend != "torch":
         raise UsageError(f"--weights: only with --backend torch (--backend {backend} runs the export's weights)")
     dnn = load_dnn_profile()  # the work per group count the model will scale (torch's model counts the same)
+    restore_threads = _keep_torch_threads(backend)  # before the board is bound: torch may be missing here
     cifar = load_cifar10(data)
     fs = fs or Sysfs("/")
     board = _open_board(fs, cuda, allow_dvfs)
     finish = restore_on_exit(board)
-    restore_threads = _keep_torch_threads(backend)
     try:
         idle = _idle_load(board, allow_busy)
         draft = _draft_spec(board.units, name, fs)
