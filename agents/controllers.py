@@ -108,9 +108,10 @@ class ModelPredictiveController(Controller):
     the state is :func:`envs.step.observed_state` (a loaded unit at
     :data:`envs.step.ASSUMED_MEM`). What that assumption and the model get wrong, the request's
     online slow-down estimate per unit corrects (:mod:`envs.slowdown`): predicted latency and
-    energy on unit ``u`` are the nominal model's times ``request.slowdown[u]``. The estimate is
-    measured against the nominal model at that same state (the run with the quanta that explain
-    each measurement), so the assumption is not a parameter
+    energy on unit ``u`` are the nominal model's times ``request.slowdown[u]``, except for the
+    whole quanta a run waits, which are the kernel's and do not stretch with the board. The
+    estimate is measured against the nominal model at that same state (less the quanta that
+    explain each measurement), so the assumption is not a parameter
     here: another one would be corrected by a factor measured against a different prediction.
 
     :param model: the platform model
@@ -184,15 +185,14 @@ class ModelPredictiveController(Controller):
         by the slow-down estimate of each configuration's unit. Latency is per configuration, or,
         where co-runners preempt in quanta, per configuration and draw (each draw's tick phase)."""
         o = self.model.expected_all(observed_state(request))
-        latency, energy = o.latency_ms, o.energy_mj
-        if self._phases is not None:  # a run's energy is its power over its whole latency, wait included (as the env's)
-            latency = self.model.realised_latency(o.latency_ms[:, None], o.wait_ms[:, None], self._phases)
-            energy = latency * o.power_w[:, None]
-        if request.slowdown is None:
-            return latency, energy
-        factor = np.asarray(request.slowdown, dtype=float)[self._unit]
-        factor = factor[:, None] if latency.ndim == 2 else factor
-        return latency * factor, energy * factor
+        factor = 1.0 if request.slowdown is None else np.asarray(request.slowdown, dtype=float)[self._unit]
+        if self._phases is None:
+            return o.latency_ms * factor, o.energy_mj * factor
+        # the slow-down stretches the compute and the mean wait, not the kernel's quanta; a run's
+        # energy is its power over its whole latency, wait included (as the env's)
+        factor = factor if request.slowdown is None else factor[:, None]
+        latency = self.model.realised_latency(o.latency_ms[:, None], o.wait_ms[:, None], self._phases, factor)
+        return latency, latency * o.power_w[:, None]
 
     def _expected(self, latency: np.ndarray, energy: np.ndarray, request: Request, which: np.ndarray | None = None) -> np.ndarray:
         """Expected rewards of every configuration, or of those ``which`` selects (a boolean mask)."""

@@ -170,11 +170,12 @@ class DynDNNEnv(gym.Env):
         req = self.request
         o = self.model.expected_all(self._state)
         unit = self.model.space.unit_idx
-        latency = o.latency_ms
         i = self._i
+        error = np.asarray(self._lat_err)[unit]
         if realised and self._phase[i] is not None:
-            latency = self.model.realised_latency(latency, o.wait_ms, self._phase[i])
-        latency = latency * np.asarray(self._lat_err)[unit]
+            latency = self.model.realised_latency(o.latency_ms, o.wait_ms, self._phase[i], error)
+        else:
+            latency = o.latency_ms * error
         power = o.power_w * np.asarray(self._pow_err)[unit]
         if realised:
             latency = latency * self._jitter_latency[i]
@@ -237,9 +238,8 @@ class DynDNNEnv(gym.Env):
         u = self.scorer.unit_of[a]
         o = self.model.expected(a, s)
         phase = self._phase[i]
-        latency = (
-            o.latency_ms if phase is None else self.model.realised_latency(o.latency_ms, o.wait_ms, phase)
-        ) * self._lat_err[u]
+        error = self._lat_err[u]  # the board's departure from the model: its compute, not the kernel's quanta
+        latency = o.latency_ms * error if phase is None else self.model.realised_latency(o.latency_ms, o.wait_ms, phase, error)
         latency *= self._jitter_latency[i]
         power = o.power_w * self._pow_err[u] * self._jitter_power[i]
         energy = latency * power

@@ -26,7 +26,8 @@ CSV format (one row per request; header required)::
 intensity in [0, 1] (default 0), ``period_ms`` the time from this request to the next
 (default 100), ``phase`` an informational integer, ``latency_error_<unit>`` and
 ``power_error_<unit>`` the board's true latency and power on the unit over the nominal model's
-(default 1; within 0.1..10).
+(default 1; within 0.1..10; the latency error stretches the compute and the mean wait for
+co-runners, not the whole scheduler quanta a run waits, which are the kernel's).
 """
 
 from __future__ import annotations

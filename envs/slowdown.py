@@ -10,10 +10,11 @@ Per unit, a scalar Kalman filter on ``x = log(slow-down)`` (a ratio of 2 and one
 alike):
 
 * *measurement*: after a request ran on unit ``u``, ``y = log(measured / predicted)`` with
-  ``predicted`` the nominal model's (where co-runners preempt in quanta, the run with the whole
+  ``predicted`` the nominal model's (where co-runners preempt in quanta, both less the whole
   number of quanta that best explains the measurement:
-  :meth:`hwmodels.model.PlatformModel.explaining_latency`, so a tick that landed does not read
-  as a slower board); its noise is the run-to-run jitter, variance ``R``: the
+  :meth:`hwmodels.model.PlatformModel.explain`, so a tick that landed does not read as a slower
+  board, and the estimate is of the board's compute, the kernel's quanta being the same on a
+  slower board); its noise is the run-to-run jitter, variance ``R``: the
   profile's ``latency_cv^2`` to start with, then estimated online per unit from the innovations
   (``E[(y - x)^2] = P + R``, an exponential average at rate ``noise_rate``: a board whose
   latency jitters more under load than the idle profile said is trusted less, request by
@@ -32,7 +33,8 @@ alike):
 
 In steady state the gain is about ``sqrt(q_drift / R)`` (jitter averaged over many requests);
 after a load change it is near 1 (the first request on the unit moves the estimate most of the
-way). The corrected prediction of a configuration on unit ``u`` is nominal x ``factors[u]``.
+way). The corrected prediction of a configuration on unit ``u`` is nominal x ``factors[u]``
+(its compute and mean wait; whole quanta as they are: :meth:`hwmodels.model.PlatformModel.realised_latency`).
 Plain Python, no allocation per request: it runs in the env's step and in the live loop.
 """
 

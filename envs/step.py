@@ -85,14 +85,14 @@ def correct_slowdown(
 ) -> None:
     """The online correction after a request, the same in the env and the live loop: the unit's
     slow-down estimate (:class:`envs.slowdown.SlowdownEstimator`) learns from the measured latency
-    against the nominal run that explains it (the whole quanta it waited where co-runners share
-    its cores: :meth:`hwmodels.model.PlatformModel.explaining_latency`).
+    against the nominal model's, less the whole quanta the run waited where co-runners share its
+    cores (:meth:`hwmodels.model.PlatformModel.explain`: a quantum is the kernel's, not the board's).
 
     :param seen: the state as observed (:func:`observed_state`), ``nominal`` the model's outcome of
         ``action`` there
     """
     shared = model.shares_cores(action, seen)
-    slowdown.update(unit, measured_ms, model.explaining_latency(nominal, measured_ms, slowdown.factors[unit], shared))
+    slowdown.update(unit, *model.explain(nominal, measured_ms, slowdown.factors[unit], shared))
 
 
 class StepScorer:

@@ -329,7 +329,7 @@ class PlatformModel:
         whole = np.floor(n)
         return whole + (phase < n - whole)
 
-    def realised_latency(self, latency_ms, wait_ms, phase):
+    def realised_latency(self, latency_ms, wait_ms, phase, factor=1.0):
         """The noise-free latency of a run whose tick falls at ``phase`` (see :meth:`wait_quanta`):
         the mean less the mean wait plus the whole quanta waited; the mean itself under a fluid
         share. Arguments broadcast (configurations ``(n, 1)`` against phases ``(d,)``).
@@ -337,27 +337,38 @@ class PlatformModel:
         :param latency_ms: the mean latency (``Outcome.latency_ms``)
         :param wait_ms: its mean wait for co-runners (``Outcome.wait_ms``)
         :param phase: uniform in [0, 1)
+        :param factor: the board's latency over the model's (an online slow-down estimate, or the
+            env's model error): the compute and the mean wait stretch by it, the quanta do not (a
+            quantum is the kernel's tick, the same on a slower board; measured on the 2-CPU dev
+            host beside two busy threads: a k = 4 run that waited took 4.0-4.3 ms more than one
+            that did not, at every level of the slow-down estimate and with a memory streamer
+            that made the run itself 11% slower)
         """
         if self.quantum_ms <= 0:
-            return latency_ms
-        return latency_ms - wait_ms + self.quantum_ms * self.wait_quanta(wait_ms, phase)
+            return latency_ms * factor
+        wait = wait_ms * factor
+        return latency_ms * factor - wait + self.quantum_ms * self.wait_quanta(wait, phase)
 
-    def typical_latency(self, o: Outcome):
+    def typical_latency(self, o: Outcome, factor: float = 1.0):
         """The median noise-free latency: what most runs take (the mean where the share is fluid;
-        with quanta, the whole number of them that more than half of the runs wait)."""
-        return self.realised_latency(o.latency_ms, o.wait_ms, 0.5)
+        with quanta, the whole number of them that more than half of the runs wait).
+
+        :param factor: the board's latency over the model's (:meth:`realised_latency`)
+        """
+        return self.realised_latency(o.latency_ms, o.wait_ms, 0.5, factor)
 
     def shares_cores(self, index: int, state: State) -> bool:
         """Whether background load in ``state`` lands on configuration ``index``'s cores (it
         outnumbers the unit's cores the configuration leaves free): a run there may be preempted."""
         return float(state.load[self._py_unit[index]]) > self._py["_free"][index]
 
-    def explaining_latency(self, o: Outcome, measured_ms: float, factor: float = 1.0, shared: bool = False) -> float:
-        """Of the latencies configuration ``o`` may take (its whole quanta), the one that times
-        ``factor`` is nearest to ``measured_ms`` in ratio: what a slow-down estimate should
-        compare a measurement with, so a tick that landed does not read as a slower board (the
-        price: on a configuration that may wait a quantum, a board slower by close to one quantum
-        reads as the quantum, until its other configurations show the slow-down).
+    def explain(self, o: Outcome, measured_ms: float, factor: float = 1.0, shared: bool = False) -> tuple[float, float]:
+        """What of a measurement a slow-down estimate should learn from: (the measured latency less
+        the whole quanta the run most likely waited, the model's latency less its mean wait). Of
+        the quanta configuration ``o`` may wait at the estimate ``factor`` (:meth:`realised_latency`),
+        the count whose run is nearest ``measured_ms`` in ratio; so a tick that landed does not
+        read as a slower board, and a board slower by some share is that share slower in its
+        compute, not in the kernel's quanta. Without quanta: (the measurement, the mean latency).
 
         :param o: the configuration's outcome at the observed state (scalar)
         :param measured_ms: the measured latency
@@ -368,13 +379,17 @@ class PlatformModel:
             ``python docs/live/quanta_split.py runs/live-onnx-a/*.jsonl``)
         """
         if self.quantum_ms <= 0 or (o.wait_ms <= 0 and not shared):
-            return float(o.latency_ms)
-        n = o.wait_ms / self.quantum_ms
-        base = float(o.latency_ms - o.wait_ms) + self.quantum_ms * math.floor(n)
-        if n == math.floor(n) and not shared:  # a whole number of quanta: every run waits exactly that many
-            return base
-        longer = base + self.quantum_ms
-        return longer if measured_ms * measured_ms > base * longer * factor * factor else base
+            return measured_ms, float(o.latency_ms)
+        q = self.quantum_ms
+        compute = float(o.latency_ms - o.wait_ms)
+        n = o.wait_ms * factor / q
+        waited = math.floor(n)
+        if n != waited or shared:  # it may have waited one quantum more
+            base = compute * factor + q * waited
+            waited += measured_ms * measured_ms > base * (base + q)
+        while waited and measured_ms - q * waited < 0.5 * compute * factor:  # faster than those quanta allow
+            waited -= 1
+        return measured_ms - q * waited, compute
 
     # ------------------------------------------------------------------ board-level power and heat
 

@@ -253,7 +253,7 @@ class LiveSession:
         rec = _record(self._i, t0 - self._t_start, a, reward, info, cpus, correct, estimated, overhead_ms, decide_us, running)
         slow = self._slowdown.factors[u]  # the correction the controller saw
         # the typical run (whole quanta of co-runner wait, as most runs take them): its latency, and power over it
-        typical = float(self.model.typical_latency(nominal)) * slow
+        typical = float(self.model.typical_latency(nominal, slow))
         predicted = (typical, typical * float(nominal.power_w))
         rec.update(
             predicted_latency_ms=round(predicted[0], 4), predicted_energy_mj=round(predicted[1], 4), slowdown=round(slow, 4)

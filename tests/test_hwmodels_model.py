@@ -1,5 +1,6 @@
 import dataclasses
 import itertools
+import math
 
 import numpy as np
 import pytest
@@ -213,21 +214,47 @@ def test_co_runners_preempt_in_whole_quanta_whose_mean_is_the_fair_share() -> No
     assert np.mean(draws) == pytest.approx(m.expected(i, busy).latency_ms, rel=0.02)
 
 
-def test_a_measurement_is_compared_with_the_quanta_it_waited() -> None:
-    """``explaining_latency`` returns the run (floor or one more quantum) nearest the measurement
-    in ratio, at the slow-down in force; without quanta, the mean."""
-    q = 4.0
-    m = quantised(q)
+def _longest_one_core_run_beside_four_threads(m: PlatformModel):
+    """The outcome of the full network on one A15 core beside four busy threads (it waits quanta)."""
     a15 = m.spec.unit_index("a15")
     busy = State(np.where(np.arange(2) == a15, 4.0, 0.0), np.zeros(2), 40.0)
-    i = int(np.flatnonzero((m.space.unit_idx == a15) & (m.space.cores == 1))[-1])
-    o = m.expected(i, busy)
-    lo = o.latency_ms - o.wait_ms + q * np.floor(o.wait_ms / q)
-    assert m.explaining_latency(o, lo * 1.02) == pytest.approx(lo)
-    assert m.explaining_latency(o, (lo + q) * 0.97) == pytest.approx(lo + q)
-    assert m.explaining_latency(o, (lo + q) * 1.5, factor=1.5) == pytest.approx(lo + q)
-    assert m.explaining_latency(o, lo * 1.5, factor=1.5) == pytest.approx(lo)
-    assert quantised(0.0).explaining_latency(o, lo) == o.latency_ms
+    return m.expected(int(np.flatnonzero((m.space.unit_idx == a15) & (m.space.cores == 1))[-1]), busy)
+
+
+def test_a_measurement_is_compared_with_the_quanta_it_waited() -> None:
+    """``explain`` takes off a measurement the whole quanta (floor or one more) whose run is
+    nearest it in ratio at the slow-down in force, and compares the rest with the model's
+    compute; without quanta, the measurement with the mean."""
+    q = 4.0
+    m = quantised(q)
+    o = _longest_one_core_run_beside_four_threads(m)
+    compute = o.latency_ms - o.wait_ms
+    for factor in (1.0, 1.5, 0.7):
+        whole = math.floor(o.wait_ms * factor / q)
+        for waited in (whole, whole + 1):
+            run = compute * factor + q * waited
+            for jitter in (0.98, 1.02):
+                measured, predicted = m.explain(o, run * jitter, factor)
+                assert predicted == pytest.approx(compute)
+                assert measured == pytest.approx(run * jitter - q * waited)
+    assert quantised(0.0).explain(o, 3.0) == (3.0, o.latency_ms)
+
+
+def test_a_slower_board_stretches_its_compute_and_not_the_kernels_quanta() -> None:
+    """With a slow-down factor, a run's compute and mean wait stretch, its whole quanta do not:
+    every run is the compute times the factor plus whole quanta, and the mean stays the mean
+    latency times the factor (the quanta's count follows the stretched mean wait)."""
+    q = 4.0
+    m = quantised(q)
+    o = _longest_one_core_run_beside_four_threads(m)
+    phases = (np.arange(1000) + 0.5) / 1000
+    for factor in (0.8, 1.0, 1.6):
+        runs = m.realised_latency(o.latency_ms, o.wait_ms, phases, factor)
+        quanta = (runs - (o.latency_ms - o.wait_ms) * factor) / q
+        assert np.allclose(quanta, np.round(quanta)) and quanta.max() >= 1
+        assert runs.mean() == pytest.approx(o.latency_ms * factor, abs=q / 1000)
+        assert m.typical_latency(o, factor) == pytest.approx(np.median(runs))
+    assert quantised(0.0).realised_latency(2.0, 0.5, 0.3, 1.5) == 3.0  # a fluid share: all of it stretches
 
 
 def test_a_run_the_wake_up_credit_covers_may_still_wait_a_quantum_where_cores_are_shared() -> None:
@@ -241,6 +268,6 @@ def test_a_run_the_wake_up_credit_covers_may_still_wait_a_quantum_where_cores_ar
     i = int(np.flatnonzero((m.space.unit_idx == a15) & (m.space.cores == 1))[0])
     o = m.expected(i, busy)
     assert o.wait_ms == 0 and m.shares_cores(i, busy) and not m.shares_cores(i, State.idle(2, 40.0))
-    assert m.explaining_latency(o, o.latency_ms + q, shared=True) == pytest.approx(o.latency_ms + q)
-    assert m.explaining_latency(o, o.latency_ms * 1.01, shared=True) == pytest.approx(o.latency_ms)
-    assert m.explaining_latency(o, o.latency_ms + q) == o.latency_ms  # not shared: the mean
+    assert m.explain(o, o.latency_ms + q, shared=True) == pytest.approx((o.latency_ms, o.latency_ms))
+    assert m.explain(o, o.latency_ms * 1.01, shared=True) == pytest.approx((o.latency_ms * 1.01, o.latency_ms))
+    assert m.explain(o, o.latency_ms + q) == (o.latency_ms + q, o.latency_ms)  # not shared: the mean
