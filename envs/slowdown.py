@@ -10,11 +10,11 @@ Per unit, a scalar Kalman filter on ``x = log(slow-down)`` (a ratio of 2 and one
 alike):
 
 * *measurement*: after a request ran on unit ``u``, ``y = log(measured / predicted)`` with
-  ``predicted`` the nominal model's (where co-runners preempt in quanta, both less the whole
-  number of quanta that best explains the measurement:
-  :meth:`hwmodels.model.PlatformModel.explain`, so a tick that landed does not read as a slower
-  board, and the estimate is of the board's compute, the kernel's quanta being the same on a
-  slower board); its noise is the run-to-run jitter, variance ``R``: the
+  ``predicted`` the nominal model's (where co-runners preempt in quanta, both less the quanta
+  the model's mean wait makes certain; a run that most likely waited one more, a tick having
+  landed in it, teaches nothing of the board's speed and is skipped:
+  :meth:`hwmodels.model.PlatformModel.explain`; so the estimate is of the board's compute, the
+  kernel's quanta being the same on a slower board); its noise is the run-to-run jitter, variance ``R``: the
   profile's ``latency_cv^2`` to start with, then estimated online per unit from the innovations
   (``E[(y - x)^2] = P + R``, an exponential average at rate ``noise_rate``: a board whose
   latency jitters more under load than the idle profile said is trusted less, request by
@@ -124,10 +124,16 @@ class SlowdownEstimator:
                 self._p[u] += self.decay * max(self.q_init - self._p[u], 0.0)
             self._p[u] += self.q_drift + (self.q_change if changed else 0.0)
 
+    def ran(self, unit: int) -> None:
+        """A request ran on ``unit`` that teaches nothing of its speed (a co-runner's quantum
+        landed in it: :meth:`hwmodels.model.PlatformModel.explain`): the unit is not forgotten as
+        one that did not run, and the estimate stays."""
+        self._ran = unit
+
     def update(self, unit: int, measured_ms: float, predicted_ms: float) -> None:
         """Measurement update with one request that ran on ``unit``: measured latency vs the
         nominal prediction (a non-positive timing teaches nothing and is skipped)."""
-        self._ran = unit
+        self.ran(unit)
         if measured_ms <= 0.0 or predicted_ms <= 0.0:
             return
         p, r = self._p[unit], self.r[unit]

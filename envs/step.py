@@ -86,13 +86,18 @@ def correct_slowdown(
     """The online correction after a request, the same in the env and the live loop: the unit's
     slow-down estimate (:class:`envs.slowdown.SlowdownEstimator`) learns from the measured latency
     against the nominal model's, less the whole quanta the run waited where co-runners share its
-    cores (:meth:`hwmodels.model.PlatformModel.explain`: a quantum is the kernel's, not the board's).
+    cores, and not from a run a tick landed in (:meth:`hwmodels.model.PlatformModel.explain`: a
+    quantum is the kernel's, not the board's).
 
     :param seen: the state as observed (:func:`observed_state`), ``nominal`` the model's outcome of
         ``action`` there
     """
     shared = model.shares_cores(action, seen)
-    slowdown.update(unit, *model.explain(nominal, measured_ms, slowdown.factors[unit], shared))
+    explained = model.explain(nominal, measured_ms, slowdown.factors[unit], shared)
+    if explained is None:  # a tick landed in the run: its length is the kernel's, not the board's
+        slowdown.ran(unit)
+    else:
+        slowdown.update(unit, *explained)
 
 
 class StepScorer:

@@ -362,13 +362,19 @@ class PlatformModel:
         outnumbers the unit's cores the configuration leaves free): a run there may be preempted."""
         return float(state.load[self._py_unit[index]]) > self._py["_free"][index]
 
-    def explain(self, o: Outcome, measured_ms: float, factor: float = 1.0, shared: bool = False) -> tuple[float, float]:
+    def explain(self, o: Outcome, measured_ms: float, factor: float = 1.0, shared: bool = False) -> tuple[float, float] | None:
         """What of a measurement a slow-down estimate should learn from: (the measured latency less
-        the whole quanta the run most likely waited, the model's latency less its mean wait). Of
-        the quanta configuration ``o`` may wait at the estimate ``factor`` (:meth:`realised_latency`),
-        the count whose run is nearest ``measured_ms`` in ratio; so a tick that landed does not
-        read as a slower board, and a board slower by some share is that share slower in its
-        compute, not in the kernel's quanta. Without quanta: (the measurement, the mean latency).
+        the quanta the run waited, the model's latency less its mean wait), or ``None`` where a
+        tick landed in the run (it waited one quantum more than the whole ones of its mean wait):
+        a quantum's length is the kernel's, and a run co-runners held part of a quantum (threads
+        of a multi-core run) says nothing of the board's speed. Without quanta: (the measurement,
+        the mean latency).
+
+        A measurement is ``compute x f + q N`` for a board slower by ``f`` that waited ``N``
+        quanta; the model's wait law ties the two (at ``f`` a run waits ``floor(w f / q)``
+        quanta, or one more: :meth:`realised_latency`). Of the (f, N) that law allows, the one
+        with ``f`` nearest the estimate in force, ``factor``, in ratio; so a long run that waited
+        five quanta is not read as a faster board that waited seven.
 
         :param o: the configuration's outcome at the observed state (scalar)
         :param measured_ms: the measured latency
@@ -380,16 +386,17 @@ class PlatformModel:
         """
         if self.quantum_ms <= 0 or (o.wait_ms <= 0 and not shared):
             return measured_ms, float(o.latency_ms)
-        q = self.quantum_ms
-        compute = float(o.latency_ms - o.wait_ms)
-        n = o.wait_ms * factor / q
-        waited = math.floor(n)
-        if n != waited or shared:  # it may have waited one quantum more
-            base = compute * factor + q * waited
-            waited += measured_ms * measured_ms > base * (base + q)
-        while waited and measured_ms - q * waited < 0.5 * compute * factor:  # faster than those quanta allow
-            waited -= 1
-        return measured_ms - q * waited, compute
+        q, compute, wait = self.quantum_ms, float(o.latency_ms - o.wait_ms), float(o.wait_ms)
+        best, landed, distance = 0, False, math.inf
+        for n in range(int(measured_ms // q) + 1):
+            f = (measured_ms - q * n) / compute
+            whole = math.floor(wait * f / q)
+            one_more = n == whole + 1 and (shared or wait * f / q != whole)
+            if (n == whole or one_more) and abs(math.log(f / factor)) < distance:
+                best, landed, distance = n, one_more, abs(math.log(f / factor))
+        if landed:
+            return None
+        return measured_ms - q * best, compute
 
     # ------------------------------------------------------------------ board-level power and heat
 

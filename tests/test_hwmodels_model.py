@@ -1,6 +1,5 @@
 import dataclasses
 import itertools
-import math
 
 import numpy as np
 import pytest
@@ -222,21 +221,22 @@ def _longest_one_core_run_beside_four_threads(m: PlatformModel):
 
 
 def test_a_measurement_is_compared_with_the_quanta_it_waited() -> None:
-    """``explain`` takes off a measurement the whole quanta (floor or one more) whose run is
-    nearest it in ratio at the slow-down in force, and compares the rest with the model's
-    compute; without quanta, the measurement with the mean."""
+    """``explain`` takes off a measurement the quanta the model's mean wait makes certain and
+    compares the rest with the model's compute; a run nearer (in ratio, at the slow-down in
+    force) to one quantum more teaches nothing (``None``); without quanta, the measurement
+    with the mean."""
     q = 4.0
     m = quantised(q)
     o = _longest_one_core_run_beside_four_threads(m)
     compute = o.latency_ms - o.wait_ms
-    for factor in (1.0, 1.5, 0.7):
-        whole = math.floor(o.wait_ms * factor / q)
-        for waited in (whole, whole + 1):
-            run = compute * factor + q * waited
-            for jitter in (0.98, 1.02):
-                measured, predicted = m.explain(o, run * jitter, factor)
-                assert predicted == pytest.approx(compute)
-                assert measured == pytest.approx(run * jitter - q * waited)
+    for whole in (4, 6, 9):  # estimates at which the mean wait is half a quantum more than ``whole``
+        factor = (whole + 0.5) * q / o.wait_ms
+        run = compute * factor + q * whole
+        for jitter in (0.99, 1.01):
+            measured, predicted = m.explain(o, run * jitter, factor)
+            assert predicted == pytest.approx(compute)
+            assert measured == pytest.approx(run * jitter - q * whole)
+            assert m.explain(o, (run + q) * jitter, factor) is None  # a tick landed
     assert quantised(0.0).explain(o, 3.0) == (3.0, o.latency_ms)
 
 
@@ -268,6 +268,34 @@ def test_a_run_the_wake_up_credit_covers_may_still_wait_a_quantum_where_cores_ar
     i = int(np.flatnonzero((m.space.unit_idx == a15) & (m.space.cores == 1))[0])
     o = m.expected(i, busy)
     assert o.wait_ms == 0 and m.shares_cores(i, busy) and not m.shares_cores(i, State.idle(2, 40.0))
-    assert m.explain(o, o.latency_ms + q, shared=True) == pytest.approx((o.latency_ms, o.latency_ms))
+    assert m.explain(o, o.latency_ms + q, shared=True) is None
     assert m.explain(o, o.latency_ms * 1.01, shared=True) == pytest.approx((o.latency_ms * 1.01, o.latency_ms))
     assert m.explain(o, o.latency_ms + q) == (o.latency_ms + q, o.latency_ms)  # not shared: the mean
+
+
+@pytest.mark.parametrize("true_factor", [0.8, 1.3])
+def test_the_slowdown_estimate_learns_the_boards_compute_through_the_quanta(true_factor: float) -> None:
+    """Runs beside co-runners that wait whole quanta (a quantum is the kernel's, the compute is
+    the board's, ``true_factor`` x the model's) drive the online estimate to the board's factor:
+    the runs a tick landed in are skipped, not read as a slower board, and the quanta are not
+    stretched with the board."""
+    from envs.slowdown import SlowdownEstimator
+    from envs.step import correct_slowdown
+
+    q = 4.0
+    m = quantised(q)
+    a15 = m.spec.unit_index("a15")
+    busy = State(np.where(np.arange(2) == a15, 4.0, 0.0), np.zeros(2), 40.0)
+    i = int(np.flatnonzero((m.space.unit_idx == a15) & (m.space.cores == 1))[-1])
+    o = m.expected(i, busy)
+    assert 0 < o.wait_ms * true_factor / q % 1  # some runs wait a quantum more than others
+    est = SlowdownEstimator(m.n_units, latency_cv=0.03)
+    rng = np.random.default_rng(0)
+    skipped = 0
+    for _ in range(400):
+        est.observe(busy.load)
+        measured = m.realised_latency(o.latency_ms, o.wait_ms, float(rng.random()), true_factor) * rng.lognormal(0, 0.03)
+        skipped += m.explain(o, measured, est.factors[a15], True) is None
+        correct_slowdown(m, est, i, a15, busy, o, measured)
+    assert est.factors[a15] == pytest.approx(true_factor, rel=0.05)
+    assert 0 < skipped < 400
