@@ -340,9 +340,9 @@ class PlatformModel:
         :param factor: the board's latency over the model's (an online slow-down estimate, or the
             env's model error): the compute and the mean wait stretch by it, the quanta do not (a
             quantum is the kernel's tick, the same on a slower board; measured on the 2-CPU dev
-            host beside two busy threads: a k = 4 run that waited took 4.0-4.3 ms more than one
-            that did not, at every level of the slow-down estimate and with a memory streamer
-            that made the run itself 11% slower)
+            host beside two busy threads: a k = 4 run that waited took 4.0-4.1 ms more than one
+            that did not at estimates from 0.7 to 0.9, 4.1-4.5 ms beside a memory streamer;
+            ``python docs/live/quanta_split.py --by-slowdown LOG``, README)
         """
         if self.quantum_ms <= 0:
             return latency_ms * factor

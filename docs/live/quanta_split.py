@@ -1,39 +1,67 @@
 """Per (generated load, group count, cores) cell of deploy logs, the two modes of latency that
 co-runners' scheduler quanta make: the share of requests within 1.5 ms of the cell's median and
-the median of those, then the median of the rest (those that waited a quantum, or more).
+the median of those, then the median of the rest (those that waited a quantum, or more) and the
+gap between the two. With ``--by-slowdown`` the cells are also split by the memory co-runners'
+intensity and by the online slow-down estimate the request was predicted with (bands of 0.1; the
+two modes told apart by the median before that split): a quantum that stretched with the board
+would show a gap that grows with the estimate.
 
     python docs/live/quanta_split.py runs/live-onnx/greedy.jsonl runs/live-onnx/model-predictive.jsonl
+    python docs/live/quanta_split.py --by-slowdown runs/live-acc/greedy.jsonl
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import statistics
-import sys
 from collections import defaultdict
 
 #: a request this far above its cell's median waited for a co-runner (a quantum is ~4 ms here)
 MARGIN_MS = 1.5
 
 
-def main(paths: list[str]) -> None:
-    print(f"{'log':<40} {'load':>9} {'k':>2} {'cores':>5} {'requests':>8} {'near median':>11} {'ms':>6} {'rest ms':>8}")
+def _cell(r: dict, by_slowdown: bool) -> tuple:
+    key = (json.dumps(r["load_generated"], sort_keys=True), r["groups"], r["cores"])
+    if not by_slowdown:
+        return key
+    return (*key, json.dumps(r["mem_generated"], sort_keys=True), f"{int(r['slowdown'] * 10) / 10:.1f}")
+
+
+def main(paths: list[str], by_slowdown: bool = False) -> None:
+    extra = f" {'memory':>12} {'slow-down':>9}" if by_slowdown else ""
+    print(
+        f"{'log':<40} {'load':>9} {'k':>2} {'cores':>5}{extra} {'requests':>8} {'near median':>11} {'ms':>6} {'rest ms':>8} {'gap':>6}"
+    )
     for path in paths:
         cells: dict[tuple, list[float]] = defaultdict(list)
         with open(path) as f:
             for r in map(json.loads, filter(str.strip, f)):
-                cells[(json.dumps(r["load_generated"], sort_keys=True), r["groups"], r["cores"])].append(r["latency_ms"])
-        for (load, k, cores), ms in sorted(cells.items()):
+                cells[_cell(r, by_slowdown)].append(r["latency_ms"])
+        parents: dict[tuple, list[float]] = defaultdict(list)  # the modes are told apart in the cell before the slow-down split
+        for key, ms in cells.items():
+            parents[key[:4]] += ms
+        for key, ms in sorted(cells.items()):
             if len(ms) < 10:
                 continue
-            median = statistics.median(ms)
+            median = statistics.median(parents[key[:4]])
             near = [x for x in ms if x < median + MARGIN_MS]
             rest = [x for x in ms if x >= median + MARGIN_MS]
-            rest_ms = f"{statistics.median(rest):.2f}" if rest else "-"
+            rest_ms, gap = (
+                (f"{statistics.median(rest):.2f}", f"{statistics.median(rest) - statistics.median(near):.2f}")
+                if rest
+                else ("-", "-")
+            )
+            load, k, cores, *split = key
+            extra = f" {split[0]:>12} {split[1]:>9}" if split else ""
             print(
-                f"{path:<40} {load:>9} {k:>2} {cores:>5} {len(ms):>8} {len(near) / len(ms):>11.1%} {statistics.median(near):>6.2f} {rest_ms:>8}"
+                f"{path:<40} {load:>9} {k:>2} {cores:>5}{extra} {len(ms):>8} {len(near) / len(ms):>11.1%} {statistics.median(near):>6.2f} {rest_ms:>8} {gap:>6}"
             )
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--by-slowdown", action="store_true", help="split cells by memory co-runners and the slow-down estimate")
+    ap.add_argument("logs", nargs="+")
+    args = ap.parse_args()
+    main(args.logs, args.by_slowdown)
