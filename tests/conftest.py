@@ -217,7 +217,7 @@ def profiled(tmp_path: Path, batches_dir: Path) -> tuple[Path, Path, Path]:
     root = fake_one_cpu_board(tmp_path / "root")
     board = tmp_path / "board.yaml"
     assert main(["profile", "--out", str(board), "--data", str(batches_dir), "--repeats", "3", "--warmup", "1",
-                 "--allow-dvfs", "--root", str(root), "--json"]) == 0  # fmt: skip
+                 "--allow-dvfs", "--allow-busy", "--root", str(root), "--json"]) == 0  # fmt: skip
     trace = tmp_path / "trace.csv"
     assert main(["env", "record", "--platform", str(board), "--scenario", "tiny", "--length", "60", "--out", str(trace)]) == 0
     return root, board, trace

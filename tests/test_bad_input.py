@@ -137,7 +137,8 @@ def ws(tmp_path_factory: pytest.TempPathFactory) -> Path:
         root = fake_one_cpu_board(ws / "root")
         data = write_python_batches(ws / "data")
         common = ["--root", str(root), "--data", str(data)]
-        assert main(["profile", "--out", str(ws / "board.yaml"), "--repeats", "3", "--warmup", "1", "--quiet", *common]) == 0
+        profile = ["profile", "--out", str(ws / "board.yaml"), "--repeats", "3", "--warmup", "1", "--allow-busy", "--quiet"]
+        assert main([*profile, *common]) == 0
         assert (
             main(
                 [
@@ -247,7 +248,7 @@ COMPARE = ["compare", *BOARD, "--agents", "{ws}/run", "--seeds", "1000", "--epis
 XU3_COMPARE = ["compare", "--platform", "xu3", "--baselines", "greedy", "--seeds", "1000", "--episode-length", "10", "--quiet"]
 TRAIN = ["train", *BOARD, "--hyperparams", "{ws}/hp.yml", "--eval-seeds", "1000", "--quiet"]
 TRAIN_AGENT = ["train_agent.py", *BOARD, "--hyperparams", "{ws}/hp.yml", "--eval-seeds", "1000", "--quiet"]
-PROFILE = ["profile", "--repeats", "3", "--warmup", "1", "--quiet", *LIVE]
+PROFILE = ["profile", "--repeats", "3", "--warmup", "1", "--allow-busy", "--quiet", *LIVE]
 EVAL = ["dnn", "eval", "--data", "{ws}/data", "--limit", "4", "--repeats", "1", "--quiet"]
 DNN_TRAIN = ["dnn", "train", "--data", "{ws}/data", "--epochs-per-stage", "1", "--limit", "8", "--batch-size", "8", "--quiet"]
 RECORD = ["env", "record", *BOARD, "--scenario", "tiny", "--length", "5"]
