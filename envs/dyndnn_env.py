@@ -40,8 +40,8 @@ class DynDNNEnv(gym.Env):
     temperature, current frequency per unit (/ max), the previous configuration (groups / G,
     one-hot unit, cores / max cores, frequency / unit max), the last request's latency and
     energy (log scale), and the online slow-down estimate per unit (log scale; measured /
-    predicted latency, filtered: :mod:`envs.slowdown`, updated after every request exactly as
-    the live runtime updates it). Only what a live board measures: every step builds a
+    predicted latency less the quanta co-runners made a run wait, filtered: :mod:`envs.slowdown`,
+    updated after every request exactly as the live runtime updates it). Only what a live board measures: every step builds a
     :class:`envs.step.Request` (``env.request``) and the observation from it with
     :class:`envs.observation.ObservationBuilder`, as the live runtime does.
 
@@ -247,7 +247,10 @@ class DynDNNEnv(gym.Env):
         # the online estimate learns as the live runtime's does: measured vs the nominal model at the observed state
         seen = observed_state(self._request, out=self._observed)
         nominal = self.model.expected(a, seen)
-        correct_slowdown(self.model, self._slowdown, a, u, seen, nominal, latency)
+        if phase is None:  # a noise-free (mean) run: nothing to take apart into quanta
+            self._slowdown.update(u, latency, float(nominal.latency_ms))
+        else:
+            correct_slowdown(self.model, self._slowdown, a, u, seen, nominal, latency)
         self._advance_time(u, power, latency, max(self._period[i], latency))
         self._freqs[u] = o.freq_mhz
         s.freq_mhz[u] = o.freq_mhz

@@ -93,7 +93,7 @@ def correct_slowdown(
         ``action`` there
     """
     shared = model.shares_cores(action, seen)
-    explained = model.explain(nominal, measured_ms, slowdown.factors[unit], shared)
+    explained = model.explain(nominal, measured_ms, slowdown.factors[unit], shared, model.spec.noise.latency_cv)
     if explained is None:  # a tick landed in the run: its length is the kernel's, not the board's
         slowdown.ran(unit)
     else:

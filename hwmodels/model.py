@@ -362,19 +362,23 @@ class PlatformModel:
         outnumbers the unit's cores the configuration leaves free): a run there may be preempted."""
         return float(state.load[self._py_unit[index]]) > self._py["_free"][index]
 
-    def explain(self, o: Outcome, measured_ms: float, factor: float = 1.0, shared: bool = False) -> tuple[float, float] | None:
+    def explain(
+        self, o: Outcome, measured_ms: float, factor: float = 1.0, shared: bool = False, tolerance: float = 0.05
+    ) -> tuple[float, float] | None:
         """What of a measurement a slow-down estimate should learn from: (the measured latency less
-        the quanta the run waited, the model's latency less its mean wait), or ``None`` where a
-        tick landed in the run (it waited one quantum more than the whole ones of its mean wait):
-        a quantum's length is the kernel's, and a run co-runners held part of a quantum (threads
-        of a multi-core run) says nothing of the board's speed. Without quanta: (the measurement,
-        the mean latency).
+        the quanta the run waited, the model's latency less its mean wait), or ``None`` where it
+        cannot say: a tick landed in the run (it waited one quantum more than the whole ones of
+        its mean wait), which quanta it waited is ambiguous, or no count fits. A quantum's length
+        is the kernel's, and a run co-runners held part of a quantum (threads of a multi-core run)
+        says nothing of the board's speed. Without quanta: (the measurement, the mean latency).
 
         A measurement is ``compute x f + q N`` for a board slower by ``f`` that waited ``N``
         quanta; the model's wait law ties the two (at ``f`` a run waits ``floor(w f / q)``
         quanta, or one more: :meth:`realised_latency`). Of the (f, N) that law allows, the one
         with ``f`` nearest the estimate in force, ``factor``, in ratio; so a long run that waited
-        five quanta is not read as a faster board that waited seven.
+        five quanta is not read as a faster board that waited seven. It teaches only where ``N``
+        is the whole quanta for every measurement within ``tolerance`` of this one (the jitter
+        of one run), so runs near a boundary of the wait law do not bias the estimate either way.
 
         :param o: the configuration's outcome at the observed state (scalar)
         :param measured_ms: the measured latency
@@ -383,20 +387,28 @@ class PlatformModel:
             wait one quantum more than the model's mean wait says, even a run the wake-up credit
             covers (measured: beside two busy threads 9-15% of k = 1 runs, 1 ms long, waited 4 ms;
             ``python docs/live/quanta_split.py runs/live-onnx-a/*.jsonl``)
+        :param tolerance: the share by which one run's jitter may move its latency
         """
         if self.quantum_ms <= 0 or (o.wait_ms <= 0 and not shared):
             return measured_ms, float(o.latency_ms)
         q, compute, wait = self.quantum_ms, float(o.latency_ms - o.wait_ms), float(o.wait_ms)
-        best, landed, distance = 0, False, math.inf
+        if not (math.isfinite(measured_ms) and measured_ms > 0 and compute > 0):
+            return None
+        best, distance = None, math.inf
         for n in range(int(measured_ms // q) + 1):
             f = (measured_ms - q * n) / compute
+            if f <= 0:
+                break
             whole = math.floor(wait * f / q)
-            one_more = n == whole + 1 and (shared or wait * f / q != whole)
-            if (n == whole or one_more) and abs(math.log(f / factor)) < distance:
-                best, landed, distance = n, one_more, abs(math.log(f / factor))
-        if landed:
+            if (n == whole or (n == whole + 1 and (shared or wait * f / q != whole))) and abs(math.log(f / factor)) < distance:
+                best, distance = (n, f), abs(math.log(f / factor))
+        if best is None:
             return None
-        return measured_ms - q * best, compute
+        n, _ = best
+        lo, hi = ((measured_ms * (1 + s) - q * n) / compute for s in (-tolerance, tolerance))
+        if not (lo > 0 and math.floor(wait * lo / q) == n == math.floor(wait * hi / q)):
+            return None  # a tick landed, or it may have: the run's length is the kernel's, not the board's
+        return measured_ms - q * n, compute
 
     # ------------------------------------------------------------------ board-level power and heat
 

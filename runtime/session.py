@@ -11,8 +11,9 @@ configuration at the observed state, after the online correction (``predicted_la
 the typical run's, whole quanta of co-runner wait as most runs take them; ``predicted_energy_mj``),
 so the model's error can be read off any deploy log. The online slow-down estimate per unit
 (:mod:`envs.slowdown`) is updated after every request from the measured latency and the nominal
-prediction that explains it best (the quanta the run waited), as the simulated env updates it,
-and every request carries it to the controller.
+prediction, less the quanta the run waited (a run a tick landed in teaches nothing:
+:func:`envs.step.correct_slowdown`), as the simulated env updates it, and every request carries
+it to the controller.
 
 Requests arrive on the trace's clock (``period_ms`` from one to the next); one that cannot
 start on time starts as soon as the previous one ends. The trace's ``load_*`` columns are

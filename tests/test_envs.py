@@ -1,3 +1,4 @@
+import dataclasses
 import warnings
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from envs import DynDNNEnv
 from envs.scenario import ScenarioError, TraceScenario
 from hwmodels.config import Config
 from hwmodels.model import State
+from hwmodels.profile import load_platform
 
 
 @pytest.mark.parametrize("env_id", sorted(envs.ENV_IDS.values()))
@@ -176,14 +178,20 @@ def test_scenarios_change_the_best_configuration() -> None:
     assert s["max_accuracy_miss_rate"] > 0.2
 
 
-def test_the_observation_carries_the_online_slowdown_of_a_board_slower_than_its_model(tmp_path: Path) -> None:
+@pytest.mark.parametrize("busy", [False, True])
+def test_the_observation_carries_the_online_slowdown_of_a_board_slower_than_its_model(tmp_path: Path, busy: bool) -> None:
+    """Idle, and beside co-runners that preempt in quanta without noise (the mean run: nothing to
+    take apart into quanta), the unit that runs learns the board's true factor."""
     f = tmp_path / "slow.yaml"
+    threads = "[1, 1]" if busy else "[0, 0]"
     f.write_text(
         "slow:\n  phase_length: [50, 50]\n  modes:\n    a: {time: [20, 20], energy: [50, 50], period_ms: 100}\n"
-        "  load:\n    stay: 1.0\n    levels:\n      idle: {threads_per_core: [0, 0], mem: [0, 0]}\n"
+        f"  load:\n    stay: 1.0\n    levels:\n      idle: {{threads_per_core: {threads}, mem: [0, 0]}}\n"
         "    start: [1.0]\n    transitions: [[1.0]]\n  model_error: {probability: 1, latency: [1.6, 1.6], power: [1, 1], drift: 0}\n"
     )
-    env = DynDNNEnv("xu3", scenario=str(f), episode_length=60)
+    base = load_platform("xu3")
+    spec = dataclasses.replace(base, interference=dataclasses.replace(base.interference, quantum_ms=4.0)) if busy else "xu3"
+    env = DynDNNEnv(spec, scenario=str(f), episode_length=60, noise=not busy)
     names = list(env.observation_names)
     assert names[-2:] == ["slowdown_a15", "slowdown_a7"]
     obs, _ = env.reset(seed=0)
