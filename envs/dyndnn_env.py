@@ -41,9 +41,10 @@ class DynDNNEnv(gym.Env):
     one-hot unit, cores / max cores, frequency / unit max), the last request's latency and
     energy (log scale), and the online slow-down estimate per unit (log scale; measured /
     predicted latency less the quanta co-runners made a run wait, filtered: :mod:`envs.slowdown`,
-    updated after every request exactly as the live runtime updates it). Only what a live board measures: every step builds a
-    :class:`envs.step.Request` (``env.request``) and the observation from it with
-    :class:`envs.observation.ObservationBuilder`, as the live runtime does.
+    updated after every request exactly as the live runtime updates it). Only what a live board
+    measures: every step builds a :class:`envs.step.Request` (``env.request``) and the
+    observation from it with :class:`envs.observation.ObservationBuilder`, as the live runtime
+    does.
 
     **Action** (``Discrete(N)``): an index into the platform's configurations in the order of
     :class:`hwmodels.config.ConfigSpace` (k ascending; units in profile order; cores ascending;

@@ -14,7 +14,8 @@ alike):
   the model's mean wait makes certain; a run that most likely waited one more, a tick having
   landed in it, teaches nothing of the board's speed and is skipped:
   :meth:`hwmodels.model.PlatformModel.explain`; so the estimate is of the board's compute, the
-  kernel's quanta being the same on a slower board); its noise is the run-to-run jitter, variance ``R``: the
+  kernel's quanta being the same on a slower board; a count of quanta the profile's jitter
+  leaves ambiguous is skipped too); its noise is the run-to-run jitter, variance ``R``: the
   profile's ``latency_cv^2`` to start with, then estimated online per unit from the innovations
   (``E[(y - x)^2] = P + R``, an exponential average at rate ``noise_rate``: a board whose
   latency jitters more under load than the idle profile said is trusted less, request by
