@@ -248,7 +248,7 @@ class DynDNNEnv(gym.Env):
         # the online estimate learns as the live runtime's does: measured vs the nominal model at the observed state
         seen = observed_state(self._request, out=self._observed)
         nominal = self.model.expected(a, seen)
-        if phase is None:  # a noise-free (mean) run: nothing to take apart into quanta
+        if phase is None:  # a mean run (noise off) or a fluid share: no whole quanta to take apart
             self._slowdown.update(u, latency, float(nominal.latency_ms))
         else:
             correct_slowdown(self.model, self._slowdown, a, u, seen, nominal, latency)

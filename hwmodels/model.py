@@ -394,17 +394,16 @@ class PlatformModel:
         q, compute, wait = self.quantum_ms, float(o.latency_ms - o.wait_ms), float(o.wait_ms)
         if not (math.isfinite(measured_ms) and measured_ms > 0 and compute > 0):
             return None
-        best, distance = None, math.inf
-        for n in range(int(measured_ms // q) + 1):
-            f = (measured_ms - q * n) / compute
+        n, distance = None, math.inf
+        for count in range(int(measured_ms // q) + 1):
+            f = (measured_ms - q * count) / compute
             if f <= 0:
                 break
-            whole = math.floor(wait * f / q)
-            if (n == whole or (n == whole + 1 and (shared or wait * f / q != whole))) and abs(math.log(f / factor)) < distance:
-                best, distance = (n, f), abs(math.log(f / factor))
-        if best is None:
+            whole, off = math.floor(wait * f / q), abs(math.log(f / factor))
+            if (count == whole or (count == whole + 1 and (shared or wait * f / q != whole))) and off < distance:
+                n, distance = count, off
+        if n is None:
             return None
-        n, _ = best
         lo, hi = ((measured_ms * (1 + s) - q * n) / compute for s in (-tolerance, tolerance))
         if not (lo > 0 and math.floor(wait * lo / q) == n == math.floor(wait * hi / q)):
             return None  # a tick landed, or it may have: the run's length is the kernel's, not the board's

@@ -47,15 +47,12 @@ def main(paths: list[str], by_slowdown: bool = False) -> None:
             median = statistics.median(parents[key[:4]])
             near = [x for x in ms if x < median + MARGIN_MS]
             rest = [x for x in ms if x >= median + MARGIN_MS]
-            rest_ms, gap = (
-                (f"{statistics.median(rest):.2f}", f"{statistics.median(rest) - statistics.median(near):.2f}")
-                if rest
-                else ("-", "-")
-            )
+            near_ms = statistics.median(near)
+            rest_ms, gap = (f"{(r := statistics.median(rest)):.2f}", f"{r - near_ms:.2f}") if rest else ("-", "-")
             load, k, cores, *split = key
             extra = f" {split[0]:>12} {split[1]:>9}" if split else ""
             print(
-                f"{path:<40} {load:>9} {k:>2} {cores:>5}{extra} {len(ms):>8} {len(near) / len(ms):>11.1%} {statistics.median(near):>6.2f} {rest_ms:>8} {gap:>6}"
+                f"{path:<40} {load:>9} {k:>2} {cores:>5}{extra} {len(ms):>8} {len(near) / len(ms):>11.1%} {near_ms:>6.2f} {rest_ms:>8} {gap:>6}"
             )
 
 
