@@ -50,58 +50,114 @@ def fit_perf(space: ConfigSpace, unit: int, latency_ms: np.ndarray, macs: np.nda
 
 
 def fit_interference(doc: dict, dnn, points: list[tuple[int, list[float], list[float], float]]) -> dict[str, float]:
-    """``interference`` (``mem_slowdown``, ``barrier_slowdown``, ``wake_credit_ms``) from latencies
-    measured beside co-runners.
+    """``interference`` (``mem_slowdown``, ``barrier_slowdown``, ``wake_credit_ms``,
+    ``thread_wait_ms``) from latencies measured beside co-runners.
 
-    For a given wake-up credit ``C`` the model's latency is linear in the other two,
-    ``t = t0 + m dt_m + b dt_b`` (the model is evaluated at (0, 0), (1, 0) and (0, 1), so the fit
-    uses exactly the model's equations); ``m, b >= 0`` minimise a robust (soft-L1, scale 0.1) loss of the log
+    For a given wake-up credit ``C`` and thread wait ``d`` the model's latency is
+    ``t = r + m dt_m + max(w0 + b dw_b, w_d)``: memory contention adds to the rest, the barrier
+    stretches the fair-share wait ``w0``, and a held multi-core run waits at least ``w_d`` (the
+    wait at ``b = 0`` with the thread wait: where it exceeds ``w0`` it is the thread wait, and
+    elsewhere ``w0``, below any stretched share). Each term is read off the model's own outcomes
+    at (m, b) = (0, 0), (1, 0), (0, 1) and at ``d`` (latency and mean wait), so the fit uses exactly
+    the model's equations. ``m, b >= 0`` minimise a robust (soft-L1, scale 0.1) loss of the log
     ratio of model to measurement (latency noise is log-normal: over- and under-prediction by the
-    same factor weigh alike), so one point the host disturbed does not set a coefficient. ``C`` is the
-    best of a grid of :data:`CREDIT_GRID_POINTS` values from 0 to the longest measured latency
-    (the error is piecewise smooth in ``C``, with a kink at every point's compute time), polished
-    by a bounded scalar search between its grid neighbours.
+    same factor weigh alike), so one point the host disturbed does not set a coefficient. ``(C, d)``
+    is the best of a grid (:data:`CREDIT_GRID_POINTS` x :data:`THREAD_WAIT_GRID_POINTS` values
+    from 0 to the longest measured latency; the error is piecewise smooth, with a kink at every
+    point's compute time), polished jointly (Nelder-Mead) from there. Of equally good grid points
+    the least ``d``, then ``C``, stands (a flat error, where no point has excess load or no held
+    multi-core run waits longer than its share, keeps them 0), and the polish only where it lowers
+    the error.
 
     :param doc: the platform profile document (its other coefficients already fitted)
     :param dnn: the DNN profile (:class:`dnn.profile.DNNProfile`)
     :param points: (configuration index, observed busy threads per unit, memory intensity per unit,
         measured mean latency ms)
-    :return: ``{"mem_slowdown": m, "barrier_slowdown": b, "wake_credit_ms": C}``
+    :return: ``{"mem_slowdown": m, "barrier_slowdown": b, "wake_credit_ms": C, "thread_wait_ms": d}``
     """
-    from scipy.optimize import least_squares, minimize_scalar
+    from scipy.optimize import least_squares, minimize
 
     from hwmodels.model import PlatformModel, State
     from hwmodels.profile import parse_platform
 
     y = np.array([p[3] for p in points], dtype=np.float64)
     temp = float(doc["thermal"]["start_c"])
+    states = [State(np.asarray(ld, float), np.asarray(mem, float), temp) for _, ld, mem, _ in points]
 
-    def latencies(m: float, b: float, credit: float) -> np.ndarray:
-        trial = {**doc, "interference": {"mem_slowdown": m, "barrier_slowdown": b, "wake_credit_ms": credit}}
-        model = PlatformModel(parse_platform(trial, "interference fit"), dnn)
-        return np.array(
-            [model.expected(i, State(np.asarray(ld, float), np.asarray(mem, float), temp)).latency_ms for i, ld, mem, _ in points]
-        )
+    def outcomes(m: float, b: float, credit: float, thread_wait: float) -> tuple[np.ndarray, np.ndarray]:
+        """(latency, mean wait) of every point."""
+        coefficients = {"mem_slowdown": m, "barrier_slowdown": b, "wake_credit_ms": credit, "thread_wait_ms": thread_wait}
+        model = PlatformModel(parse_platform({**doc, "interference": coefficients}, "interference fit"), dnn)
+        o = [model.expected(p[0], s) for p, s in zip(points, states)]
+        return np.array([x.latency_ms for x in o]), np.array([x.wait_ms for x in o])
 
-    def fit_at(credit: float) -> tuple[float, np.ndarray]:
-        t0 = latencies(0.0, 0.0, credit)
-        X = np.stack([latencies(1.0, 0.0, credit) - t0, latencies(0.0, 1.0, credit) - t0], 1)
-        start = fit_nonnegative(X / y[:, None], (y - t0) / y)
-        fit = least_squares(lambda c: np.log((t0 + X @ c) / y), start, bounds=(0.0, np.inf), loss="soft_l1", f_scale=0.1)
-        return float(fit.cost), fit.x
+    def terms(credit: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(rest r, dt_m, w0, dw_b) at this credit."""
+        t0, w0 = outcomes(0.0, 0.0, credit, 0.0)
+        t_m, _ = outcomes(1.0, 0.0, credit, 0.0)
+        _, w_b = outcomes(0.0, 1.0, credit, 0.0)
+        return t0 - w0, t_m - t0, w0, w_b - w0
 
-    grid = np.linspace(0.0, min(float(y.max()), MAX_CREDIT_MS), CREDIT_GRID_POINTS)
-    j = int(np.argmin([fit_at(c)[0] for c in grid]))
-    # polish between the grid neighbours of the best point
-    lo, hi = grid[max(j - 1, 0)], grid[min(j + 1, len(grid) - 1)]
-    credit = float(minimize_scalar(lambda c: fit_at(c)[0], bounds=(lo, hi), method="bounded", options={"xatol": 1e-4}).x)
-    if fit_at(grid[j])[0] <= fit_at(credit)[0]:  # a flat cost (no point has excess load) keeps the grid's
-        credit = float(grid[j])
-    m, b = fit_at(credit)[1]
-    return {"mem_slowdown": float(m), "barrier_slowdown": float(b), "wake_credit_ms": credit}
+    def fit_at(credit: float, thread_wait: float, at: tuple | None = None) -> tuple[float, np.ndarray]:
+        rest, dt_m, w0, dw_b = at if at is not None else terms(credit)
+        w_d = outcomes(0.0, 0.0, credit, thread_wait)[1] if thread_wait > 0 else w0
+
+        def latency(c: np.ndarray) -> np.ndarray:
+            return rest + c[0] * dt_m + np.maximum(w0 + c[1] * dw_b, w_d)
+
+        t0 = latency(np.zeros(2))
+        start = fit_nonnegative(np.stack([dt_m, dw_b], 1) / y[:, None], (y - t0) / y)  # as if the share won
+        start = np.minimum(start, MAX_SLOWDOWN)
+        fit = least_squares(lambda c: np.log(latency(c) / y), start, bounds=(0.0, MAX_SLOWDOWN), loss="soft_l1", f_scale=0.1)
+        x = fit.x
+        if x[1] > 0 and _soft_l1(np.log(latency(np.array([x[0], 0.0])) / y)) <= fit.cost * (1 + TIE) + TIE_ABS:
+            x = np.array([x[0], 0.0])  # no point feels the barrier: say none
+        return float(fit.cost), x
+
+    top = min(float(y.max()), MAX_CREDIT_MS)
+    credits, waits = np.linspace(0.0, top, CREDIT_GRID_POINTS), np.linspace(0.0, top, THREAD_WAIT_GRID_POINTS)
+    cost = np.empty((len(waits), len(credits)))
+    for j, credit in enumerate(credits):
+        at = terms(credit)
+        cost[:, j] = [fit_at(credit, d, at)[0] for d in waits]
+    ties = np.argwhere(cost <= cost.min() * (1 + TIE) + TIE_ABS)  # row-major: least d, then least C
+    credit, thread_wait = float(credits[ties[0][1]]), float(waits[ties[0][0]])
+    step = [max(credits[1], 1e-3), max(waits[1], 1e-3)]
+    joint = minimize(
+        lambda x: fit_at(*x)[0],
+        [credit, thread_wait],
+        method="Nelder-Mead",
+        bounds=[(0.0, top)] * 2,
+        options={
+            "initial_simplex": [[credit, thread_wait], [credit + step[0] / 2, thread_wait], [credit, thread_wait + step[1] / 2]],
+            "xatol": 1e-4,
+            "fatol": TIE_ABS,
+        },
+    )
+    if joint.fun < cost.min() * (1 - TIE) - TIE_ABS:
+        credit, thread_wait = (float(x) for x in joint.x)
+    m, b = fit_at(credit, thread_wait)[1]
+    return {"mem_slowdown": float(m), "barrier_slowdown": float(b), "wake_credit_ms": credit, "thread_wait_ms": thread_wait}
+
+
+def _soft_l1(residuals: np.ndarray, f_scale: float = 0.1) -> float:
+    """The cost ``scipy.optimize.least_squares`` minimises with ``loss="soft_l1"``."""
+    z = (residuals / f_scale) ** 2
+    return float(0.5 * f_scale**2 * np.sum(2.0 * (np.sqrt(1.0 + z) - 1.0)))
 
 
 #: values of the wake-up credit the interference fit tries
 CREDIT_GRID_POINTS = 121
+#: values of the thread wait the interference fit tries (at each credit)
+THREAD_WAIT_GRID_POINTS = 13
+#: relative difference in cost below which two fits count as equally good
+TIE = 1e-9
+#: absolute difference in cost (half the sum of squared log ratios) below which two fits count as
+#: equally good: rounding, where a fit is exact
+TIE_ABS = 1e-12
+#: the largest ``mem_slowdown`` and ``barrier_slowdown`` a profile may hold (hwmodels.profile checks
+#: them): where no point is sensitive to one (a held multi-core run whose thread wait exceeds its
+#: share does not feel the barrier), the fit could otherwise wander to any value
+MAX_SLOWDOWN = 100.0
 #: the largest credit a profile may hold (hwmodels.profile checks it)
 MAX_CREDIT_MS = 1000.0

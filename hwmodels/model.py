@@ -142,21 +142,25 @@ class PlatformModel:
         #: co-runners preempt the DNN in quanta this long (0: a fluid share)
         self.quantum_ms = spec.interference.quantum_ms
         self._cf, self._v2f, self._kl_v = self._freq_terms(self._f, self._v)
-        self._buf = {name: np.empty(len(sp)) for name in ("t", "p", "e", "x", "y", "s")}
+        self._buf = {name: np.empty(len(sp)) for name in ("t", "p", "e", "x", "y", "s", "h")}
         # measured tables win over the analytic idle-board values (ratio kept per configuration)
         self._lat_scale = self._pow_scale = None
         self._credit = np.full(len(sp), spec.interference.wake_credit_ms)
+        # the least mean wait of a multi-core run whose every core is held (0 on one core)
+        self._thread_wait = np.where(c > 1.0, spec.interference.thread_wait_ms, 0.0)
         if spec.measured is not None:
             self._apply_measured()
-            # the credit is in measured ms; compute time meets it before the measured table's
-            # scale is applied, so it is divided by that scale
+            # the credit and the thread wait are in measured ms; the model's terms meet them
+            # before the measured table's scale is applied, so they are divided by that scale
             self._credit /= self._lat_scale
+            self._thread_wait /= self._lat_scale
         # python lists for the scalar path: indexing a list is far cheaper than a numpy scalar
         self._py = {
             n: getattr(self, n).tolist()
             for n in (
                 "_A",
                 "_credit",
+                "_thread_wait",
                 "_barrier",
                 "_c",
                 "_free",
@@ -225,6 +229,11 @@ class PlatformModel:
         b = self._buf
         lf = state.load[self._unit]
         excess = np.maximum(lf - self._free, 0.0, out=b["x"])
+        # how far the last of a multi-core run's cores is held, in [0, 1]
+        held = np.subtract(excess, self._c, out=b["h"])
+        held += 1.0
+        np.clip(held, 0.0, 1.0, out=held)
+        held *= self._thread_wait
         excess *= self._barrier
         t = np.divide(self._A, cf, out=b["t"])
         t *= self._c
@@ -232,6 +241,7 @@ class PlatformModel:
         np.maximum(shared, 0.0, out=shared)
         shared *= excess
         shared /= self._c
+        np.maximum(shared, held, out=shared)
         t += shared
         wait = shared  # the buffer holds the wait from here on (scaled below with t)
         t += self._tmem * self._mem_factor(state)
@@ -281,9 +291,10 @@ class PlatformModel:
             cf, v2f, klv = py["_c"][i] * f, v * v * (f / 1e3), py["_k_leak"][i] * v
         lf = float(state.load[u])
         c = py["_c"][i]
-        excess = max(lf - py["_free"][i], 0.0) * py["_barrier"][i]
+        excess = max(lf - py["_free"][i], 0.0)
+        held = min(max(excess - c + 1.0, 0.0), 1.0) * py["_thread_wait"][i]
         t = py["_A"][i] / cf * c
-        wait = max(t - py["_credit"][i], 0.0) * excess / c
+        wait = max(max(t - py["_credit"][i], 0.0) * (excess * py["_barrier"][i]) / c, held)
         t += wait
         t += py["_tmem"][i] * self._mem_factor(state)
         t += py["_fixed"][i]

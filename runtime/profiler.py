@@ -57,6 +57,10 @@ IDENTICAL_CORES_TOLERANCE = 0.05
 #: of 40 paced requests varies by about 2% from run to run on this VM (two of them differ by 5%
 #: one time in ten), of 160 by about 1%
 CORE_CHECK_FACTOR = 4
+#: the co-runner condition that holds every core of a unit runs this many times the requests of
+#: the others: its runs wait a whole quantum (4 ms on the dev host) or none, so the mean of 12 runs
+#: moved by up to 0.7 ms between two profiles of one afternoon there (the fitted credit from 1.4 to 3.3 ms)
+HELD_FACTOR = 4
 #: consecutive requests of one configuration per turn (the deploy loop mostly repeats a
 #: configuration for a few requests; each turn starts on a switch, as a deploy switch does)
 BURST = 4
@@ -438,6 +442,12 @@ def _finish_profile(
     return doc
 
 
+#: the ``interference`` coefficients fitted beside the load generator (a profile's ``sources`` say so)
+FITTED_INTERFERENCE = (
+    "interference.mem_slowdown, interference.barrier_slowdown, interference.wake_credit_ms, interference.thread_wait_ms"
+)
+
+
 def _fit_interference(doc: dict, co_runners: list[dict], quantum: dict) -> None:
     """Set ``interference`` from the co-runner measurements and the preemption probe (or say why
     it is fair share only). The model's latency is a mean (its wait for co-runners is the mean of
@@ -451,7 +461,13 @@ def _fit_interference(doc: dict, co_runners: list[dict], quantum: dict) -> None:
         for i, load, ms in zip(cond["configurations"], cond["observed_load"], cond["latency_mean_ms"]):
             points.append((i, load, mem, ms))
     if not points:
-        doc["interference"] = {"mem_slowdown": 0.0, "barrier_slowdown": 0.0, "wake_credit_ms": 0.0, "quantum_ms": 0.0}
+        doc["interference"] = {
+            "mem_slowdown": 0.0,
+            "barrier_slowdown": 0.0,
+            "wake_credit_ms": 0.0,
+            "thread_wait_ms": 0.0,
+            "quantum_ms": 0.0,
+        }
         doc["sources"].append(
             {
                 "figure": "ASSUMED: no CPU unit with two or more CPUs to run co-runners beside the DNN; plain fair share, no contention",
@@ -469,7 +485,7 @@ def _fit_interference(doc: dict, co_runners: list[dict], quantum: dict) -> None:
         {
             "figure": f"dynscale profile: mean latency of {len(points)} (configuration, load) points beside the load "
             f"generator ({loads}; measured.co_runners), robust least squares of log(model / measured)",
-            "used_for": "interference.mem_slowdown, interference.barrier_slowdown, interference.wake_credit_ms",
+            "used_for": FITTED_INTERFERENCE,
         }
     )
     doc["sources"].append(
@@ -539,7 +555,12 @@ def _measure_co_runners(
     """
     per_config = BURST * -(-max(8, settings["repeats"] // 4) // BURST)
     plan = [(ui, t, m) for ui in _cpu_units(board) for t, m in co_runner_loads(len(board.units[ui].cpus))]
-    bar = progress_bar(len(plan) * (1 + per_config // BURST), "co-runners", progress, "round")
+
+    def rounds(ui: int, threads: int) -> int:
+        # where every core is held, a run waits a whole quantum or none: its mean needs more runs
+        return 1 + per_config // BURST * (HELD_FACTOR if threads >= len(board.units[ui].cpus) else 1)
+
+    bar = progress_bar(sum(rounds(ui, t) for ui, t, _ in plan), "co-runners", progress, "round")
     conditions = []
     for ui, threads, mem in plan:
         u = board.units[ui]
@@ -548,7 +569,7 @@ def _measure_co_runners(
         samples: dict = {}
         with LoadGenerator(LoadSchedule((LoadStep(0.0, u.name, threads, mem),)), {u.name: u.cpus}):
             time.sleep(0.5)  # the load monitor's window sees the workers
-            for _ in range(1 + per_config // BURST):  # the first round is a warm-up beside the new load
+            for _ in range(rounds(ui, threads)):  # the first round is a warm-up beside the new load
                 _measure_round(board, runners, jobs, samples, settings["period_ms"] / 1e3)
                 bar.update()
         kept = [samples[j.key]["latency"][BURST:] for j in jobs]

@@ -174,6 +174,44 @@ def test_wake_credit_shares_only_the_compute_beyond_it() -> None:
             assert woken.expected(int(i), s).latency_ms == allv[i]
 
 
+def test_a_held_multi_core_run_waits_at_least_the_thread_wait() -> None:
+    """With ``thread_wait_ms`` d a run on c > 1 cores waits the larger of its fair share beyond the
+    credit and d times how far its last core is held (load beyond the unit's other cores and its
+    first c - 1, clipped to [0, 1]); a one-core run is unchanged; the vectorised and scalar paths
+    still agree exactly."""
+    base = load_platform("xu3")
+    d, credit = 6.0, 20.0
+    it = dataclasses.replace(base.interference, wake_credit_ms=credit)
+    plain = PlatformModel(dataclasses.replace(base, interference=it), load_dnn_profile())
+    held = PlatformModel(dataclasses.replace(base, interference=dataclasses.replace(it, thread_wait_ms=d)), load_dnn_profile())
+    a15 = base.unit_index("a15")
+    checked = {"thread wait": 0, "share": 0}
+    for f in base.units[a15].freqs_mhz[::4]:
+        for k in range(1, 5):
+            for cores in (1, 2, 4):
+                i = plain.space.encode(Config(k, "a15", cores, float(f)))
+                for load in (0.0, 1.0, 4.0 - cores, 4.0 - cores + 0.5, 4.0, 6.0):
+                    s = State(np.where(np.arange(2) == a15, load, 0.0), np.zeros(2), 40.0)
+                    share, got = plain.expected(i, s), held.expected(i, s)
+                    last = min(max(load - (4 - cores) - (cores - 1), 0.0), 1.0) if cores > 1 else 0.0
+                    want = max(share.wait_ms, d * last)
+                    assert got.wait_ms == pytest.approx(want, rel=1e-9)
+                    assert got.latency_ms == pytest.approx(share.latency_ms - share.wait_ms + want, rel=1e-9)
+                    if want > share.wait_ms:
+                        checked["thread wait"] += 1
+                    elif share.wait_ms > 0:
+                        checked["share"] += 1
+    assert min(checked.values()) > 0, checked
+    rng = np.random.default_rng(2)
+    for _ in range(10):
+        s = State(rng.uniform(0, 6, 2), rng.uniform(0, 1, 2), 40.0)
+        o_all = held.expected_all(s)
+        lat, wait = o_all.latency_ms.copy(), o_all.wait_ms.copy()
+        for i in rng.choice(len(held.space), 40, replace=False):
+            o = held.expected(int(i), s)
+            assert o.latency_ms == lat[i] and o.wait_ms == pytest.approx(wait[i], rel=1e-12)
+
+
 def quantised(quantum_ms: float, credit_ms: float = 0.0) -> PlatformModel:
     base = load_platform("xu3")
     it = dataclasses.replace(base.interference, quantum_ms=quantum_ms, wake_credit_ms=credit_ms)

@@ -50,7 +50,15 @@ def test_unknown_platform_name() -> None:
         load_platform("pdp11")
 
 
-def test_interference_fit_recovers_the_coefficients_it_was_made_with() -> None:
+@pytest.mark.parametrize(
+    "coefficients",
+    [
+        {"mem_slowdown": 0.4, "barrier_slowdown": 0.7, "wake_credit_ms": 1.3, "thread_wait_ms": 0.0},
+        # a credit that covers the short runs, so a held multi-core run's wait is the thread wait
+        {"mem_slowdown": 0.4, "barrier_slowdown": 0.7, "wake_credit_ms": 20.0, "thread_wait_ms": 6.0},
+    ],
+)
+def test_interference_fit_recovers_the_coefficients_it_was_made_with(coefficients: dict) -> None:
     """Latencies made by the model with known coefficients give the same coefficients back."""
     import numpy as np
 
@@ -61,7 +69,6 @@ def test_interference_fit_recovers_the_coefficients_it_was_made_with() -> None:
 
     doc = yaml.safe_load(Path("hwmodels/platforms/xu3.yaml").read_text())
     dnn = load_dnn_profile()
-    coefficients = {"mem_slowdown": 0.4, "barrier_slowdown": 0.7, "wake_credit_ms": 1.3}
     truth = PlatformModel(parse_platform({**doc, "interference": coefficients}, "x"), dnn)
     states = [([2.0, 0.0], [0.0, 0.0]), ([4.0, 0.0], [0.0, 0.0]), ([1.0, 0.0], [1.0, 0.0])]  # a15 loads, as the profiler runs
     points = []

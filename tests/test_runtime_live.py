@@ -216,7 +216,13 @@ def test_profile_measures_every_configuration_and_restores(profiled: tuple[Path,
     assert any(s["figure"].startswith("ASSUMED (no power sensor") for s in doc["sources"])
     # one CPU: no co-runner can share the unit with the DNN, and the profile says so
     assert doc["measured"]["co_runners"] == [] and doc["measured"]["cores"] == []
-    assert doc["interference"] == {"mem_slowdown": 0.0, "barrier_slowdown": 0.0, "wake_credit_ms": 0.0, "quantum_ms": 0.0}
+    assert doc["interference"] == {
+        "mem_slowdown": 0.0,
+        "barrier_slowdown": 0.0,
+        "wake_credit_ms": 0.0,
+        "thread_wait_ms": 0.0,
+        "quantum_ms": 0.0,
+    }
     assert any(s["used_for"] == "interference" and s["figure"].startswith("ASSUMED") for s in doc["sources"])
     assert (root / "sys/devices/system/cpu/cpu0/cpufreq/scaling_governor").read_text().strip() == "ondemand"
     assert not (board.parent / "board.yaml.partial.json").exists()
@@ -302,9 +308,8 @@ def test_profile_fits_interference_beside_the_load_generator_and_checks_identica
     two = m["co_runners"][1]["observed_load"]
     assert np.median([x[0] for x in two]) > 1.5
     it = doc["interference"]
-    assert it["mem_slowdown"] >= 0 and it["barrier_slowdown"] >= 0 and it["wake_credit_ms"] >= 0
-    fitted = "interference.mem_slowdown, interference.barrier_slowdown, interference.wake_credit_ms"
-    assert any(s["used_for"] == fitted for s in doc["sources"])
+    assert all(it[k] >= 0 for k in ("mem_slowdown", "barrier_slowdown", "wake_credit_ms", "thread_wait_ms"))
+    assert any(s["used_for"] == profiler.FITTED_INTERFERENCE for s in doc["sources"])
     # the kernel preempts in ticks (1-10 ms on any HZ): the probe saw them, the profile keeps the median
     assert 0.5 <= it["quantum_ms"] <= 20 and m["preemption"]["preemptions"] >= 10
     assert it["quantum_ms"] == m["preemption"]["quantum_ms"]
