@@ -49,7 +49,9 @@ def fit_perf(space: ConfigSpace, unit: int, latency_ms: np.ndarray, macs: np.nda
     return {"macs_per_cycle": 1 / (a + b), "serial_fraction": a / (a + b), "overhead_mcycles": o / 1e6}
 
 
-def fit_interference(doc: dict, dnn, points: list[tuple[int, list[float], list[float], float]]) -> dict[str, float]:
+def fit_interference(
+    doc: dict, dnn, points: list[tuple[int, list[float], list[float], float]], fit_thread_wait: bool = True
+) -> dict[str, float]:
     """``interference`` (``mem_slowdown``, ``barrier_slowdown``, ``wake_credit_ms``,
     ``thread_wait_ms``) from latencies measured beside co-runners.
 
@@ -73,9 +75,10 @@ def fit_interference(doc: dict, dnn, points: list[tuple[int, list[float], list[f
     :param dnn: the DNN profile (:class:`dnn.profile.DNNProfile`)
     :param points: (configuration index, observed busy threads per unit, memory intensity per unit,
         measured mean latency ms)
+    :param fit_thread_wait: ``False``: hold ``d`` at 0 (the model without the term, to compare)
     :return: ``{"mem_slowdown": m, "barrier_slowdown": b, "wake_credit_ms": C, "thread_wait_ms": d}``
     """
-    from scipy.optimize import least_squares, minimize
+    from scipy.optimize import least_squares, minimize, minimize_scalar
 
     from hwmodels.model import PlatformModel, State
     from hwmodels.profile import parse_platform
@@ -115,27 +118,32 @@ def fit_interference(doc: dict, dnn, points: list[tuple[int, list[float], list[f
         return float(fit.cost), x
 
     top = min(float(y.max()), MAX_CREDIT_MS)
-    credits, waits = np.linspace(0.0, top, CREDIT_GRID_POINTS), np.linspace(0.0, top, THREAD_WAIT_GRID_POINTS)
+    credits = np.linspace(0.0, top, CREDIT_GRID_POINTS)
+    waits = np.linspace(0.0, top, THREAD_WAIT_GRID_POINTS) if fit_thread_wait else np.zeros(1)
     cost = np.empty((len(waits), len(credits)))
     for j, credit in enumerate(credits):
         at = terms(credit)
         cost[:, j] = [fit_at(credit, d, at)[0] for d in waits]
     ties = np.argwhere(cost <= cost.min() * (1 + TIE) + TIE_ABS)  # row-major: least d, then least C
     credit, thread_wait = float(credits[ties[0][1]]), float(waits[ties[0][0]])
-    step = [max(credits[1], 1e-3), max(waits[1], 1e-3)]
-    joint = minimize(
-        lambda x: fit_at(*x)[0],
-        [credit, thread_wait],
-        method="Nelder-Mead",
-        bounds=[(0.0, top)] * 2,
-        options={
-            "initial_simplex": [[credit, thread_wait], [credit + step[0] / 2, thread_wait], [credit, thread_wait + step[1] / 2]],
-            "xatol": 1e-4,
-            "fatol": TIE_ABS,
-        },
-    )
-    if joint.fun < cost.min() * (1 - TIE) - TIE_ABS:
-        credit, thread_wait = (float(x) for x in joint.x)
+    if fit_thread_wait:
+        half = [credits[1] / 2, waits[1] / 2]
+        simplex = [[credit, thread_wait], [credit + half[0], thread_wait], [credit, thread_wait + half[1]]]
+        polish = minimize(
+            lambda x: fit_at(*x)[0],
+            [credit, thread_wait],
+            method="Nelder-Mead",
+            bounds=[(0.0, top)] * 2,
+            options={"initial_simplex": simplex, "xatol": 1e-4, "fatol": TIE_ABS},
+        )
+        polished = [float(x) for x in polish.x]
+    else:
+        j = int(np.searchsorted(credits, credit))
+        lo, hi = credits[max(j - 1, 0)], credits[min(j + 1, len(credits) - 1)]
+        polish = minimize_scalar(lambda c: fit_at(c, 0.0)[0], bounds=(lo, hi), method="bounded", options={"xatol": 1e-4})
+        polished = [float(polish.x), 0.0]
+    if polish.fun < cost.min() * (1 - TIE) - TIE_ABS:
+        credit, thread_wait = polished
     m, b = fit_at(credit, thread_wait)[1]
     return {"mem_slowdown": float(m), "barrier_slowdown": float(b), "wake_credit_ms": credit, "thread_wait_ms": thread_wait}
 
