@@ -134,7 +134,7 @@ def fit_interference(
             [credit, thread_wait],
             method="Nelder-Mead",
             bounds=[(0.0, top)] * 2,
-            options={"initial_simplex": simplex, "xatol": 1e-4, "fatol": TIE_ABS},
+            options={"initial_simplex": simplex, "xatol": 1e-4, "fatol": POLISH_FATOL},
         )
         polished = [float(x) for x in polish.x]
     else:
@@ -144,6 +144,9 @@ def fit_interference(
         polished = [float(polish.x), 0.0]
     if polish.fun < cost.min() * (1 - TIE) - TIE_ABS:
         credit, thread_wait = polished
+        best = fit_at(credit, thread_wait)[0]
+        if thread_wait > 0 and fit_at(credit, 0.0)[0] <= best * (1 + TIE) + TIE_ABS:
+            thread_wait = 0.0  # the polish moved a thread wait no point feels: say none
     m, b = fit_at(credit, thread_wait)[1]
     return {"mem_slowdown": float(m), "barrier_slowdown": float(b), "wake_credit_ms": credit, "thread_wait_ms": thread_wait}
 
@@ -160,6 +163,8 @@ CREDIT_GRID_POINTS = 121
 THREAD_WAIT_GRID_POINTS = 13
 #: relative difference in cost below which two fits count as equally good
 TIE = 1e-9
+#: the joint polish stops when its simplex's costs agree within this (absolute)
+POLISH_FATOL = 1e-9
 #: absolute difference in cost (half the sum of squared log ratios) below which two fits count as
 #: equally good: rounding, where a fit is exact
 TIE_ABS = 1e-12

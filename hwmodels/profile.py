@@ -151,8 +151,8 @@ class Interference:
     :param thread_wait_ms: a run on ``c > 1`` cores every one of which a co-runner holds waits at
         least this long in mean (its wait is the larger of this and its fair share beyond the
         wake-up credit; it phases in as the last of its cores fills). Measured on the 2-CPU dev host
-        beside two busy threads: a two-core run waited 1.1-1.6 ms in mean at every group count,
-        where the share beyond the credit says 0-2.1 ms (0: none)
+        beside two busy threads: a two-core run waited 0.8-2.4 ms in mean at every group count
+        in three profiles, not rising with it as the share beyond the credit does (0: none)
     :param tick_hz: the kernel's scheduler ticks fall on a grid of period ``1 s / tick_hz`` on the
         monotonic clock (0: no grid was seen, or not probed); the live loop then logs how far into
         a tick each inference started (``tick_phase_ms``), in the boot the grid was probed in

@@ -18,8 +18,7 @@ profile's ``sources`` list as ASSUMED; without a power sensor the profile says
 ``power_is_estimate: true`` and its energies are relative estimates.
 
 Resumable: the idle table's samples so far go to ``OUT.partial.json`` after every round; a rerun
-with the same settings goes on from the next round (the co-runner and per-CPU checks, about a
-minute at the default repeats, run again whole).
+with the same settings goes on from the next round (the co-runner and per-CPU checks run again whole).
 """
 
 from __future__ import annotations
@@ -59,7 +58,7 @@ IDENTICAL_CORES_TOLERANCE = 0.05
 CORE_CHECK_FACTOR = 4
 #: the co-runner condition that holds every core of a unit runs this many times the requests of
 #: the others: its runs wait a whole quantum (4 ms on the dev host) or none, so the mean of 12 runs
-#: moved by up to 0.7 ms between two profiles of one afternoon there (the fitted credit from 1.4 to 3.3 ms)
+#: of one-core k = 4 there moved by 0.7 ms between two profiles of one afternoon
 HELD_FACTOR = 4
 #: consecutive requests of one configuration per turn (the deploy loop mostly repeats a
 #: configuration for a few requests; each turn starts on a switch, as a deploy switch does)

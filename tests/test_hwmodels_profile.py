@@ -35,6 +35,7 @@ def test_shipped_profiles_load() -> None:
         (lambda d: d["thermal"]["trips"][0].update(unit="a99"), "thermal.trips[0].unit"),
         (lambda d: d["units"][0].update(kind="npu"), "units[0].kind"),
         (lambda d: d.update(format="other"), "format"),
+        (lambda d: d["interference"].update(thread_wait_ms=-1.0), "interference.thread_wait_ms"),
     ],
 )
 def test_broken_profiles_name_file_and_field(tmp_path: Path, edit, field: str) -> None:
