@@ -77,6 +77,12 @@ class DynDNNEnv(gym.Env):
     (drifting within some); controllers see only the nominal model and the slow-down estimate.
     The ceiling knows the true factors.
 
+    **Time awake before the inference**: a scenario with ``awake_ms`` (or a trace with that
+    column) says how long the controller's process runs between its wake and the inference
+    (live: observing, deciding, applying); the scheduler's wake-up credit counts from the wake,
+    so that much of it is spent before the inference (:class:`hwmodels.model.State`). The request
+    carries it (``Request.awake_ms``), as the live loop's carries the previous request's.
+
     **Starting state**: a new scenario episode drawn from the reset seed; the die at the
     profile's ``thermal.start_c``; every unit at its highest frequency; the previous
     configuration is the full network on the first unit's cores at its highest frequency, with
@@ -212,6 +218,7 @@ class DynDNNEnv(gym.Env):
         ones = [[1.0] * len(self._max_freq)] * len(t)
         self._lat_err_rows = ones if t.latency_error is None else t.latency_error.tolist()
         self._pow_err_rows = ones if t.power_error is None else t.power_error.tolist()
+        self._awake_rows = [0.0] * len(t) if t.awake_ms is None else t.awake_ms.tolist()
         self._slowdown.reset()
         self._draw_jitter()
         self._i = 0
@@ -304,6 +311,7 @@ class DynDNNEnv(gym.Env):
         s.mem[:] = self._mem_rows[i]
         self._load = self._load_rows[i]
         self._lat_err, self._pow_err = self._lat_err_rows[i], self._pow_err_rows[i]
+        s.awake_ms = self._awake_rows[i]
 
     def _observe(self) -> np.ndarray:
         i = min(self._i, self.episode_length - 1)
@@ -319,6 +327,7 @@ class DynDNNEnv(gym.Env):
             self._last[0],
             self._last[1],
             tuple(self._slowdown.factors),
+            self._state.awake_ms,
         )
         return self._obs.build(self._request)
 

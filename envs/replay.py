@@ -3,8 +3,9 @@
 ``dynscale deploy`` and ``compare --live`` log every request, one JSON line each
 (:mod:`runtime.session`); the fields read here are ``time_budget_ms``, ``energy_budget_mj``,
 ``load`` (busy background threads per unit, as the board measured them), ``t_s`` (when the
-request started), and ``load_generated`` / ``mem_generated`` (the load generator's threads and
-their memory intensity per unit name). Replayed in the
+request started), ``load_generated`` / ``mem_generated`` (the load generator's threads and
+their memory intensity per unit name) and ``awake_ms`` (how long the process had run since its
+wake when the inference started; logs before it have none, and replay at 0). Replayed in the
 simulated env (``dynscale compare --traces``), the same controller meets the same requests under
 the same load, so its simulated miss rate is the one to hold its live miss rate against: what
 the platform model, not the load, gets wrong.
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from envs.scenario import EpisodeTrace, ScenarioError
+from envs.scenario import MAX_AWAKE_MS, EpisodeTrace, ScenarioError
 
 #: the pace of the last request (the log has no next one to measure it against)
 DEFAULT_LAST_PERIOD_MS = 33.3
@@ -57,7 +58,12 @@ def trace_from_log(path: str | os.PathLike, units: tuple[str, ...]) -> EpisodeTr
                 )
             generated = r.get("load_generated", {})
             mem = [float(r.get("mem_generated", {}).get(u, 0.0)) if generated.get(u, 0) else 0.0 for u in units]
-            rows.append((*row, mem))
+            awake = r.get("awake_ms")
+            if awake is not None and (
+                isinstance(awake, bool) or not isinstance(awake, (int, float)) or not 0 <= awake <= MAX_AWAKE_MS
+            ):
+                raise ScenarioError(f"{p}: line {n}: 'awake_ms' must be a number in [0, {MAX_AWAKE_MS:g}], got {awake!r}")
+            rows.append((*row, mem, awake))
     if not rows:
         raise ScenarioError(f"{p}: no requests in the log")
     t_ms = np.array([r[3] for r in rows]) * 1e3
@@ -70,4 +76,5 @@ def trace_from_log(path: str | os.PathLike, units: tuple[str, ...]) -> EpisodeTr
         np.array([r[4] for r in rows]),
         np.maximum(period, 1e-3),
         np.zeros(len(rows), dtype=int),
+        awake_ms=None if any(r[5] is None for r in rows) else np.array([float(r[5]) for r in rows]),
     )

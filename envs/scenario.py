@@ -20,14 +20,16 @@ and a power factor per unit: the board is slower, faster, hungrier than profiled
 CSV format (one row per request; header required)::
 
     time_budget_ms, energy_budget_mj, load_<unit> (one per unit), [mem_<unit>], [period_ms], [phase],
-    [latency_error_<unit>], [power_error_<unit>]
+    [latency_error_<unit>], [power_error_<unit>], [awake_ms]
 
 ``load_<unit>`` is busy background threads (fractional allowed), ``mem_<unit>`` their memory
 intensity in [0, 1] (default 0), ``period_ms`` the time from this request to the next
 (default 100), ``phase`` an informational integer, ``latency_error_<unit>`` and
 ``power_error_<unit>`` the board's true latency and power on the unit over the nominal model's
 (default 1; within 0.1..10; the latency error stretches the compute and the mean wait for
-co-runners, not the whole scheduler quanta a run waits, which are the kernel's).
+co-runners, not the whole scheduler quanta a run waits, which are the kernel's), ``awake_ms``
+how long the controller's process has run since its wake when the inference starts (default 0;
+0..1000: it spends the scheduler's wake-up credit, :class:`hwmodels.model.State`).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ class EpisodeTrace:
     phase: np.ndarray
     latency_error: np.ndarray | None = None  # (n, units): true latency / nominal model's; None: 1
     power_error: np.ndarray | None = None  # (n, units): true power / nominal model's; None: 1
+    awake_ms: np.ndarray | None = None  # (n,): ms the process ran since its wake when the inference starts; None: 0
 
     def __len__(self) -> int:
         return len(self.time_budget_ms)
@@ -83,6 +86,7 @@ class EpisodeTrace:
             self.phase[:length],
             cut(self.latency_error),
             cut(self.power_error),
+            cut(self.awake_ms),
         )
 
     def to_csv(self, path: str | os.PathLike) -> None:
@@ -101,6 +105,8 @@ class EpisodeTrace:
             ones = np.ones_like(self.load)
             lat_e = ones if self.latency_error is None else self.latency_error
             pow_e = ones if self.power_error is None else self.power_error
+        if self.awake_ms is not None:
+            cols.append("awake_ms")
         with atomic_write(path, newline="") as f:
             w = csv.writer(f)
             w.writerow(cols)
@@ -114,6 +120,7 @@ class EpisodeTrace:
                         repr(float(self.period_ms[i])),
                         int(self.phase[i]),
                         *((repr(float(x)) for x in (*lat_e[i], *pow_e[i])) if errors else ()),
+                        *(() if self.awake_ms is None else (repr(float(self.awake_ms[i])),)),
                     ]
                 )
 
@@ -221,6 +228,9 @@ class ScenarioConfig:
     :param periodic: periodic co-runners (``None``: none)
     :param randomise: per-episode ranges of the parameters in :data:`RANDOMISED` (``None``: fixed)
     :param model_error: the board's departure from the nominal model (``None``: the model is exact)
+    :param awake_ms: how long the controller runs between its wake and the inference, drawn
+        uniformly per episode from [low, high] (``None``: 0): live, observing, deciding and applying
+        spend the scheduler's wake-up credit before the inference does
     """
 
     name: str
@@ -238,6 +248,7 @@ class ScenarioConfig:
     periodic: Periodic | None = None
     randomise: dict[str, tuple[float, float]] | None = None
     model_error: ModelError | None = None
+    awake_ms: tuple[float, float] | None = None
 
     def drawn(self, rng: np.random.Generator) -> ScenarioConfig:
         """This preset with its ``randomise`` parameters drawn for one episode."""
@@ -324,6 +335,9 @@ def _parse_scenario(name: str, d: dict, where: Path) -> ScenarioConfig:
         for k in ("latency", "power"):
             if model_error is not None and getattr(model_error, k)[0] <= 0:
                 raise err(f"model_error.{k}", f"must be a range of positive factors, got {list(getattr(model_error, k))}")
+        awake = None if d.get("awake_ms") is None else pair(d["awake_ms"], "awake_ms", 0.0)
+        if awake is not None and not 0 <= awake[0] <= awake[1] <= MAX_AWAKE_MS:
+            raise err("awake_ms", f"must be a range within [0, {MAX_AWAKE_MS:g}] ms, got {list(awake)}")
     except KeyError as exc:
         raise err(str(exc.args[0]), "is missing") from None
     except (TypeError, AttributeError, ValueError) as exc:
@@ -353,6 +367,7 @@ def _parse_scenario(name: str, d: dict, where: Path) -> ScenarioConfig:
         periodic,
         randomise,
         model_error,
+        awake,
     )
 
 
@@ -435,7 +450,8 @@ class ScenarioGenerator:
         lat_err = pow_err = None
         if cfg.model_error is not None and rng.random() < cfg.model_error.probability:
             lat_err, pow_err = self._model_error(cfg.model_error, rng, length)
-        return EpisodeTrace(self.units, tb, eb, load, mem, period, phase, lat_err, pow_err)
+        awake = None if cfg.awake_ms is None else np.full(length, rng.uniform(*cfg.awake_ms))
+        return EpisodeTrace(self.units, tb, eb, load, mem, period, phase, lat_err, pow_err, awake)
 
     def _model_error(self, me: ModelError, rng: np.random.Generator, length: int) -> tuple[np.ndarray, np.ndarray]:
         """Latency and power factors per request and unit: one draw per unit, drifting to a
@@ -571,6 +587,8 @@ class TraceScenario:
         return self.trace.rows(length)
 
 
+#: the longest a controller may run before its inference (a trace's or a scenario's ``awake_ms``)
+MAX_AWAKE_MS = 1000.0
 #: the longest gap between two requests a trace may ask for (one hour): longer ones are typos
 MAX_PERIOD_MS = 3_600_000.0
 
@@ -595,6 +613,7 @@ def _trace_of_rows(p: Path, rows: list[list[str]], units: tuple[str, ...], cores
         phase=np.array([int(r.get("phase", 0)) for r in requests], dtype=np.int64),
         latency_error=_optional_columns(requests, "latency_error", units),
         power_error=_optional_columns(requests, "power_error", units),
+        awake_ms=np.array([r.get("awake_ms", 0.0) for r in requests]) if "awake_ms" in requests[0] else None,
     )
 
 
@@ -618,6 +637,7 @@ def _trace_columns(p: Path, header: list[str] | None, units: tuple[str, ...]) ->
         "phase",
         *(f"latency_error_{u}" for u in units),
         *(f"power_error_{u}" for u in units),
+        "awake_ms",
     ]
     for i, h in enumerate(header):
         if h not in required and h not in optional:
@@ -654,6 +674,8 @@ def _trace_row(
             raise ScenarioError(f"{p}:{line}: column '{h}': must be positive, got {vals[h]:g}")
     if vals.get("period_ms", 0.0) > MAX_PERIOD_MS:
         raise ScenarioError(f"{p}:{line}: column 'period_ms': {vals['period_ms']:g} is more than one hour ({MAX_PERIOD_MS:g})")
+    if not 0 <= vals.get("awake_ms", 0.0) <= MAX_AWAKE_MS:
+        raise ScenarioError(f"{p}:{line}: column 'awake_ms': must be in [0, {MAX_AWAKE_MS:g}], got {vals['awake_ms']:g}")
     if "phase" in vals and (vals["phase"] < 0 or vals["phase"] != int(vals["phase"])):
         raise ScenarioError(f"{p}:{line}: column 'phase': expected a whole number >= 0, got {row[col['phase']]!r}")
     for u, n in zip(units, cores):

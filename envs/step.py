@@ -47,6 +47,9 @@ class Request:
     :param last_energy_mj: the previous request's energy (0 before the first)
     :param slowdown: the online slow-down estimate per unit (:class:`envs.slowdown.SlowdownEstimator`:
         measured / predicted latency, filtered); ``None``: the nominal model (1 everywhere)
+    :param awake_ms: how long the process will have run since its wake when the inference starts
+        (observing, deciding, applying: it spends the scheduler's wake-up credit; live, the
+        previous request's; :class:`hwmodels.model.State`)
     """
 
     time_budget_ms: float
@@ -59,6 +62,7 @@ class Request:
     last_latency_ms: float = 0.0
     last_energy_mj: float = 0.0
     slowdown: Sequence[float] | None = None
+    awake_ms: float = 0.0
 
 
 def observed_state(request: Request, assumed_mem: float = ASSUMED_MEM, out: State | None = None) -> State:
@@ -77,6 +81,7 @@ def observed_state(request: Request, assumed_mem: float = ASSUMED_MEM, out: Stat
         mem[u] = assumed_mem if x > 0 else 0.0
         freq[u] = f
     out.temp_c = float(request.temp_c)
+    out.awake_ms = float(request.awake_ms)
     return out
 
 

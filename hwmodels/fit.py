@@ -49,9 +49,7 @@ def fit_perf(space: ConfigSpace, unit: int, latency_ms: np.ndarray, macs: np.nda
     return {"macs_per_cycle": 1 / (a + b), "serial_fraction": a / (a + b), "overhead_mcycles": o / 1e6}
 
 
-def fit_interference(
-    doc: dict, dnn, points: list[tuple[int, list[float], list[float], float]], fit_thread_wait: bool = True
-) -> dict[str, float]:
+def fit_interference(doc: dict, dnn, points: list[tuple], fit_thread_wait: bool = True) -> dict[str, float]:
     """``interference`` (``mem_slowdown``, ``barrier_slowdown``, ``wake_credit_ms``,
     ``thread_wait_ms``) from latencies measured beside co-runners.
 
@@ -74,7 +72,7 @@ def fit_interference(
     :param doc: the platform profile document (its other coefficients already fitted)
     :param dnn: the DNN profile (:class:`dnn.profile.DNNProfile`)
     :param points: (configuration index, observed busy threads per unit, memory intensity per unit,
-        measured mean latency ms)
+        measured mean latency ms[, ms the loop had run since its wake when the inference started])
     :param fit_thread_wait: ``False``: hold ``d`` at 0 (the model without the term, to compare)
     :return: ``{"mem_slowdown": m, "barrier_slowdown": b, "wake_credit_ms": C, "thread_wait_ms": d}``
     """
@@ -85,7 +83,7 @@ def fit_interference(
 
     y = np.array([p[3] for p in points], dtype=np.float64)
     temp = float(doc["thermal"]["start_c"])
-    states = [State(np.asarray(ld, float), np.asarray(mem, float), temp) for _, ld, mem, _ in points]
+    states = [State(np.asarray(p[1], float), np.asarray(p[2], float), temp, None, p[4] if len(p) > 4 else 0.0) for p in points]
 
     def outcomes(m: float, b: float, credit: float, thread_wait: float) -> tuple[np.ndarray, np.ndarray]:
         """(latency, mean wait) of every point."""

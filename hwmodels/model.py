@@ -55,12 +55,16 @@ class State:
     :param mem: memory intensity 0..1 of each unit's background load
     :param temp_c: die temperature
     :param freq_mhz: current frequency per unit (``None``: every configuration's own, no switch)
+    :param awake_ms: how long the DNN's process has run since it woke for this request when the
+        inference starts (observing, deciding, applying): the wake-up credit counts from the wake,
+        so this much of it is spent before the inference (0: none)
     """
 
     load: np.ndarray
     mem: np.ndarray
     temp_c: float
     freq_mhz: np.ndarray | None = None
+    awake_ms: float = 0.0
 
     @classmethod
     def idle(cls, n_units: int, temp_c: float = 25.0) -> State:
@@ -142,7 +146,7 @@ class PlatformModel:
         #: co-runners preempt the DNN in quanta this long (0: a fluid share)
         self.quantum_ms = spec.interference.quantum_ms
         self._cf, self._v2f, self._kl_v = self._freq_terms(self._f, self._v)
-        self._buf = {name: np.empty(len(sp)) for name in ("t", "p", "e", "x", "y", "s", "h")}
+        self._buf = {name: np.empty(len(sp)) for name in ("t", "p", "e", "x", "y", "s", "h", "c")}
         # measured tables win over the analytic idle-board values (ratio kept per configuration)
         self._lat_scale = self._pow_scale = None
         self._credit = np.full(len(sp), spec.interference.wake_credit_ms)
@@ -154,12 +158,15 @@ class PlatformModel:
             # before the measured table's scale is applied, so they are divided by that scale
             self._credit /= self._lat_scale
             self._thread_wait /= self._lat_scale
+        # measured ms of time awake -> the model's ms the credit is in
+        self._per_ms = np.ones(len(sp)) if self._lat_scale is None else 1.0 / self._lat_scale
         # python lists for the scalar path: indexing a list is far cheaper than a numpy scalar
         self._py = {
             n: getattr(self, n).tolist()
             for n in (
                 "_A",
                 "_credit",
+                "_per_ms",
                 "_thread_wait",
                 "_barrier",
                 "_c",
@@ -237,7 +244,11 @@ class PlatformModel:
         excess *= self._barrier
         t = np.divide(self._A, cf, out=b["t"])
         t *= self._c
-        shared = np.subtract(t, self._credit, out=b["s"])
+        credit = self._credit
+        if state.awake_ms > 0:  # the credit left when the inference starts
+            credit = np.subtract(credit, self._per_ms * state.awake_ms, out=b["c"])
+            np.maximum(credit, 0.0, out=credit)
+        shared = np.subtract(t, credit, out=b["s"])
         np.maximum(shared, 0.0, out=shared)
         shared *= excess
         shared /= self._c
@@ -294,7 +305,10 @@ class PlatformModel:
         excess = max(lf - py["_free"][i], 0.0)
         held = min(max(excess - c + 1.0, 0.0), 1.0) * py["_thread_wait"][i]
         t = py["_A"][i] / cf * c
-        wait = max(max(t - py["_credit"][i], 0.0) * (excess * py["_barrier"][i]) / c, held)
+        credit = py["_credit"][i]
+        if state.awake_ms > 0:  # the credit left when the inference starts
+            credit = max(credit - py["_per_ms"][i] * state.awake_ms, 0.0)
+        wait = max(max(t - credit, 0.0) * (excess * py["_barrier"][i]) / c, held)
         t += wait
         t += py["_tmem"][i] * self._mem_factor(state)
         t += py["_fixed"][i]

@@ -257,7 +257,8 @@ def _config_jobs(space: ConfigSpace, indices) -> list[_Job]:
 
 def _measure_round(board: LiveBoard, runners: dict, jobs: list[_Job], samples: dict, period_s: float) -> None:
     """One turn of :data:`BURST` paced requests for every job (the load each request observed is
-    kept beside its latency, power and CPUs)."""
+    kept beside its latency, power and CPUs, and how long the loop had run since its wake when
+    the inference started: the scheduler's wake-up credit counts from the wake)."""
     due = time.perf_counter()
     for job in jobs:
         runner = runners[board.units[job.unit].kind]
@@ -266,11 +267,13 @@ def _measure_round(board: LiveBoard, runners: dict, jobs: list[_Job], samples: d
             now = time.perf_counter()
             if due > now:
                 time.sleep(due - now)
-            due = max(due + period_s, time.perf_counter())
+            woke = time.perf_counter()
+            due = max(due + period_s, woke)
             load = board.sample_load()
             board.apply(job.unit, job.cores, job.freq_mhz, board.freqs_mhz()[job.unit], cpus=job.cpus)
             runner.set_threads(job.cores)
             mark = board.energy_begin(job.unit)
+            got.setdefault("awake_ms", []).append(round((time.perf_counter() - woke) * 1e3, 4))
             ms, _ = runner.infer(job.groups)
             _, w, estimated = board.energy_end(job.unit, mark, ms, 0.0)
             got["latency"].append(ms)
@@ -457,8 +460,9 @@ def _fit_interference(doc: dict, co_runners: list[dict], quantum: dict) -> None:
     points = []
     for cond in co_runners:
         mem = [cond["mem_intensity"] if u["name"] == cond["unit"] else 0.0 for u in doc["units"]]
-        for i, load, ms in zip(cond["configurations"], cond["observed_load"], cond["latency_mean_ms"]):
-            points.append((i, load, mem, ms))
+        awake = cond.get("awake_ms", [0.0] * len(cond["configurations"]))
+        for i, load, ms, up in zip(cond["configurations"], cond["observed_load"], cond["latency_mean_ms"], awake):
+            points.append((i, load, mem, ms, up))
     if not points:
         doc["interference"] = {
             "mem_slowdown": 0.0,
@@ -573,6 +577,7 @@ def _measure_co_runners(
                 bar.update()
         kept = [samples[j.key]["latency"][BURST:] for j in jobs]
         loads = [np.mean(samples[j.key]["load"][BURST:], axis=0) for j in jobs]
+        awake = [float(np.mean(samples[j.key]["awake_ms"][BURST:])) for j in jobs]
         conditions.append(
             {
                 "unit": u.name,
@@ -582,6 +587,7 @@ def _measure_co_runners(
                 "observed_load": [[round(float(x), 3) for x in ld] for ld in loads],
                 "latency_ms": [round(statistics.median(x), 4) for x in kept],
                 "latency_mean_ms": [round(_capped_mean(x, quantum_ms), 4) for x in kept],
+                "awake_ms": [round(x, 4) for x in awake],
             }
         )
     bar.close()

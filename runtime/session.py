@@ -9,7 +9,10 @@ the env's own :class:`envs.step.StepScorer`. The decision overhead (observe + de
 not the inference) is logged per request, and so is the model's prediction for the chosen
 configuration at the observed state, after the online correction (``predicted_latency_ms``:
 the typical run's, whole quanta of co-runner wait as most runs take them; ``predicted_energy_mj``),
-so the model's error can be read off any deploy log. The online slow-down estimate per unit
+so the model's error can be read off any deploy log, and how long the process had run since
+it woke for the request when the inference started (``awake_ms``: the scheduler's wake-up credit
+counts from the wake; the prediction uses this request's, the next request carries it to the
+controller, whose decision comes before its own is known). The online slow-down estimate per unit
 (:mod:`envs.slowdown`) is updated after every request from the measured latency and the nominal
 prediction, less the quanta the run waited (a run a tick landed in teaches nothing:
 :func:`envs.step.correct_slowdown`), as the simulated env updates it, and every request carries
@@ -211,6 +214,7 @@ class LiveSession:
         self._last = (0.0, 0.0)
         self._slowdown = SlowdownEstimator(len(spec.units), latency_cv=spec.noise.latency_cv)
         self._ticks = _tick_grid(spec, self.notes)
+        self._awake_ms = 0.0
         self._i = 0
         self._t_start = 0.0
         self.controller.reset(0)
@@ -233,6 +237,7 @@ class LiveSession:
 
         :return: the request's log record (JSON-ready)
         """
+        t_wake = time.perf_counter()  # the loop slept until now: the scheduler's wake-up credit runs from here
         running = self.generator.tick() if self.generator else {}
         t0 = time.perf_counter()
         request, mask = self._observe()
@@ -245,6 +250,7 @@ class LiveSession:
         runner.set_threads(cfg.cores)
         overhead_ms = (time.perf_counter() - t0) * 1e3
         seen = observed_state(request)
+        seen.awake_ms = (time.perf_counter() - t_wake) * 1e3  # this request's, not the previous one's
         nominal = self.model.expected(a, seen)
         mark = self.board.energy_begin(u)
         started_ns = time.perf_counter_ns()
@@ -259,6 +265,8 @@ class LiveSession:
         rec.update(
             predicted_latency_ms=round(predicted[0], 4), predicted_energy_mj=round(predicted[1], 4), slowdown=round(slow, 4)
         )
+        self._awake_ms = (started_ns / 1e9 - t_wake) * 1e3
+        rec["awake_ms"] = round(self._awake_ms, 4)
         if self._ticks:  # the kernel's ticks are on a known grid: how far into one this inference started
             rec["tick_phase_ms"] = round(tick_phase_ms(started_ns, *self._ticks), 4)
         self.run.predicted_latency_ms.append(predicted[0])
@@ -293,6 +301,7 @@ class LiveSession:
             self._prev,
             *self._last,
             tuple(self._slowdown.factors),
+            self._awake_ms,  # the previous request's: this one's decision has not run yet
         )
         return request, self.model.available(temp)
 

@@ -212,6 +212,33 @@ def test_a_held_multi_core_run_waits_at_least_the_thread_wait() -> None:
             assert o.latency_ms == lat[i] and o.wait_ms == wait[i]
 
 
+def test_time_awake_before_the_inference_spends_the_credit() -> None:
+    """The wake-up credit counts from the wake: a state ``awake_ms`` a after it leaves the
+    inference ``C - a`` (never below 0), exactly as a profile with that credit would; the scalar
+    and vectorised paths agree."""
+    base = load_platform("xu3")
+    credit, awake = 20.0, 7.5
+
+    def with_credit(c: float) -> PlatformModel:
+        it = dataclasses.replace(base.interference, wake_credit_ms=c)
+        return PlatformModel(dataclasses.replace(base, interference=it), load_dnn_profile())
+
+    woken, left, none = with_credit(credit), with_credit(credit - awake), with_credit(0.0)
+    a15 = base.unit_index("a15")
+    load = np.where(np.arange(2) == a15, 4.0, 0.0)
+    busy = State(load, np.zeros(2), 40.0)
+    awake_busy = State(load, np.zeros(2), 40.0, None, awake)
+    spent = State(load, np.zeros(2), 40.0, None, 2 * credit)
+    assert np.array_equal(woken.expected_all(awake_busy).latency_ms, left.expected_all(busy).latency_ms)
+    assert np.array_equal(woken.expected_all(spent).latency_ms, none.expected_all(busy).latency_ms)
+    assert woken.expected_all(awake_busy).wait_ms.sum() > woken.expected_all(busy).wait_ms.sum()
+    every = woken.expected_all(awake_busy)
+    lat, wait = every.latency_ms.copy(), every.wait_ms.copy()
+    for i in range(0, len(woken.space), 7):
+        o = woken.expected(i, awake_busy)
+        assert o.latency_ms == lat[i] and o.wait_ms == wait[i]
+
+
 def test_the_thread_wait_is_in_measured_milliseconds() -> None:
     """Under a measured table (latency 3x the analytic model's here) a held two-core run whose
     share is below the thread wait waits the profile's ``thread_wait_ms`` exactly: the model

@@ -304,6 +304,7 @@ def test_profile_fits_interference_beside_the_load_generator_and_checks_identica
     assert conditions == profiler.co_runner_loads(2) == [(1, 0.0), (2, 0.0), (1, 1.0)]
     for c in m["co_runners"]:
         assert c["configurations"] == list(range(8)) and all(x > 0 for x in c["latency_ms"])
+        assert len(c["awake_ms"]) == 8 and all(x > 0 for x in c["awake_ms"])  # the credit spent before each inference
     # two compute-bound co-runners are seen as about two busy threads (their demand), not the share they got
     two = m["co_runners"][1]["observed_load"]
     assert np.median([x[0] for x in two]) > 1.5
@@ -367,6 +368,8 @@ def test_deploy_runs_live_and_logs_every_request(
     # every request logs the model's prediction for its configuration; the report's error is read off them
     assert all(r["predicted_latency_ms"] > 0 and r["predicted_energy_mj"] > 0 and r["slowdown"] > 0 for r in lines)
     assert lines[0]["slowdown"] == 1.0  # nothing measured yet: the nominal model
+    # how long the loop ran since its wake when each inference started (observe, decide, apply)
+    assert all(0 < r["awake_ms"] < max(50.0, 2 * r["overhead_ms"] + 50.0) and r["awake_ms"] >= r["overhead_ms"] for r in lines)
     if controller == "model-predictive":  # how far into its tick each inference started
         assert all(0 <= r["tick_phase_ms"] < 4.0 for r in lines) and len({r["tick_phase_ms"] for r in lines}) > 1
     else:  # the grid was seen in another boot: its phase may not hold, so none is logged

@@ -97,6 +97,8 @@ def test_randomised_parameters_are_drawn_per_episode_within_their_ranges() -> No
             "  model_error: {probability: 1, latency: [0, 2], power: [1, 1], drift: 0}\n",
             "field 'x.model_error.latency' must be a range of positive factors",
         ),
+        ("  awake_ms: [0.5, 0.2]\n", "field 'x.awake_ms' must be"),
+        ("  awake_ms: [0.5, 2000]\n", "field 'x.awake_ms' must be a range within"),
     ],
 )
 def test_bad_movement_or_randomisation_names_the_field(tmp_path, section: str, expect: str) -> None:
@@ -141,6 +143,33 @@ def test_model_error_is_drawn_per_episode_and_unit_within_its_range_and_drifts_i
         assert _generator(name).episode(rng, 50).latency_error is None
 
 
+def test_time_awake_is_drawn_per_episode_and_reaches_the_request_and_a_trace(tmp_path: Path) -> None:
+    """A scenario's ``awake_ms`` is one draw per episode within its range; the env's request and
+    true state carry it; a recorded trace keeps it as a column and replays it."""
+    from envs import DynDNNEnv
+
+    gen = _generator(str(Path(__file__).resolve().parents[1] / "docs" / "live" / "camera-model-error.yaml"))
+    lo, hi = gen.cfg.awake_ms
+    rng = np.random.default_rng(0)
+    draws = [gen.episode(rng, 20).awake_ms for _ in range(30)]
+    assert all(len(set(d.tolist())) == 1 and lo <= d[0] <= hi for d in draws) and len({d[0] for d in draws}) == 30
+    assert _generator("camera").episode(rng, 5).awake_ms is None  # presets without it: 0
+    env = DynDNNEnv("xu3", scenario=str(Path(__file__).resolve().parents[1] / "docs" / "live" / "camera-model-error.yaml"))
+    env.reset(seed=3)
+    assert lo <= env.request.awake_ms <= hi and env.request.awake_ms == env.trace.awake_ms[0]
+    out = tmp_path / "t.csv"
+    env.trace.to_csv(out)
+    replay = DynDNNEnv("xu3", scenario=str(out))
+    replay.reset(seed=0)
+    assert replay.trace.awake_ms.tolist() == pytest.approx(env.trace.awake_ms.tolist())
+    assert replay.request.awake_ms == pytest.approx(env.request.awake_ms)
+    bad = tmp_path / "bad.csv"
+    header, first, *rest = out.read_text().splitlines()
+    bad.write_text("\n".join([header, first.rsplit(",", 1)[0] + ",-1", *rest]) + "\n")  # a negative awake_ms
+    with pytest.raises(ScenarioError, match=r"bad.csv:2: column 'awake_ms': must be in \[0, 1000\]"):
+        DynDNNEnv("xu3", scenario=str(bad))
+
+
 def test_a_deploy_log_replays_as_a_trace_of_the_same_requests_and_load(tmp_path: Path, capsys) -> None:
     """``dynscale env from-log``: budgets, the measured load, the generated load's memory
     intensity (where workers ran) and the pace of a live log become a trace the env replays."""
@@ -163,6 +192,12 @@ def test_a_deploy_log_replays_as_a_trace_of_the_same_requests_and_load(tmp_path:
     assert t.time_budget_ms.tolist() == [9.0, 9.0, 4.0] and t.load[:, 0].tolist() == [0.1, 2.1, 1.0]
     assert t.mem[:, 0].tolist() == [0.0, 1.0, 0.0]  # an older log without mem_generated: 0
     assert t.period_ms[:2] == pytest.approx([33.3, 466.7])
+    assert t.awake_ms is None  # a log before awake_ms: replayed at 0
+    log.write_text("".join(json.dumps({**r, "awake_ms": 0.4 + i / 10}) + "\n" for i, r in enumerate(rows)))
+    assert main(["env", "from-log", str(log), "--platform", "xu3", "--out", str(tmp_path / "awake.csv")]) == 0
+    env = DynDNNEnv("xu3", scenario=str(tmp_path / "awake.csv"), episode_length=3)
+    env.reset(seed=0)
+    assert env.trace.awake_ms.tolist() == pytest.approx([0.4, 0.5, 0.6]) and env.request.awake_ms == pytest.approx(0.4)
     log.write_text(json.dumps(rows[0]) + "\n{not json\n")
     assert main(["env", "from-log", str(log), "--platform", "xu3", "--out", str(tmp_path / "b.csv")]) == 2
     assert "ctrl.jsonl: line 2 is not a deploy-log record" in capsys.readouterr().err
