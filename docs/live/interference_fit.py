@@ -23,8 +23,9 @@ def co_runner_points(doc: dict) -> list[tuple[int, list[float], list[float], flo
     points = []
     for cond in doc["measured"]["co_runners"]:
         mem = [cond["mem_intensity"] if u["name"] == cond["unit"] else 0.0 for u in doc["units"]]
-        for i, load, ms in zip(cond["configurations"], cond["observed_load"], cond["latency_mean_ms"]):
-            points.append((i, load, mem, ms))
+        awake = cond.get("awake_ms", [0.0] * len(cond["configurations"]))  # profiles before it: 0
+        for i, load, ms, up in zip(cond["configurations"], cond["observed_load"], cond["latency_mean_ms"], awake):
+            points.append((i, load, mem, ms, up))
     return points
 
 
@@ -35,7 +36,10 @@ def fitted_model(doc: dict, dnn, fit: dict) -> PlatformModel:
 def model_latencies(model: PlatformModel, doc: dict, points) -> np.ndarray:
     temp = float(doc["thermal"]["start_c"])
     return np.array(
-        [model.expected(i, State(np.asarray(ld, float), np.asarray(m, float), temp)).latency_ms for i, ld, m, _ in points]
+        [
+            model.expected(i, State(np.asarray(ld, float), np.asarray(m, float), temp, None, up)).latency_ms
+            for i, ld, m, _, up in points
+        ]
     )
 
 
@@ -58,7 +62,7 @@ def main() -> None:
         print(f"{name:<8} the thread wait: {coefficients}; rms log error {rms:.3f} over {len(points)} points")
     space = models["with"].space
     print(f"\n{'co-runners (observed)':<24} {'k':>2} {'cores':>5} {'measured':>9} {'with':>7} {'without':>8}  (mean ms)")
-    for j, (i, load, mem, ms) in enumerate(points):
+    for j, (i, load, mem, ms, _) in enumerate(points):
         cond = f"{np.sum(load):.1f} busy, memory {max(mem):g}"
         print(f"{cond:<24} {space.groups[i]:>2} {space.cores[i]:>5} {ms:>9.2f} {lat['with'][j]:>7.2f} {lat['without'][j]:>8.2f}")
 
