@@ -81,7 +81,7 @@ class DynDNNEnv(gym.Env):
     column) says how long the controller's process runs between its wake and the inference
     (live: observing, deciding, applying); the scheduler's wake-up credit counts from the wake,
     so that much of it is spent before the inference (:class:`hwmodels.model.State`). The request
-    carries it (``Request.awake_ms``), as the live loop's carries the previous request's.
+    carries the previous request's (``Request.awake_ms``; 0 for the first), as the live loop's does.
 
     **Starting state**: a new scenario episode drawn from the reset seed; the die at the
     profile's ``thermal.start_c``; every unit at its highest frequency; the previous
@@ -327,7 +327,7 @@ class DynDNNEnv(gym.Env):
             self._last[0],
             self._last[1],
             tuple(self._slowdown.factors),
-            self._state.awake_ms,
+            self._awake_rows[i - 1] if i > 0 else 0.0,  # the previous request's, as live: this one's has not run
         )
         return self._obs.build(self._request)
 

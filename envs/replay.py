@@ -5,7 +5,7 @@
 ``load`` (busy background threads per unit, as the board measured them), ``t_s`` (when the
 request started), ``load_generated`` / ``mem_generated`` (the load generator's threads and
 their memory intensity per unit name) and ``awake_ms`` (how long the process had run since its
-wake when the inference started; logs before it have none, and replay at 0). Replayed in the
+wake when the inference started; a line without it replays at 0). Replayed in the
 simulated env (``dynscale compare --traces``), the same controller meets the same requests under
 the same load, so its simulated miss rate is the one to hold its live miss rate against: what
 the platform model, not the load, gets wrong.
@@ -76,5 +76,5 @@ def trace_from_log(path: str | os.PathLike, units: tuple[str, ...]) -> EpisodeTr
         np.array([r[4] for r in rows]),
         np.maximum(period, 1e-3),
         np.zeros(len(rows), dtype=int),
-        awake_ms=None if any(r[5] is None for r in rows) else np.array([float(r[5]) for r in rows]),
+        awake_ms=None if all(r[5] is None for r in rows) else np.array([float(r[5] or 0.0) for r in rows]),
     )

@@ -63,7 +63,8 @@ def fit_interference(doc: dict, dnn, points: list[tuple], fit_thread_wait: bool 
     ratio of model to measurement (latency noise is log-normal: over- and under-prediction by the
     same factor weigh alike), so one point the host disturbed does not set a coefficient. ``(C, d)``
     is the best of a grid (:data:`CREDIT_GRID_POINTS` x :data:`THREAD_WAIT_GRID_POINTS` values
-    from 0 to the longest measured latency; the error is piecewise smooth, with a kink at every
+    from 0 to the longest measured latency plus the longest time awake, as the credit counts from
+    the wake; the error is piecewise smooth, with a kink at every
     point's compute time), polished jointly (Nelder-Mead) from there. Of equally good grid points
     the least ``d``, then ``C``, stands (a flat error, where no point has excess load or no held
     multi-core run waits longer than its share, keeps them 0), and the polish only where it lowers
@@ -115,7 +116,8 @@ def fit_interference(doc: dict, dnn, points: list[tuple], fit_thread_wait: bool 
             x = np.array([x[0], 0.0])  # no point feels the barrier: say none
         return float(fit.cost), x
 
-    top = min(float(y.max()), MAX_CREDIT_MS)
+    awake = max(s.awake_ms for s in states)
+    top = min(float(y.max()) + awake, MAX_CREDIT_MS)  # a credit counted from the wake
     credits = np.linspace(0.0, top, CREDIT_GRID_POINTS)
     waits = np.linspace(0.0, top, THREAD_WAIT_GRID_POINTS) if fit_thread_wait else np.zeros(1)
     cost = np.empty((len(waits), len(credits)))

@@ -246,7 +246,8 @@ class PlatformModel:
         t *= self._c
         credit = self._credit
         if state.awake_ms > 0:  # the credit left when the inference starts
-            credit = np.subtract(credit, self._per_ms * state.awake_ms, out=b["c"])
+            spent = np.multiply(self._per_ms, state.awake_ms, out=b["c"])
+            credit = np.subtract(credit, spent, out=spent)
             np.maximum(credit, 0.0, out=credit)
         shared = np.subtract(t, credit, out=b["s"])
         np.maximum(shared, 0.0, out=shared)

@@ -177,7 +177,10 @@ class Measured:
     ``latency_ms`` and ``power_w`` have one entry per configuration (NaN where not measured);
     ``backend`` is the runtime that ran the DNN (``torch``, ``onnx``, ``ncnn``): deploy must run
     the same; ``export_sha256`` the SHA-256 of the export's weights it ran (``None`` with torch);
-    ``boot_id`` the boot the tick grid (``interference.tick_hz``) was probed in (``None``: not said).
+    ``boot_id`` the boot the tick grid (``interference.tick_hz``) was probed in (``None``: not said);
+    ``credit_from_wake`` whether the co-runner points logged the time awake before each inference, so
+    ``interference.wake_credit_ms`` counts from the wake (profiles before that fitted it at the
+    inference's start: the model, which counts it from the wake, then spends the time awake twice).
     """
 
     latency_ms: np.ndarray
@@ -186,6 +189,7 @@ class Measured:
     backend: str = "torch"
     export_sha256: str | None = None
     boot_id: str | None = None
+    credit_from_wake: bool = True
 
 
 @dataclass(frozen=True)
@@ -338,7 +342,9 @@ def _parse_measured(m: _Reader) -> Measured:
     export_sha256 = m.get("export_sha256", str, default=None)
     probe = m.get("preemption", dict, default={})
     boot = probe.get("boot_id") if isinstance(probe.get("boot_id"), str) else None
-    return Measured(lat, pw, bool(m.get("power_is_estimate", bool, default=False)), backend, export_sha256, boot)
+    co_runners = m.get("co_runners", list, default=[])
+    from_wake = all(isinstance(c, dict) and "awake_ms" in c for c in co_runners)
+    return Measured(lat, pw, bool(m.get("power_is_estimate", bool, default=False)), backend, export_sha256, boot, from_wake)
 
 
 def _whole(r: _Reader, key: str, v: float) -> int:

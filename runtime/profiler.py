@@ -259,7 +259,7 @@ def _measure_round(board: LiveBoard, runners: dict, jobs: list[_Job], samples: d
     """One turn of :data:`BURST` paced requests for every job (the load each request observed is
     kept beside its latency, power and CPUs, and how long the loop had run since its wake when
     the inference started: the scheduler's wake-up credit counts from the wake)."""
-    due = time.perf_counter()
+    due = time.perf_counter() + period_s  # paced from the previous round's last request too: every request wakes
     for job in jobs:
         runner = runners[board.units[job.unit].kind]
         got = samples.setdefault(job.key, {"latency": [], "power": []})

@@ -214,6 +214,11 @@ class LiveSession:
         self._last = (0.0, 0.0)
         self._slowdown = SlowdownEstimator(len(spec.units), latency_cv=spec.noise.latency_cv)
         self._ticks = _tick_grid(spec, self.notes)
+        if spec.measured is not None and not spec.measured.credit_from_wake and spec.interference.wake_credit_ms > 0:
+            self.notes.append(
+                f"{platform}: its wake-up credit was fitted at the inference's start (a profile from before awake_ms); "
+                "the model counts it from the wake, so predictions wait a little too often: profile again"
+            )
         self._awake_ms = 0.0
         self._i = 0
         self._t_start = 0.0
@@ -237,7 +242,7 @@ class LiveSession:
 
         :return: the request's log record (JSON-ready)
         """
-        t_wake = time.perf_counter()  # the loop slept until now: the scheduler's wake-up credit runs from here
+        t_wake_ns = time.perf_counter_ns()  # the loop slept until now: the scheduler's wake-up credit runs from here
         running = self.generator.tick() if self.generator else {}
         t0 = time.perf_counter()
         request, mask = self._observe()
@@ -250,12 +255,14 @@ class LiveSession:
         runner.set_threads(cfg.cores)
         overhead_ms = (time.perf_counter() - t0) * 1e3
         seen = observed_state(request)
-        seen.awake_ms = (time.perf_counter() - t_wake) * 1e3  # this request's, not the previous one's
-        nominal = self.model.expected(a, seen)
+        power_w = float(self.model.expected(a, seen).power_w)  # the estimate without a sensor (time awake aside)
         mark = self.board.energy_begin(u)
         started_ns = time.perf_counter_ns()
         ms, correct = runner.infer(cfg.groups)
-        energy, power, estimated = self.board.energy_end(u, mark, ms, float(nominal.power_w))
+        energy, power, estimated = self.board.energy_end(u, mark, ms, power_w)
+        # the model's prediction at the observed state and this request's time awake (known when it started)
+        self._awake_ms = seen.awake_ms = (started_ns - t_wake_ns) / 1e6
+        nominal = self.model.expected(a, seen)
         reward, info = self.scorer.score(request, a, ms, energy, power, f)
         rec = _record(self._i, t0 - self._t_start, a, reward, info, cpus, correct, estimated, overhead_ms, decide_us, running)
         slow = self._slowdown.factors[u]  # the correction the controller saw
@@ -265,7 +272,6 @@ class LiveSession:
         rec.update(
             predicted_latency_ms=round(predicted[0], 4), predicted_energy_mj=round(predicted[1], 4), slowdown=round(slow, 4)
         )
-        self._awake_ms = (started_ns / 1e9 - t_wake) * 1e3
         rec["awake_ms"] = round(self._awake_ms, 4)
         if self._ticks:  # the kernel's ticks are on a known grid: how far into one this inference started
             rec["tick_phase_ms"] = round(tick_phase_ms(started_ns, *self._ticks), 4)

@@ -260,6 +260,30 @@ def test_the_thread_wait_is_in_measured_milliseconds() -> None:
     assert m.expected(i, held).latency_ms == pytest.approx(lat[i] + d, rel=1e-12)
 
 
+def test_time_awake_is_in_measured_milliseconds() -> None:
+    """Under a measured table (latency 3x the analytic model's here) time awake spends the
+    profile's credit millisecond for millisecond: credit C with ``a`` ms awake is credit C - a."""
+    base = load_platform("xu3")
+    credit, awake = 30.0, 10.0
+    a15 = base.unit_index("a15")
+    analytic = PlatformModel(base, load_dnn_profile())
+    i = analytic.space.encode(Config(4, "a15", 1, float(base.units[a15].freqs_mhz[-1])))
+    lat = np.full(len(analytic.space), np.nan)
+    lat[i] = 3.0 * analytic.expected(i, State.idle(analytic.n_units, base.thermal.start_c)).latency_ms
+    measured = Measured(lat, np.full(len(analytic.space), np.nan), False)
+
+    def with_credit(c: float) -> PlatformModel:
+        it = dataclasses.replace(base.interference, wake_credit_ms=c)
+        return PlatformModel(dataclasses.replace(base, interference=it, measured=measured), load_dnn_profile())
+
+    load = np.where(np.arange(2) == a15, 4.0, 0.0)  # one co-runner on the run's core
+    awake_state = State(load, np.zeros(2), base.thermal.start_c, None, awake)
+    fresh_state = State(load, np.zeros(2), base.thermal.start_c)
+    spent, left = with_credit(credit).expected(i, awake_state), with_credit(credit - awake).expected(i, fresh_state)
+    assert 0 < spent.wait_ms == pytest.approx(left.wait_ms, rel=1e-12)
+    assert spent.wait_ms > with_credit(credit).expected(i, fresh_state).wait_ms
+
+
 def quantised(quantum_ms: float, credit_ms: float = 0.0) -> PlatformModel:
     base = load_platform("xu3")
     it = dataclasses.replace(base.interference, quantum_ms=quantum_ms, wake_credit_ms=credit_ms)

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 
 from envs.scenario import RANDOMISED, ScenarioError, ScenarioGenerator, load_scenario
+from hwmodels.config import Config
+from hwmodels.profile import load_platform
 
 UNITS, CORES = ("big", "little"), (4, 4)
 
@@ -156,13 +158,29 @@ def test_time_awake_is_drawn_per_episode_and_reaches_the_request_and_a_trace(tmp
     assert _generator("camera").episode(rng, 5).awake_ms is None  # presets without it: 0
     env = DynDNNEnv("xu3", scenario=str(Path(__file__).resolve().parents[1] / "docs" / "live" / "camera-model-error.yaml"))
     env.reset(seed=3)
-    assert lo <= env.request.awake_ms <= hi and env.request.awake_ms == env.trace.awake_ms[0]
+    assert env.request.awake_ms == 0.0  # the first request: nothing ran before it, as live
+    env.step(0)
+    assert lo <= env.request.awake_ms <= hi and env.request.awake_ms == env.trace.awake_ms[0]  # the previous one's
+    # the true state spends the credit: the same episode without time awake predicts shorter runs beside co-runners
+    yaml_path = Path(__file__).resolve().parents[1] / "docs" / "live" / "camera-model-error.yaml"
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("".join(x for x in yaml_path.read_text().splitlines(keepends=True) if not x.strip().startswith("awake_ms")))
+    xu3 = load_platform("xu3")
+    credited = dataclasses.replace(xu3, interference=dataclasses.replace(xu3.interference, wake_credit_ms=20.0))
+    slowest = float(xu3.units[0].freqs_mhz[0])
+    latencies = []
+    for path in (yaml_path, plain):
+        e = DynDNNEnv(credited, scenario=str(path), noise=False)
+        e.reset(seed=3, options={"load": [4.0, 0.0]})  # a co-runner on every a15 core
+        latencies.append(e.step(e.encode(Config(4, "a15", 1, slowest)))[4]["latency_ms"])  # longer than the credit
+    assert latencies[0] > latencies[1]
     out = tmp_path / "t.csv"
     env.trace.to_csv(out)
     replay = DynDNNEnv("xu3", scenario=str(out))
     replay.reset(seed=0)
     assert replay.trace.awake_ms.tolist() == pytest.approx(env.trace.awake_ms.tolist())
-    assert replay.request.awake_ms == pytest.approx(env.request.awake_ms)
+    replay.step(0)
+    assert replay.request.awake_ms == pytest.approx(env.request.awake_ms)  # both past their first request
     bad = tmp_path / "bad.csv"
     header, first, *rest = out.read_text().splitlines()
     bad.write_text("\n".join([header, first.rsplit(",", 1)[0] + ",-1", *rest]) + "\n")  # a negative awake_ms
@@ -197,7 +215,16 @@ def test_a_deploy_log_replays_as_a_trace_of_the_same_requests_and_load(tmp_path:
     assert main(["env", "from-log", str(log), "--platform", "xu3", "--out", str(tmp_path / "awake.csv")]) == 0
     env = DynDNNEnv("xu3", scenario=str(tmp_path / "awake.csv"), episode_length=3)
     env.reset(seed=0)
-    assert env.trace.awake_ms.tolist() == pytest.approx([0.4, 0.5, 0.6]) and env.request.awake_ms == pytest.approx(0.4)
+    assert env.trace.awake_ms.tolist() == pytest.approx([0.4, 0.5, 0.6]) and env.request.awake_ms == 0.0
+    log.write_text("".join(json.dumps({**r, "awake_ms": 0.4} if i else r) + "\n" for i, r in enumerate(rows)))
+    assert main(["env", "from-log", str(log), "--platform", "xu3", "--out", str(tmp_path / "mixed.csv")]) == 0
+    env = DynDNNEnv("xu3", scenario=str(tmp_path / "mixed.csv"), episode_length=3)
+    env.reset(seed=0)
+    assert env.trace.awake_ms.tolist() == pytest.approx([0.0, 0.4, 0.4])  # a line without it: 0
+    for bad in (-1, True, "0.3"):
+        log.write_text(json.dumps({**rows[0], "awake_ms": bad}) + "\n")
+        assert main(["env", "from-log", str(log), "--platform", "xu3", "--out", str(tmp_path / "bad.csv")]) == 2
+        assert "line 1: 'awake_ms' must be a number in [0, 1000]" in capsys.readouterr().err
     log.write_text(json.dumps(rows[0]) + "\n{not json\n")
     assert main(["env", "from-log", str(log), "--platform", "xu3", "--out", str(tmp_path / "b.csv")]) == 2
     assert "ctrl.jsonl: line 2 is not a deploy-log record" in capsys.readouterr().err
