@@ -346,6 +346,9 @@ def test_deploy_runs_live_and_logs_every_request(
     doc = yaml.safe_load(board.read_text())
     doc["interference"].update(tick_hz=250, tick_offset_ms=0.03)
     doc["measured"]["preemption"] = {"boot_id": boot_id() if controller == "model-predictive" else "another-boot"}
+    doc["interference"]["wake_credit_ms"] = 1.0
+    if controller == "greedy":  # a profile from before awake_ms: its credit was fitted at the inference's start
+        doc["measured"]["co_runners"] = [{"unit": "cpu0", "threads": 1, "mem_intensity": 0.0}]
     board = board.parent / f"board-ticks-{controller}.yaml"
     board.write_text(yaml.safe_dump(doc))
     rc = main(["deploy", "--controller", controller, "--platform", str(board), "--budgets", str(trace), "--duration", "1.5",
@@ -354,6 +357,7 @@ def test_deploy_runs_live_and_logs_every_request(
     out = capsys.readouterr()
     report = json.loads(out.out)
     assert ("probed in another boot" in out.err) == (controller == "greedy")
+    assert ("its wake-up credit was fitted at the inference's start" in out.err) == (controller == "greedy")
     lines = [json.loads(x) for x in log.read_text().splitlines()]
     m = report["controllers"][controller]
     assert m["decision_us"] > 0
