@@ -144,8 +144,7 @@ def fit_interference(doc: dict, dnn, points: list[tuple], fit_thread_wait: bool 
         polished = [float(polish.x), 0.0]
     if polish.fun < cost.min() * (1 - TIE) - TIE_ABS:
         credit, thread_wait = polished
-        best = fit_at(credit, thread_wait)[0]
-        if thread_wait > 0 and fit_at(credit, 0.0)[0] <= best * (1 + TIE) + TIE_ABS:
+        if thread_wait > 0 and fit_at(credit, 0.0)[0] <= polish.fun * (1 + TIE) + TIE_ABS:
             thread_wait = 0.0  # the polish moved a thread wait no point feels: say none
     m, b = fit_at(credit, thread_wait)[1]
     return {"mem_slowdown": float(m), "barrier_slowdown": float(b), "wake_credit_ms": credit, "thread_wait_ms": thread_wait}

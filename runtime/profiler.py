@@ -450,6 +450,22 @@ FITTED_INTERFERENCE = (
 )
 
 
+def co_runner_points(doc: dict, co_runners: list[dict]) -> list[tuple]:
+    """The interference fit's points (:func:`hwmodels.fit.fit_interference`) from ``measured.co_runners``:
+    (configuration, observed load, memory intensity per unit, mean latency, time awake; 0 where a
+    profile from before ``awake_ms`` has none).
+
+    :param doc: the profile document (its ``units``)
+    """
+    points = []
+    for cond in co_runners:
+        mem = [cond["mem_intensity"] if u["name"] == cond["unit"] else 0.0 for u in doc["units"]]
+        awake = cond.get("awake_ms", [0.0] * len(cond["configurations"]))
+        for i, load, ms, up in zip(cond["configurations"], cond["observed_load"], cond["latency_mean_ms"], awake):
+            points.append((i, load, mem, ms, up))
+    return points
+
+
 def _fit_interference(doc: dict, co_runners: list[dict], quantum: dict) -> None:
     """Set ``interference`` from the co-runner measurements and the preemption probe (or say why
     it is fair share only). The model's latency is a mean (its wait for co-runners is the mean of
@@ -457,12 +473,7 @@ def _fit_interference(doc: dict, co_runners: list[dict], quantum: dict) -> None:
     from dnn.profile import load_dnn_profile
     from hwmodels.fit import fit_interference
 
-    points = []
-    for cond in co_runners:
-        mem = [cond["mem_intensity"] if u["name"] == cond["unit"] else 0.0 for u in doc["units"]]
-        awake = cond.get("awake_ms", [0.0] * len(cond["configurations"]))
-        for i, load, ms, up in zip(cond["configurations"], cond["observed_load"], cond["latency_mean_ms"], awake):
-            points.append((i, load, mem, ms, up))
+    points = co_runner_points(doc, co_runners)
     if not points:
         doc["interference"] = {
             "mem_slowdown": 0.0,

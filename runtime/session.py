@@ -255,14 +255,14 @@ class LiveSession:
         runner.set_threads(cfg.cores)
         overhead_ms = (time.perf_counter() - t0) * 1e3
         seen = observed_state(request)
-        power_w = float(self.model.expected(a, seen).power_w)  # the estimate without a sensor (time awake aside)
         mark = self.board.energy_begin(u)
         started_ns = time.perf_counter_ns()
         ms, correct = runner.infer(cfg.groups)
-        energy, power, estimated = self.board.energy_end(u, mark, ms, power_w)
-        # the model's prediction at the observed state and this request's time awake (known when it started)
+        # the model at the observed state and this request's time awake (known when it started):
+        # the prediction, and the power of the energy estimate without a sensor
         self._awake_ms = seen.awake_ms = (started_ns - t_wake_ns) / 1e6
         nominal = self.model.expected(a, seen)
+        energy, power, estimated = self.board.energy_end(u, mark, ms, float(nominal.power_w))
         reward, info = self.scorer.score(request, a, ms, energy, power, f)
         rec = _record(self._i, t0 - self._t_start, a, reward, info, cpus, correct, estimated, overhead_ms, decide_us, running)
         slow = self._slowdown.factors[u]  # the correction the controller saw

@@ -13,11 +13,9 @@ import argparse
 import time
 
 import numpy as np
+from quanta_split import MARGIN_MS  # a run this far above its row's first quartile waited
 
 from runtime.loadgen import LoadGenerator, LoadSchedule, LoadStep
-
-#: a run waited when it took this much more than the first quartile of its row (a quantum is 4 ms here)
-MARGIN_MS = 1.5
 
 
 def spin(ms: float) -> None:
@@ -50,6 +48,7 @@ def waited_share(board, runner, groups: int, before_ms: float, after_ms: float, 
 def main() -> None:
     from dnn.backends import make_runner
     from dnn.data import load_cifar10
+    from dnn.errors import UserError
     from runtime.profiler import _open_board
     from runtime.sysfs import Sysfs, restore_on_exit
 
@@ -63,13 +62,21 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=200, help="runs per row")
     ap.add_argument("--period-ms", type=float, default=33.3)
     args = ap.parse_args()
-    cifar = load_cifar10(args.data)
-    board = _open_board(Sysfs("/"), False, False)
+    try:
+        cifar = load_cifar10(args.data)
+        runner = make_runner(args.backend, "cpu", cifar.test_x, cifar.test_y, None, args.export)
+        board = _open_board(Sysfs("/"), False, False)
+    except UserError as e:
+        ap.exit(2, f"{ap.prog}: {e}\n")
+    bad = [k for k in args.groups if not 1 <= k <= runner.groups]
+    if bad:
+        ap.error(f"--groups: {bad[0]} is not a group count of the export (1..{runner.groups})")
     finish = restore_on_exit(board)
-    runner = make_runner(args.backend, "cpu", cifar.test_x, cifar.test_y, None, args.export)
     unit = board.units[0]
     rows = [(b, 0.0) for b in args.before] + [(0.0, a) for a in args.after]
-    print(f"{'k':>2} {'work before ms':>15} {'work after ms':>14} {'waited':>7}  ({args.requests} runs each, 2 busy threads)")
+    print(
+        f"{'k':>2} {'work before ms':>15} {'work after ms':>14} {'waited':>7}  ({args.requests} runs each, {len(unit.cpus)} busy threads)"
+    )
     try:
         with LoadGenerator(LoadSchedule((LoadStep(0.0, unit.name, len(unit.cpus), 0.0),)), {unit.name: unit.cpus}):
             time.sleep(0.5)  # the load monitor's window sees the workers

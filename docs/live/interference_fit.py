@@ -16,17 +16,7 @@ from dnn.profile import load_dnn_profile
 from hwmodels.fit import fit_interference
 from hwmodels.model import PlatformModel, State
 from hwmodels.profile import parse_platform
-
-
-def co_runner_points(doc: dict) -> list[tuple[int, list[float], list[float], float]]:
-    """The fit's points from a profile's ``measured.co_runners`` (as :mod:`runtime.profiler` builds them)."""
-    points = []
-    for cond in doc["measured"]["co_runners"]:
-        mem = [cond["mem_intensity"] if u["name"] == cond["unit"] else 0.0 for u in doc["units"]]
-        awake = cond.get("awake_ms", [0.0] * len(cond["configurations"]))  # profiles before it: 0
-        for i, load, ms, up in zip(cond["configurations"], cond["observed_load"], cond["latency_mean_ms"], awake):
-            points.append((i, load, mem, ms, up))
-    return points
+from runtime.profiler import co_runner_points
 
 
 def fitted_model(doc: dict, dnn, fit: dict) -> PlatformModel:
@@ -47,11 +37,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("profile", help="a profile written by dynscale profile (it has measured.co_runners)")
     args = ap.parse_args()
-    with open(args.profile) as f:
-        doc = yaml.safe_load(f)
-    if not (doc.get("measured") or {}).get("co_runners"):
-        raise SystemExit(f"{args.profile}: no measured.co_runners to fit")
-    dnn, points = load_dnn_profile(), co_runner_points(doc)
+    try:
+        with open(args.profile) as f:
+            doc = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as e:
+        ap.exit(2, f"{ap.prog}: {args.profile}: not a readable profile ({str(e).splitlines()[0]})\n")
+    if not isinstance(doc, dict) or not (doc.get("measured") or {}).get("co_runners"):
+        ap.exit(2, f"{ap.prog}: {args.profile}: no measured.co_runners to fit\n")
+    dnn, points = load_dnn_profile(), co_runner_points(doc, doc["measured"]["co_runners"])
     y = np.array([p[3] for p in points])
     fits = {"with": fit_interference(doc, dnn, points), "without": fit_interference(doc, dnn, points, fit_thread_wait=False)}
     models = {name: fitted_model(doc, dnn, fit) for name, fit in fits.items()}
