@@ -56,8 +56,8 @@ class State:
     :param temp_c: die temperature
     :param freq_mhz: current frequency per unit (``None``: every configuration's own, no switch)
     :param awake_ms: how long the DNN's process has run since it woke for this request when the
-        inference starts (observing, deciding, applying): the wake-up credit counts from the wake,
-        so this much of it is spent before the inference (0: none)
+        inference starts (observing, deciding, applying; CPU time, not time it waited): the
+        wake-up credit counts from the wake, so this much of it is spent before the inference (0: none)
     """
 
     load: np.ndarray

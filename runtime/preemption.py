@@ -154,6 +154,20 @@ def tick_phase_ms(now_ns: int, tick_hz: int, tick_offset_ms: float) -> float:
     return ((now_ns - round(tick_offset_ms * 1e6)) % period) / 1e6
 
 
+def cpu_clock_ns() -> int:
+    """This thread's CPU time in ns: the clock a request's time awake (``awake_ms``) is read on.
+
+    The scheduler's wake-up credit is spent by running, not by waiting. A loop that a co-runner
+    preempted before its inference started, or that an affinity change moved behind one, is
+    given a fresh slice when it runs again, so the wall-clock time since the wake would count
+    the wait as credit spent. Measured beside two busy threads: of greedy's requests that had
+    been awake over 1.5 ms by the wall clock when the inference started (median 4.5 ms, mostly
+    the first of a turn after another controller's), none of 39 waited a quantum, and 3 of 42
+    in a second run, where the model, reading the credit as spent, predicted one for each
+    (``runs/live-acc7/greedy.jsonl``, ``runs/live-stress7/greedy.jsonl``, 2026-12-04)."""
+    return time.thread_time_ns()
+
+
 def measure_preemption(unit: str, cpu: int, seconds: float = PROBE_SECONDS) -> Preemption:
     """Spin on ``cpu`` beside one busy co-runner pinned there and time the gaps it causes.
 

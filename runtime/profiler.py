@@ -41,7 +41,7 @@ from hwmodels.config import ConfigSpace
 from hwmodels.profile import PLATFORM_FORMAT, parse_platform
 from runtime.board import LiveBoard, LiveUnit, discover_units
 from runtime.loadgen import LoadGenerator, LoadSchedule, LoadStep
-from runtime.preemption import MIN_ALIGNED, MIN_PREEMPTIONS
+from runtime.preemption import MIN_ALIGNED, MIN_PREEMPTIONS, cpu_clock_ns
 from runtime.sysfs import LiveError, Sysfs, restore_on_exit
 
 #: background load (busy threads) above which the board is not idle enough to profile
@@ -257,8 +257,8 @@ def _config_jobs(space: ConfigSpace, indices) -> list[_Job]:
 
 def _measure_round(board: LiveBoard, runners: dict, jobs: list[_Job], samples: dict, period_s: float) -> None:
     """One turn of :data:`BURST` paced requests for every job (the load each request observed is
-    kept beside its latency, power and CPUs, and how long the loop had run since its wake when
-    the inference started: the scheduler's wake-up credit counts from the wake)."""
+    kept beside its latency, power and CPUs, and the CPU time the loop had run since its wake when
+    the inference started: the scheduler's wake-up credit counts from the wake, :func:`runtime.preemption.cpu_clock_ns`)."""
     due = time.perf_counter() + period_s  # paced from the previous round's last request too: every request wakes
     for job in jobs:
         runner = runners[board.units[job.unit].kind]
@@ -267,13 +267,13 @@ def _measure_round(board: LiveBoard, runners: dict, jobs: list[_Job], samples: d
             now = time.perf_counter()
             if due > now:
                 time.sleep(due - now)
-            woke = time.perf_counter()
+            woke, cpu_woke = time.perf_counter(), cpu_clock_ns()
             due = max(due + period_s, woke)
             load = board.sample_load()
             board.apply(job.unit, job.cores, job.freq_mhz, board.freqs_mhz()[job.unit], cpus=job.cpus)
             runner.set_threads(job.cores)
             mark = board.energy_begin(job.unit)
-            got.setdefault("awake_ms", []).append(round((time.perf_counter() - woke) * 1e3, 4))
+            got.setdefault("awake_ms", []).append(round((cpu_clock_ns() - cpu_woke) / 1e6, 4))
             ms, _ = runner.infer(job.groups)
             _, w, estimated = board.energy_end(job.unit, mark, ms, 0.0)
             got["latency"].append(ms)

@@ -10,8 +10,8 @@ not the inference) is logged per request, and so is the model's prediction for t
 configuration at the observed state, after the online correction (``predicted_latency_ms``:
 the typical run's, whole quanta of co-runner wait as most runs take them; ``predicted_energy_mj``),
 so the model's error can be read off any deploy log, and how long the process had run since
-it woke for the request when the inference started (``awake_ms``: the scheduler's wake-up credit
-counts from the wake; the prediction uses this request's, the next request carries it to the
+it woke for the request when the inference started (``awake_ms``, its CPU time: the scheduler's wake-up
+credit counts from the wake and is spent by running, :func:`runtime.preemption.cpu_clock_ns`; the prediction uses this request's, the next request carries it to the
 controller, whose decision comes before its own is known). The online slow-down estimate per unit
 (:mod:`envs.slowdown`) is updated after every request from the measured latency and the nominal
 prediction, less the quanta the run waited (a run a tick landed in teaches nothing:
@@ -52,7 +52,7 @@ from hwmodels.model import PlatformModel
 from hwmodels.profile import load_platform
 from runtime.board import LiveBoard, LiveUnit, units_of_spec
 from runtime.loadgen import LoadGenerator, load_schedule
-from runtime.preemption import boot_id, tick_phase_ms
+from runtime.preemption import boot_id, cpu_clock_ns, tick_phase_ms
 from runtime.sysfs import LiveError, Sysfs, restore_on_exit
 
 
@@ -242,7 +242,7 @@ class LiveSession:
 
         :return: the request's log record (JSON-ready)
         """
-        t_wake_ns = time.perf_counter_ns()  # the loop slept until now: the scheduler's wake-up credit runs from here
+        cpu_wake_ns = cpu_clock_ns()  # the loop slept until now: the scheduler's wake-up credit runs from here
         running = self.generator.tick() if self.generator else {}
         t0 = time.perf_counter()
         request, mask = self._observe()
@@ -256,11 +256,11 @@ class LiveSession:
         overhead_ms = (time.perf_counter() - t0) * 1e3
         seen = observed_state(request)
         mark = self.board.energy_begin(u)
-        started_ns = time.perf_counter_ns()
+        started_ns, cpu_started_ns = time.perf_counter_ns(), cpu_clock_ns()
         ms, correct = runner.infer(cfg.groups)
         # the model at the observed state and this request's time awake (known when it started):
         # the prediction, and the power of the energy estimate without a sensor
-        self._awake_ms = seen.awake_ms = (started_ns - t_wake_ns) / 1e6
+        self._awake_ms = seen.awake_ms = (cpu_started_ns - cpu_wake_ns) / 1e6
         nominal = self.model.expected(a, seen)
         energy, power, estimated = self.board.energy_end(u, mark, ms, float(nominal.power_w))
         reward, info = self.scorer.score(request, a, ms, energy, power, f)

@@ -372,8 +372,8 @@ def test_deploy_runs_live_and_logs_every_request(
     # every request logs the model's prediction for its configuration; the report's error is read off them
     assert all(r["predicted_latency_ms"] > 0 and r["predicted_energy_mj"] > 0 and r["slowdown"] > 0 for r in lines)
     assert lines[0]["slowdown"] == 1.0  # nothing measured yet: the nominal model
-    # how long the loop ran since its wake when each inference started (observe, decide, apply)
-    assert all(0 < r["awake_ms"] < max(50.0, 2 * r["overhead_ms"] + 50.0) and r["awake_ms"] >= r["overhead_ms"] for r in lines)
+    # the CPU time the loop ran since its wake when each inference started (observe, decide, apply)
+    assert all(0 < r["awake_ms"] < 50.0 for r in lines)
     if controller == "model-predictive":  # how far into its tick each inference started
         assert all(0 <= r["tick_phase_ms"] < 4.0 for r in lines) and len({r["tick_phase_ms"] for r in lines}) > 1
     else:  # the grid was seen in another boot: its phase may not hold, so none is logged
@@ -392,6 +392,28 @@ def test_deploy_runs_live_and_logs_every_request(
     assert report["objective"] == "accuracy" and report["infeasible_rate"] is None
     assert sum(m["group_share"].values()) == pytest.approx(1) and list(m["unit_share"].values()) == [1.0]
     assert m["group_share"] == {str(k): sum(r["groups"] == k for r in lines) / len(lines) for k in range(1, 5)}
+
+
+def test_time_awake_is_time_run_and_reaches_the_next_request(
+    profiled: tuple[Path, Path, Path], batches_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request's ``awake_ms`` is the CPU time the loop ran since its wake, not the time it
+    waited (a wait behind a co-runner ends with a fresh slice): an apply that blocks 30 ms shows
+    in the overhead, not in the time awake. Each request hands its time awake to the next
+    request's controller (0 for the first), as the env does."""
+    from runtime.session import LiveSession
+
+    root, board, trace = profiled
+    session = LiveSession("greedy", str(board), trace, data=batches_dir, fs=Sysfs(str(root)))
+    apply = session.board.apply
+    monkeypatch.setattr(session.board, "apply", lambda *a, **k: (time.sleep(0.03), apply(*a, **k))[1])
+    act, seen = session.controller.act, []
+    monkeypatch.setattr(session.controller, "act", lambda request, mask: (seen.append(request.awake_ms), act(request, mask))[1])
+    with session:
+        session.start()
+        records = [session.step() for _ in range(4)]
+    assert all(r["overhead_ms"] >= 30.0 and 0 < r["awake_ms"] < 15.0 for r in records)
+    assert seen[0] == 0.0 and seen[1:] == pytest.approx([r["awake_ms"] for r in records[:-1]], abs=1e-4)
 
 
 def test_deploy_refuses_what_it_cannot_run(profiled: tuple[Path, Path, Path], capsys) -> None:
