@@ -56,6 +56,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="memory intensity of a unit's background load (repeatable)",
     )
     q.add_argument("--temp", type=finite_float(*TEMP_RANGE_C), default=25.0, help="die temperature in C, -40..150 (default: 25)")
+    q.add_argument(
+        "--awake-ms",
+        type=finite_float(0.0),
+        default=0.0,
+        help="CPU time the process ran since it woke for the request when the inference starts: spends that much of the "
+        "wake-up credit (deploy logs it per request as awake_ms; default: 0)",
+    )
     q.add_argument("--dnn-profile", help="DNN profile YAML (default: the shipped one)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_query)
@@ -174,13 +181,15 @@ def _query(args: argparse.Namespace) -> int:
                 f"--load {u.name}={load[u.name]:g}: at most {MAX_LOAD_THREADS_PER_CORE * u.cores:g} threads on {u.cores} core(s)"
             )
     mem = _parse_unit_values(args.mem, "--mem", names, 0.0, 1.0)
-    state = State(np.array([load.get(n, 0.0) for n in names]), np.array([mem.get(n, 0.0) for n in names]), args.temp, None)
+    loads, mems = np.array([load.get(n, 0.0) for n in names]), np.array([mem.get(n, 0.0) for n in names])
+    state = State(loads, mems, args.temp, None, args.awake_ms)
     o = model.expected(index, state)
     res = {
         "platform": model.spec.name,
         "config": {"groups": cfg.groups, "unit": cfg.unit, "cores": cfg.cores, "freq_mhz": cfg.freq_mhz},
-        "state": {"load": load, "mem": mem, "temp_c": args.temp},
+        "state": {"load": load, "mem": mem, "temp_c": args.temp, "awake_ms": args.awake_ms},
         "latency_ms": o.latency_ms,
+        "wait_ms": o.wait_ms,
         "power_w": o.power_w,
         "energy_mj": o.energy_mj,
         "delivered_freq_mhz": o.freq_mhz,
@@ -191,7 +200,7 @@ def _query(args: argparse.Namespace) -> int:
     else:
         capped = "" if o.freq_mhz == cfg.freq_mhz else f" (thermally capped from {cfg.freq_mhz:g})"
         print(
-            f"{cfg} on {model.spec.name}: latency {o.latency_ms:.3f} ms, power {o.power_w:.3f} W, energy {o.energy_mj:.3f} mJ, "
+            f"{cfg} on {model.spec.name}: latency {o.latency_ms:.3f} ms (mean wait for co-runners {o.wait_ms:.3f}), power {o.power_w:.3f} W, energy {o.energy_mj:.3f} mJ, "
             f"delivered {o.freq_mhz:g} MHz{capped}, top-1 {res['accuracy'] * 100:.2f}%"
         )
     return 0

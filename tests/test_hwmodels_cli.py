@@ -39,6 +39,32 @@ def test_show_ranges_query(capsys: pytest.CaptureFixture) -> None:
     assert q["latency_ms"] > 0 and q["energy_mj"] == pytest.approx(q["latency_ms"] * q["power_w"])
 
 
+def test_query_spends_the_wake_credit_by_the_time_awake(tmp_path, capsys: pytest.CaptureFixture) -> None:
+    """``--awake-ms``: CPU time run since the wake when the inference starts spends that much of
+    the wake-up credit, so a run beside co-runners on its core waits longer; 0 is the default."""
+    import yaml
+
+    from hwmodels.profile import resolve_platform_path
+
+    doc = yaml.safe_load(resolve_platform_path("xu3").read_text())
+    doc["interference"]["wake_credit_ms"] = 20.0
+    board = tmp_path / "credit.yaml"
+    board.write_text(yaml.safe_dump(doc))
+
+    def query(*extra: str) -> dict:
+        argv = ["platform", "query", str(board), "--groups", "4", "--unit", "a7", "--cores", "1", "--freq", "1000"]
+        assert main([*argv, "--load", "a7=4", "--json", *extra]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    fresh, default, spent = query("--awake-ms", "0"), query(), query("--awake-ms", "10")
+    assert fresh == default and fresh["state"]["awake_ms"] == 0.0 and spent["state"]["awake_ms"] == 10.0
+    assert spent["wait_ms"] > fresh["wait_ms"] > 0 and spent["latency_ms"] - fresh["latency_ms"] == pytest.approx(
+        spent["wait_ms"] - fresh["wait_ms"]
+    )
+    assert main(["platform", "query", str(board), "--groups", "4", "--unit", "a7", "--freq", "1000", "--awake-ms", "-1"]) == 2
+    assert "--awake-ms" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("argv", "expect"),
     [
