@@ -7,6 +7,8 @@ log) and they take turns in short blocks of the budget trace: block ``j`` (reque
 ``j*B .. j*B+B-1``) runs for the first controller, then the same requests for the second, and so
 on, while one load generator follows the schedule on one clock for all. So each controller
 answers the same requests, and meets each load phase for about the same share of its requests.
+The trace's clock runs across turns: a turn's first request comes a period after the previous
+turn's last one and wakes from a sleep, as every other request does.
 """
 
 from __future__ import annotations
@@ -92,10 +94,11 @@ def _take_turns(turns, generator: LoadGenerator | None, bar, block: int, duratio
     clock = turns[0][0]
     trace_len = len(clock.trace)
     limit = None if duration_s is None else duration_s * len(turns)
+    due = None  # when the next request is due, whichever controller serves it: every turn keeps the trace's pacing
     while True:
         done = len(clock.run.log)
         if (duration_s is None and done >= trace_len) or (limit is not None and clock.elapsed_s() >= limit):
             return
         n = block if duration_s is not None else min(block, trace_len - done)
         for session, out in turns:
-            serve_requests(session, out, bar, n, None)
+            due = serve_requests(session, out, bar, n, None, due)

@@ -454,14 +454,24 @@ def deploy(
     return session.run
 
 
-def serve_requests(session: LiveSession, out, bar, count: int | None, until_s: float | None) -> None:
-    """Serve ``count`` requests (``None``: no limit) on the trace's clock, the first at once,
-    stopping when the session's clock reaches ``until_s`` (``None``: no limit).
+def serve_requests(
+    session: LiveSession, out, bar, count: int | None, until_s: float | None, due_at: float | None = None
+) -> float:
+    """Serve ``count`` requests (``None``: no limit) on the trace's clock, stopping when the
+    session's clock reaches ``until_s`` (``None``: no limit).
 
     Sleeps until the next request are capped by what is left before ``until_s`` (so a long
     ``period_ms`` cannot keep the run going past it) and end early on SIGINT / SIGTERM.
+
+    :param due_at: when the first request is due (:func:`time.perf_counter`; ``None``: at once).
+        Sessions taking turns pass on the time the previous turn's next request was due, so the
+        first request of a turn wakes from a sleep a period after the last one, as every other
+        request does (served at once, it came at a time the trace does not ask for, right after
+        another controller's inference, where the model's wake-up credit assumes a wake)
+    :return: when the request after the last one served is due (:func:`time.perf_counter`)
     """
-    due, served = 0.0, 0
+    origin = time.perf_counter() - session.elapsed_s()  # the session's clock in perf_counter time
+    due, served = (0.0 if due_at is None else due_at - origin), 0
     while count is None or served < count:
         now = session.elapsed_s()
         if until_s is not None and now >= until_s:
@@ -475,6 +485,7 @@ def serve_requests(session: LiveSession, out, bar, count: int | None, until_s: f
         due = max(due + period, session.elapsed_s())
         served += 1
         bar.update()
+    return origin + due
 
 
 def open_log(path: str | os.PathLike):

@@ -6,6 +6,7 @@ this machine (one CPU, the tiny CIFAR fixture, a few seconds), so CI exercises t
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import signal
@@ -520,10 +521,16 @@ def test_cpu_clusters_split_big_little_by_capacity(tmp_path: Path) -> None:
 def test_compare_live_takes_turns_on_the_same_requests(profiled: tuple[Path, Path, Path], batches_dir: Path, capsys) -> None:
     from dynscale_cli import main
 
-    root, board, trace = profiled
+    root, board, tiny = profiled
     logs = board.parent / "live"
+    rows = list(csv.DictReader(tiny.open()))
+    trace = tiny.with_name("trace-100ms.csv")  # the requests 100 ms apart: every one is paced, the first of a turn too
+    with trace.open("w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows({**r, "period_ms": "100"} for r in rows)
     rc = main(["compare", "--live", "--platform", str(board), "--baselines", "greedy", "model-predictive", "--budgets", str(trace),
-               "--block", "3", "--duration", "1.0", "--data", str(batches_dir), "--log-dir", str(logs), "--root", str(root),
+               "--block", "3", "--duration", "1.5", "--data", str(batches_dir), "--log-dir", str(logs), "--root", str(root),
                "--json"])  # fmt: skip
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
@@ -536,6 +543,11 @@ def test_compare_live_takes_turns_on_the_same_requests(profiled: tuple[Path, Pat
     for j in range(len(g) // 3 - 1):
         assert max(r["t_s"] for r in g[3 * j : 3 * j + 3]) < min(r["t_s"] for r in m[3 * j : 3 * j + 3])
         assert max(r["t_s"] for r in m[3 * j : 3 * j + 3]) < min(r["t_s"] for r in g[3 * j + 3 : 3 * j + 6])
+    # on the trace's clock throughout: a turn's first request comes a period after the previous turn's last one
+    periods = [float(row["period_ms"]) for row in csv.DictReader(trace.open())]
+    served = sorted(g + m, key=lambda r: r["t_s"])
+    gaps = [(b["t_s"] - a["t_s"]) * 1e3 / periods[a["i"] % len(periods)] for a, b in zip(served, served[1:])]
+    assert min(gaps) > 0.9
     for name in ("greedy", "model-predictive"):
         c = report["controllers"][name]
         assert c["requests"] == len(g) and c["latency_mape"] >= 0 and c["overhead_ms_median"] > 0
