@@ -51,15 +51,16 @@ def fit_perf(space: ConfigSpace, unit: int, latency_ms: np.ndarray, macs: np.nda
 
 def fit_interference(doc: dict, dnn, points: list[tuple], fit_thread_wait: bool = True) -> dict[str, float]:
     """``interference`` (``mem_slowdown``, ``barrier_slowdown``, ``wake_credit_ms``,
-    ``thread_wait_ms``) from latencies measured beside co-runners.
+    ``thread_wait_ms``, ``preempt_share``) from latencies measured beside co-runners.
 
     For a given wake-up credit ``C`` and thread wait ``d`` the model's latency is
-    ``t = r + m dt_m + max(w0 + b dw_b, w_d)``: memory contention adds to the rest, the barrier
-    stretches the fair-share wait ``w0``, and a held multi-core run waits at least ``w_d`` (the
-    wait at ``b = 0`` with the thread wait: where it exceeds ``w0`` it is the thread wait, and
-    elsewhere ``w0``, below any stretched share). Each term is read off the model's own outcomes
+    ``t = r + m dt_m + max(s (w0 + b dw_b), w_d)``: memory contention adds to the rest, the barrier
+    stretches the fair-share wait ``w0`` beyond the credit, a run waits the share ``s`` of it
+    (``preempt_share``), and a held multi-core run waits at least ``w_d`` (its thread wait alone,
+    read off the model with a credit no run outlasts). Each term is read off the model's own outcomes
     at (m, b) = (0, 0), (1, 0), (0, 1) and at ``d`` (latency and mean wait), so the fit uses exactly
-    the model's equations. ``m, b >= 0`` minimise a robust (soft-L1, scale 0.1) loss of the log
+    the model's equations; ``s b`` is fitted as one coefficient, so the latency is linear in
+    ``(m, s b, s)``. ``m, b >= 0`` and ``s`` in [:data:`MIN_PREEMPT_SHARE`, 1] minimise a robust (soft-L1, scale 0.1) loss of the log
     ratio of model to measurement (latency noise is log-normal: over- and under-prediction by the
     same factor weigh alike), so one point the host disturbed does not set a coefficient. ``(C, d)``
     is the best of a grid (:data:`CREDIT_GRID_POINTS` x :data:`THREAD_WAIT_GRID_POINTS` values
@@ -68,14 +69,14 @@ def fit_interference(doc: dict, dnn, points: list[tuple], fit_thread_wait: bool 
     point's compute time), polished jointly (Nelder-Mead) from there. Of equally good grid points
     the least ``d``, then ``C``, stands (a flat error, where no point has excess load or no held
     multi-core run waits longer than its share, keeps them 0), and the polish only where it lowers
-    the error.
+    the error; where no point tells a share from the whole, ``s`` stays 1.
 
     :param doc: the platform profile document (its other coefficients already fitted)
     :param dnn: the DNN profile (:class:`dnn.profile.DNNProfile`)
     :param points: (configuration index, observed busy threads per unit, memory intensity per unit,
         measured mean latency ms[, ms the loop had run since its wake when the inference started])
     :param fit_thread_wait: ``False``: hold ``d`` at 0 (the model without the term, to compare)
-    :return: ``{"mem_slowdown": m, "barrier_slowdown": b, "wake_credit_ms": C, "thread_wait_ms": d}``
+    :return: ``{"mem_slowdown": m, "barrier_slowdown": b, "wake_credit_ms": C, "thread_wait_ms": d, "preempt_share": s}``
     """
     from scipy.optimize import least_squares, minimize, minimize_scalar
 
@@ -101,19 +102,27 @@ def fit_interference(doc: dict, dnn, points: list[tuple], fit_thread_wait: bool 
         return t0 - w0, t_m - t0, w0, w_b - w0
 
     def fit_at(credit: float, thread_wait: float, at: tuple | None = None) -> tuple[float, np.ndarray]:
+        """(cost, [m, s b, s]) at this credit and thread wait."""
         rest, dt_m, w0, dw_b = at if at is not None else terms(credit)
-        w_d = outcomes(0.0, 0.0, credit, thread_wait)[1] if thread_wait > 0 else w0
+        # the thread wait alone: with a credit no run outlasts, no share is left to wait for
+        w_d = outcomes(0.0, 0.0, MAX_CREDIT_MS, thread_wait)[1] if thread_wait > 0 else np.zeros_like(w0)
 
         def latency(c: np.ndarray) -> np.ndarray:
-            return rest + c[0] * dt_m + np.maximum(w0 + c[1] * dw_b, w_d)
+            return rest + c[0] * dt_m + np.maximum(c[2] * w0 + c[1] * dw_b, w_d)
 
-        t0 = latency(np.zeros(2))
+        def cost(c: np.ndarray) -> float:
+            return _soft_l1(np.log(latency(c) / y))
+
+        t0 = latency(np.array([0.0, 0.0, 1.0]))
         start = fit_nonnegative(np.stack([dt_m, dw_b], 1) / y[:, None], (y - t0) / y)  # as if the share won
-        start = np.minimum(start, MAX_SLOWDOWN)
-        fit = least_squares(lambda c: np.log(latency(c) / y), start, bounds=(0.0, MAX_SLOWDOWN), loss="soft_l1", f_scale=0.1)
+        start = np.append(np.minimum(start, MAX_SLOWDOWN), 1.0)
+        bounds = ([0.0, 0.0, MIN_PREEMPT_SHARE], [MAX_SLOWDOWN, MAX_SLOWDOWN, 1.0])
+        fit = least_squares(lambda c: np.log(latency(c) / y), start, bounds=bounds, loss="soft_l1", f_scale=0.1)
         x = fit.x
-        if x[1] > 0 and _soft_l1(np.log(latency(np.array([x[0], 0.0])) / y)) <= fit.cost * (1 + TIE) + TIE_ABS:
-            x = np.array([x[0], 0.0])  # no point feels the barrier: say none
+        if x[2] < 1.0 and cost(np.array([x[0], x[1], 1.0])) <= fit.cost * (1 + TIE) + TIE_ABS:
+            x = np.array([x[0], x[1], 1.0])  # no point tells a share from the whole: the fair share stands
+        if x[1] > 0 and cost(np.array([x[0], 0.0, x[2]])) <= fit.cost * (1 + TIE) + TIE_ABS:
+            x = np.array([x[0], 0.0, x[2]])  # no point feels the barrier: say none
         return float(fit.cost), x
 
     awake = max(s.awake_ms for s in states)
@@ -128,14 +137,21 @@ def fit_interference(doc: dict, dnn, points: list[tuple], fit_thread_wait: bool 
     credit, thread_wait = float(credits[ties[0][1]]), float(waits[ties[0][0]])
     if fit_thread_wait:
         half = [credits[1] / 2, waits[1] / 2]
-        simplex = [[credit, thread_wait], [credit + half[0], thread_wait], [credit, thread_wait + half[1]]]
-        polish = minimize(
-            lambda x: fit_at(*x)[0],
-            [credit, thread_wait],
-            method="Nelder-Mead",
-            bounds=[(0.0, top)] * 2,
-            options={"initial_simplex": simplex, "xatol": 1e-4, "fatol": POLISH_FATOL},
-        )
+
+        def polish_from(start: tuple[float, float]):
+            simplex = [list(start), [start[0] + half[0], start[1]], [start[0], start[1] + half[1]]]
+            return minimize(
+                lambda x: fit_at(*x)[0],
+                list(start),
+                method="Nelder-Mead",
+                bounds=[(0.0, top)] * 2,
+                options={"initial_simplex": simplex, "xatol": 1e-4, "fatol": POLISH_FATOL},
+            )
+
+        # from the best grid point and the next best local minima of the grid: a share below 1 trades
+        # against the credit, so the best cell of a coarse grid may lie in another valley than the optimum
+        starts = [(credit, thread_wait)] + [(float(credits[j]), float(waits[i])) for i, j in _local_minima(cost)[1:POLISH_STARTS]]
+        polish = min((polish_from(x) for x in starts), key=lambda r: r.fun)
         polished = [float(x) for x in polish.x]
     else:
         j = int(np.searchsorted(credits, credit))
@@ -146,8 +162,23 @@ def fit_interference(doc: dict, dnn, points: list[tuple], fit_thread_wait: bool 
         credit, thread_wait = polished
         if thread_wait > 0 and fit_at(credit, 0.0)[0] <= polish.fun * (1 + TIE) + TIE_ABS:
             thread_wait = 0.0  # the polish moved a thread wait no point feels: say none
-    m, b = fit_at(credit, thread_wait)[1]
-    return {"mem_slowdown": float(m), "barrier_slowdown": float(b), "wake_credit_ms": credit, "thread_wait_ms": thread_wait}
+    m, stretch, share = fit_at(credit, thread_wait)[1]
+    return {
+        "mem_slowdown": float(m),
+        "barrier_slowdown": min(float(stretch / share), MAX_SLOWDOWN),
+        "wake_credit_ms": credit,
+        "thread_wait_ms": thread_wait,
+        "preempt_share": float(share),
+    }
+
+
+def _local_minima(cost: np.ndarray) -> list[tuple[int, int]]:
+    """Cells of a 2-D grid no neighbour (of eight) is below, by ascending cost."""
+    padded = np.pad(cost, 1, constant_values=np.inf)
+    rows, cols = cost.shape
+    neighbours = [padded[1 + di : 1 + di + rows, 1 + dj : 1 + dj + cols] for di in (-1, 0, 1) for dj in (-1, 0, 1) if di or dj]
+    cells = np.argwhere(np.all([cost <= n for n in neighbours], axis=0))
+    return [(int(i), int(j)) for i, j in sorted(cells.tolist(), key=lambda c: cost[c[0], c[1]])]
 
 
 def _soft_l1(residuals: np.ndarray, f_scale: float = 0.1) -> float:
@@ -156,6 +187,11 @@ def _soft_l1(residuals: np.ndarray, f_scale: float = 0.1) -> float:
     return float(0.5 * f_scale**2 * np.sum(2.0 * (np.sqrt(1.0 + z) - 1.0)))
 
 
+#: the least ``preempt_share`` the interference fit gives (the barrier is fitted as its product with
+#: the share, and divided by it)
+MIN_PREEMPT_SHARE = 0.05
+#: the joint polish starts from this many of the grid's best local minima
+POLISH_STARTS = 3
 #: values of the wake-up credit the interference fit tries
 CREDIT_GRID_POINTS = 121
 #: values of the thread wait the interference fit tries (at each credit)

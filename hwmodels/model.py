@@ -113,7 +113,8 @@ class PlatformModel:
             + L * (per_unit(lambda x: x.perf.layer_overhead_kcycles) + per_unit(lambda x: x.perf.sync_kcycles) * (c - 1.0)) * 1e3
         )
         self._A = cycles / 1e3  # idle compute ms = A * c / (c * f_MHz)
-        self._barrier = 1.0 + spec.interference.barrier_slowdown * (c - 1.0)
+        # the fair-share wait's slope: the share of it a run waits, stretched by the barrier on c > 1 cores
+        self._barrier = spec.interference.preempt_share * (1.0 + spec.interference.barrier_slowdown * (c - 1.0))
         self._c = c
         self._free = per_unit(lambda x: float(x.cores)) - c
         self._ncores = per_unit(lambda x: float(x.cores))

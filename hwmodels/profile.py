@@ -153,6 +153,13 @@ class Interference:
         wake-up credit; it phases in as the last of its cores fills). Measured on the 2-CPU dev host
         beside two busy threads: a two-core run waited 0.8-2.4 ms in mean at every group count
         in three profiles, not rising with it as the share beyond the credit does (0: none)
+    :param preempt_share: the share of the fair-share wait beyond the wake-up credit that a run
+        waits (in whole quanta: the share of the scheduler ticks, after the credit is spent, at
+        which a co-runner on its core takes it). 1: every one, the plain fair share. Measured on
+        the 2-CPU dev host beside two busy threads: one-core runs waited a quantum in 14-28% of
+        k = 2 and 28-30% of k = 3 requests, where the fair share beyond a credit fitted to the
+        longer runs said 0% and 11% (``runs/live-acc8``, ``runs/live-stress8``); their mean
+        wait grew about half as fast as their compute beyond a shorter credit
     :param tick_hz: the kernel's scheduler ticks fall on a grid of period ``1 s / tick_hz`` on the
         monotonic clock (0: no grid was seen, or not probed); the live loop then logs how far into
         a tick each inference started (``tick_phase_ms``), in the boot the grid was probed in
@@ -168,6 +175,7 @@ class Interference:
     thread_wait_ms: float = 0.0
     tick_hz: int = 0
     tick_offset_ms: float = 0.0
+    preempt_share: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -273,6 +281,7 @@ def parse_platform(doc: Any, where: str) -> PlatformSpec:
         it.num("thread_wait_ms", minimum=0.0, maximum=1000.0, default=0.0),
         _whole(it, "tick_hz", it.num("tick_hz", minimum=0.0, maximum=100000.0, default=0.0)),
         it.num("tick_offset_ms", minimum=0.0, maximum=1000.0, default=0.0),
+        it.num("preempt_share", minimum=0.0, maximum=1.0, default=1.0),
     )
     sources = r.get("sources", list)
     for i, s in enumerate(sources):

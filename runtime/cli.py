@@ -229,7 +229,7 @@ def run_profile(args: argparse.Namespace) -> int:
         print(
             f"interference fitted beside the load generator: mem_slowdown {it['mem_slowdown']:g}, "
             f"barrier_slowdown {it['barrier_slowdown']:g}, wake_credit_ms {it['wake_credit_ms']:g}, "
-            f"thread_wait_ms {it.get('thread_wait_ms', 0):g}, "
+            f"thread_wait_ms {it.get('thread_wait_ms', 0):g}, preempt_share {it.get('preempt_share', 1):g}, "
             f"quantum_ms {it['quantum_ms']:g} (co-runners preempt in quanta; {m['preemption']['preemptions']} seen by the probe)"
         )
         aligned = f"{m['preemption'].get('aligned', 0):.0%} of the probe's gaps ended at one phase"

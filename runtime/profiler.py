@@ -446,7 +446,8 @@ def _finish_profile(
 
 #: the ``interference`` coefficients fitted beside the load generator (a profile's ``sources`` say so)
 FITTED_INTERFERENCE = (
-    "interference.mem_slowdown, interference.barrier_slowdown, interference.wake_credit_ms, interference.thread_wait_ms"
+    "interference.mem_slowdown, interference.barrier_slowdown, interference.wake_credit_ms, interference.thread_wait_ms, "
+    "interference.preempt_share"
 )
 
 

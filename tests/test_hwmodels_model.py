@@ -212,6 +212,40 @@ def test_a_held_multi_core_run_waits_at_least_the_thread_wait() -> None:
             assert o.latency_ms == lat[i] and o.wait_ms == wait[i]
 
 
+def test_a_run_waits_the_preempt_share_of_its_fair_share() -> None:
+    """``preempt_share`` p scales the wait for co-runners beyond the credit (barrier included) by
+    p, and leaves the thread wait of a held multi-core run as it is; the vectorised and scalar
+    paths still agree exactly."""
+    base = load_platform("xu3")
+    it = dataclasses.replace(base.interference, wake_credit_ms=5.0, barrier_slowdown=0.5)
+    full = PlatformModel(dataclasses.replace(base, interference=it), load_dnn_profile())
+    part = PlatformModel(dataclasses.replace(base, interference=dataclasses.replace(it, preempt_share=0.4)), load_dnn_profile())
+    a15 = base.unit_index("a15")
+    for cores in (1, 2, 4):
+        i = full.space.encode(Config(4, "a15", cores, 1000.0))
+        s = State(np.where(np.arange(2) == a15, 4.0, 0.0), np.zeros(2), 40.0)
+        whole, share = full.expected(i, s), part.expected(i, s)
+        assert whole.wait_ms > 0 and share.wait_ms == pytest.approx(0.4 * whole.wait_ms, rel=1e-12)
+        assert share.latency_ms == pytest.approx(whole.latency_ms - 0.6 * whole.wait_ms, rel=1e-12)
+    # a held two-core run whose share is small waits the thread wait, whatever the share
+    held = dataclasses.replace(it, wake_credit_ms=1000.0, thread_wait_ms=3.0)
+    models = [
+        PlatformModel(dataclasses.replace(base, interference=dataclasses.replace(held, preempt_share=p)), load_dnn_profile())
+        for p in (1.0, 0.4)
+    ]
+    i = full.space.encode(Config(1, "a15", 2, 1800.0))
+    s = State(np.where(np.arange(2) == a15, 4.0, 0.0), np.zeros(2), 40.0)
+    assert [m.expected(i, s).wait_ms for m in models] == pytest.approx([3.0, 3.0])
+    rng = np.random.default_rng(3)
+    for _ in range(10):
+        s = State(rng.uniform(0, 6, 2), rng.uniform(0, 1, 2), 40.0)
+        o_all = part.expected_all(s)
+        lat, wait = o_all.latency_ms.copy(), o_all.wait_ms.copy()
+        for i in rng.choice(len(part.space), 40, replace=False):
+            o = part.expected(int(i), s)
+            assert o.latency_ms == lat[i] and o.wait_ms == wait[i]
+
+
 def test_time_awake_before_the_inference_spends_the_credit() -> None:
     """The wake-up credit counts from the wake: a state ``awake_ms`` a after it leaves the
     inference ``C - a`` (never below 0), exactly as a profile with that credit would; the scalar

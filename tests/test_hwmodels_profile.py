@@ -36,6 +36,7 @@ def test_shipped_profiles_load() -> None:
         (lambda d: d["units"][0].update(kind="npu"), "units[0].kind"),
         (lambda d: d.update(format="other"), "format"),
         (lambda d: d["interference"].update(thread_wait_ms=-1.0), "interference.thread_wait_ms"),
+        (lambda d: d["interference"].update(preempt_share=1.5), "interference.preempt_share"),
     ],
 )
 def test_broken_profiles_name_file_and_field(tmp_path: Path, edit, field: str) -> None:
@@ -54,9 +55,12 @@ def test_unknown_platform_name() -> None:
 @pytest.mark.parametrize(
     "coefficients",
     [
-        {"mem_slowdown": 0.4, "barrier_slowdown": 0.7, "wake_credit_ms": 1.3, "thread_wait_ms": 0.0},
+        {"mem_slowdown": 0.4, "barrier_slowdown": 0.7, "wake_credit_ms": 1.3, "thread_wait_ms": 0.0, "preempt_share": 1.0},
         # a credit that covers the short runs, so a held multi-core run's wait is the thread wait
-        {"mem_slowdown": 0.4, "barrier_slowdown": 0.7, "wake_credit_ms": 20.0, "thread_wait_ms": 6.0},
+        {"mem_slowdown": 0.4, "barrier_slowdown": 0.7, "wake_credit_ms": 20.0, "thread_wait_ms": 6.0, "preempt_share": 1.0},
+        # runs wait part of their fair share beyond the credit (the barrier stretches that part)
+        {"mem_slowdown": 0.4, "barrier_slowdown": 0.7, "wake_credit_ms": 1.3, "thread_wait_ms": 0.0, "preempt_share": 0.5},
+        {"mem_slowdown": 0.4, "barrier_slowdown": 0.0, "wake_credit_ms": 20.0, "thread_wait_ms": 6.0, "preempt_share": 0.3},
     ],
 )
 def test_interference_fit_recovers_the_coefficients_it_was_made_with(coefficients: dict) -> None:
