@@ -174,6 +174,19 @@ def test_wake_credit_shares_only_the_compute_beyond_it() -> None:
             assert woken.expected(int(i), s).latency_ms == allv[i]
 
 
+def _assert_scalar_matches_vector(model: PlatformModel, seed: int) -> None:
+    """Latency and wait of the scalar path equal the vectorised path's exactly, over random states
+    of a two-unit platform with load beyond its cores."""
+    rng = np.random.default_rng(seed)
+    for _ in range(10):
+        s = State(rng.uniform(0, 6, 2), rng.uniform(0, 1, 2), 40.0)
+        o_all = model.expected_all(s)
+        lat, wait = o_all.latency_ms.copy(), o_all.wait_ms.copy()
+        for i in rng.choice(len(model.space), 40, replace=False):
+            o = model.expected(int(i), s)
+            assert o.latency_ms == lat[i] and o.wait_ms == wait[i]
+
+
 def test_a_held_multi_core_run_waits_at_least_the_thread_wait() -> None:
     """With ``thread_wait_ms`` d a run on c > 1 cores waits the larger of its fair share beyond the
     credit and d times how far its last core is held (load beyond the unit's other cores and its
@@ -202,14 +215,7 @@ def test_a_held_multi_core_run_waits_at_least_the_thread_wait() -> None:
                     elif share.wait_ms > 0:
                         checked["share"] += 1
     assert min(checked.values()) > 0, checked
-    rng = np.random.default_rng(2)
-    for _ in range(10):
-        s = State(rng.uniform(0, 6, 2), rng.uniform(0, 1, 2), 40.0)
-        o_all = held.expected_all(s)
-        lat, wait = o_all.latency_ms.copy(), o_all.wait_ms.copy()
-        for i in rng.choice(len(held.space), 40, replace=False):
-            o = held.expected(int(i), s)
-            assert o.latency_ms == lat[i] and o.wait_ms == wait[i]
+    _assert_scalar_matches_vector(held, seed=2)
 
 
 def test_a_run_waits_the_preempt_share_of_its_fair_share() -> None:
@@ -236,14 +242,7 @@ def test_a_run_waits_the_preempt_share_of_its_fair_share() -> None:
     i = full.space.encode(Config(1, "a15", 2, 1800.0))
     s = State(np.where(np.arange(2) == a15, 4.0, 0.0), np.zeros(2), 40.0)
     assert [m.expected(i, s).wait_ms for m in models] == pytest.approx([3.0, 3.0])
-    rng = np.random.default_rng(3)
-    for _ in range(10):
-        s = State(rng.uniform(0, 6, 2), rng.uniform(0, 1, 2), 40.0)
-        o_all = part.expected_all(s)
-        lat, wait = o_all.latency_ms.copy(), o_all.wait_ms.copy()
-        for i in rng.choice(len(part.space), 40, replace=False):
-            o = part.expected(int(i), s)
-            assert o.latency_ms == lat[i] and o.wait_ms == wait[i]
+    _assert_scalar_matches_vector(part, seed=3)
 
 
 def test_time_awake_before_the_inference_spends_the_credit() -> None:
