@@ -156,10 +156,11 @@ class Interference:
     :param preempt_share: the share of the fair-share wait beyond the wake-up credit that a run
         waits (in whole quanta: the share of the scheduler ticks, after the credit is spent, at
         which a co-runner on its core takes it). 1: every one, the plain fair share. Measured on
-        the 2-CPU dev host beside two busy threads: one-core runs waited a quantum in 14-28% of
-        k = 2 and 28-30% of k = 3 requests, where the fair share beyond a credit fitted to the
-        longer runs said 0% and 11% (``runs/live-acc8``, ``runs/live-stress8``); their mean
-        wait grew about half as fast as their compute beyond a shorter credit
+        the 2-CPU dev host beside two busy threads: one-core runs waited a quantum in 26-29% of
+        k = 2 and 25-29% of k = 3 requests, where the fair share beyond a credit fitted to the
+        longer runs said 0% and 13% (``docs/live/quanta_split.py runs/live-acc8/*.jsonl``,
+        hwmodels/MODEL.md); their mean wait grew about half as fast as their compute beyond a
+        shorter credit
     :param tick_hz: the kernel's scheduler ticks fall on a grid of period ``1 s / tick_hz`` on the
         monotonic clock (0: no grid was seen, or not probed); the live loop then logs how far into
         a tick each inference started (``tick_phase_ms``), in the boot the grid was probed in
