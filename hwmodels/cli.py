@@ -200,7 +200,7 @@ def _query(args: argparse.Namespace) -> int:
     else:
         capped = "" if o.freq_mhz == cfg.freq_mhz else f" (thermally capped from {cfg.freq_mhz:g})"
         print(
-            f"{cfg} on {model.spec.name}: latency {o.latency_ms:.3f} ms (mean wait for co-runners {o.wait_ms:.3f}), power {o.power_w:.3f} W, energy {o.energy_mj:.3f} mJ, "
+            f"{cfg} on {model.spec.name}: latency {o.latency_ms:.3f} ms (mean wait for co-runners {o.wait_ms:.3f} ms), power {o.power_w:.3f} W, energy {o.energy_mj:.3f} mJ, "
             f"delivered {o.freq_mhz:g} MHz{capped}, top-1 {res['accuracy'] * 100:.2f}%"
         )
     return 0

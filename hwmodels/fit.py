@@ -57,16 +57,16 @@ def fit_interference(doc: dict, dnn, points: list[tuple], fit_thread_wait: bool 
     ``t = r + m dt_m + max(s (w0 + b dw_b), w_d)``: memory contention adds to the rest, the barrier
     stretches the fair-share wait ``w0`` beyond the credit, a run waits the share ``s`` of it
     (``preempt_share``), and a held multi-core run waits at least ``w_d`` (its thread wait alone,
-    read off the model with a credit no run outlasts). Each term is read off the model's own outcomes
+    read off the model with no share). Each term is read off the model's own outcomes
     at (m, b) = (0, 0), (1, 0), (0, 1) and at ``d`` (latency and mean wait), so the fit uses exactly
-    the model's equations; ``s b`` is fitted as one coefficient, so the latency is linear in
-    ``(m, s b, s)``. ``m, b >= 0`` and ``s`` in [:data:`MIN_PREEMPT_SHARE`, 1] minimise a robust (soft-L1, scale 0.1) loss of the log
+    the model's equations. ``m, b`` in [0, :data:`MAX_SLOWDOWN`] and ``s`` in [:data:`MIN_PREEMPT_SHARE`, 1] minimise a robust (soft-L1, scale 0.1) loss of the log
     ratio of model to measurement (latency noise is log-normal: over- and under-prediction by the
     same factor weigh alike), so one point the host disturbed does not set a coefficient. ``(C, d)``
     is the best of a grid (:data:`CREDIT_GRID_POINTS` x :data:`THREAD_WAIT_GRID_POINTS` values
     from 0 to the longest measured latency plus the longest time awake, as the credit counts from
     the wake; the error is piecewise smooth, with a kink at every
-    point's compute time), polished jointly (Nelder-Mead) from there. Of equally good grid points
+    point's compute time), polished jointly (Nelder-Mead) from there and from the next best local
+    minima of the grid at other credits (:data:`POLISH_STARTS` in all). Of equally good grid points
     the least ``d``, then ``C``, stands (a flat error, where no point has excess load or no held
     multi-core run waits longer than its share, keeps them 0), and the polish only where it lowers
     the error; where no point tells a share from the whole, ``s`` stays 1.
@@ -87,9 +87,15 @@ def fit_interference(doc: dict, dnn, points: list[tuple], fit_thread_wait: bool 
     temp = float(doc["thermal"]["start_c"])
     states = [State(np.asarray(p[1], float), np.asarray(p[2], float), temp, None, p[4] if len(p) > 4 else 0.0) for p in points]
 
-    def outcomes(m: float, b: float, credit: float, thread_wait: float) -> tuple[np.ndarray, np.ndarray]:
+    def outcomes(m: float, b: float, credit: float, thread_wait: float, share: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """(latency, mean wait) of every point."""
-        coefficients = {"mem_slowdown": m, "barrier_slowdown": b, "wake_credit_ms": credit, "thread_wait_ms": thread_wait}
+        coefficients = {
+            "mem_slowdown": m,
+            "barrier_slowdown": b,
+            "wake_credit_ms": credit,
+            "thread_wait_ms": thread_wait,
+            "preempt_share": share,
+        }
         model = PlatformModel(parse_platform({**doc, "interference": coefficients}, "interference fit"), dnn)
         o = [model.expected(p[0], s) for p, s in zip(points, states)]
         return np.array([x.latency_ms for x in o]), np.array([x.wait_ms for x in o])
@@ -101,14 +107,21 @@ def fit_interference(doc: dict, dnn, points: list[tuple], fit_thread_wait: bool 
         _, w_b = outcomes(0.0, 1.0, credit, 0.0)
         return t0 - w0, t_m - t0, w0, w_b - w0
 
+    held: dict[float, np.ndarray] = {}
+
+    def thread_wait_alone(thread_wait: float) -> np.ndarray:
+        """Every point's thread wait without any share (it does not depend on the credit)."""
+        if thread_wait not in held:
+            held[thread_wait] = outcomes(0.0, 0.0, 0.0, thread_wait, share=0.0)[1]
+        return held[thread_wait]
+
     def fit_at(credit: float, thread_wait: float, at: tuple | None = None) -> tuple[float, np.ndarray]:
-        """(cost, [m, s b, s]) at this credit and thread wait."""
+        """(cost, [m, b, s]) at this credit and thread wait."""
         rest, dt_m, w0, dw_b = at if at is not None else terms(credit)
-        # the thread wait alone: with a credit no run outlasts, no share is left to wait for
-        w_d = outcomes(0.0, 0.0, MAX_CREDIT_MS, thread_wait)[1] if thread_wait > 0 else np.zeros_like(w0)
+        w_d = thread_wait_alone(thread_wait) if thread_wait > 0 else np.zeros_like(w0)
 
         def latency(c: np.ndarray) -> np.ndarray:
-            return rest + c[0] * dt_m + np.maximum(c[2] * w0 + c[1] * dw_b, w_d)
+            return rest + c[0] * dt_m + np.maximum(c[2] * (w0 + c[1] * dw_b), w_d)
 
         def cost(c: np.ndarray) -> float:
             return _soft_l1(np.log(latency(c) / y))
@@ -150,7 +163,11 @@ def fit_interference(doc: dict, dnn, points: list[tuple], fit_thread_wait: bool 
 
         # from the best grid point and the next best local minima of the grid: a share below 1 trades
         # against the credit, so the best cell of a coarse grid may lie in another valley than the optimum
-        starts = [(credit, thread_wait)] + [(float(credits[j]), float(waits[i])) for i, j in _local_minima(cost)[1:POLISH_STARTS]]
+        starts, columns = [(credit, thread_wait)], {int(ties[0][1])}
+        for i, j in _local_minima(cost):  # one start per credit: a plateau in d is one valley
+            if len(starts) < POLISH_STARTS and j not in columns:
+                starts.append((float(credits[j]), float(waits[i])))
+                columns.add(j)
         polish = min((polish_from(x) for x in starts), key=lambda r: r.fun)
         polished = [float(x) for x in polish.x]
     else:
@@ -162,10 +179,10 @@ def fit_interference(doc: dict, dnn, points: list[tuple], fit_thread_wait: bool 
         credit, thread_wait = polished
         if thread_wait > 0 and fit_at(credit, 0.0)[0] <= polish.fun * (1 + TIE) + TIE_ABS:
             thread_wait = 0.0  # the polish moved a thread wait no point feels: say none
-    m, stretch, share = fit_at(credit, thread_wait)[1]
+    m, b, share = fit_at(credit, thread_wait)[1]
     return {
         "mem_slowdown": float(m),
-        "barrier_slowdown": min(float(stretch / share), MAX_SLOWDOWN),
+        "barrier_slowdown": float(b),
         "wake_credit_ms": credit,
         "thread_wait_ms": thread_wait,
         "preempt_share": float(share),
@@ -187,10 +204,9 @@ def _soft_l1(residuals: np.ndarray, f_scale: float = 0.1) -> float:
     return float(0.5 * f_scale**2 * np.sum(2.0 * (np.sqrt(1.0 + z) - 1.0)))
 
 
-#: the least ``preempt_share`` the interference fit gives (the barrier is fitted as its product with
-#: the share, and divided by it)
+#: the least ``preempt_share`` the interference fit gives
 MIN_PREEMPT_SHARE = 0.05
-#: the joint polish starts from this many of the grid's best local minima
+#: the joint polish starts from this many of the grid's best local minima (one per credit)
 POLISH_STARTS = 3
 #: values of the wake-up credit the interference fit tries
 CREDIT_GRID_POINTS = 121

@@ -483,6 +483,7 @@ def _fit_interference(doc: dict, co_runners: list[dict], quantum: dict) -> None:
             "barrier_slowdown": 0.0,
             "wake_credit_ms": 0.0,
             "thread_wait_ms": 0.0,
+            "preempt_share": 1.0,
             "quantum_ms": 0.0,
         }
         doc["sources"].append(

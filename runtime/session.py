@@ -475,7 +475,7 @@ def serve_requests(
     while count is None or served < count:
         now = session.elapsed_s()
         if until_s is not None and now >= until_s:
-            return
+            return origin + due
         if due > now:
             time.sleep(due - now if until_s is None else min(due - now, until_s - now))
             continue

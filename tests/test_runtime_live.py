@@ -222,6 +222,7 @@ def test_profile_measures_every_configuration_and_restores(profiled: tuple[Path,
         "barrier_slowdown": 0.0,
         "wake_credit_ms": 0.0,
         "thread_wait_ms": 0.0,
+        "preempt_share": 1.0,
         "quantum_ms": 0.0,
     }
     assert any(s["used_for"] == "interference" and s["figure"].startswith("ASSUMED") for s in doc["sources"])
@@ -315,6 +316,9 @@ def test_profile_fits_interference_beside_the_load_generator_and_checks_identica
     # the kernel preempts in ticks (1-10 ms on any HZ): the probe saw them, the profile keeps the median
     assert 0.5 <= it["quantum_ms"] <= 20 and m["preemption"]["preemptions"] >= 10
     assert it["quantum_ms"] == m["preemption"]["quantum_ms"]
+    from hwmodels.fit import MIN_PREEMPT_SHARE
+
+    assert MIN_PREEMPT_SHARE <= it["preempt_share"] <= 1.0  # the share of its fair share a run waits, fitted
     # Linux keeps its ticks on a grid of the monotonic clock: the probe finds its HZ (a CONFIG_HZ) and phase
     from runtime.preemption import KERNEL_HZ, boot_id
 

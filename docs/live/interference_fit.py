@@ -1,6 +1,8 @@
 """The profiler's interference fit of a profile's co-runner points, with the thread wait of a held
 multi-core run (``interference.thread_wait_ms``) fitted and held at 0: the coefficients, and the
 model's mean latency against the measured one at every point, with the root-mean-square log error.
+Both fits include the share of the fair share a run waits (``interference.preempt_share``, since
+2f2040f; before it, the fit had no such coefficient).
 
     python docs/live/interference_fit.py runs/board-onnx.yaml
 """
