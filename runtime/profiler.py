@@ -59,8 +59,9 @@ CORE_CHECK_FACTOR = 4
 #: the co-runner condition that holds every core of a unit runs this many times the requests of
 #: the others: its runs wait a whole quantum (4 ms on the dev host) or none, so the mean of 12 runs
 #: of one-core k = 4 there moved by 0.7 ms between two profiles of one afternoon; with 48, one
-#: profile had one-core k = 3 wait in 12% of runs where deploy's waited in 21-35% (a share's
-#: binomial error at 48 runs is about 6 points, at 96 about 4.5)
+#: profile had one-core k = 3 wait in 12% of runs where deploy's waited in 32-33% beside the
+#: project's generator (``docs/live/quanta_split.py runs/live-acc9/*.jsonl``; a share's binomial
+#: error at 48 runs is about 6 points, at 96 about 4.5)
 HELD_FACTOR = 8
 #: consecutive requests of one configuration per turn (the deploy loop mostly repeats a
 #: configuration for a few requests; each turn starts on a switch, as a deploy switch does)
