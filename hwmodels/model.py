@@ -113,8 +113,9 @@ class PlatformModel:
             + L * (per_unit(lambda x: x.perf.layer_overhead_kcycles) + per_unit(lambda x: x.perf.sync_kcycles) * (c - 1.0)) * 1e3
         )
         self._A = cycles / 1e3  # idle compute ms = A * c / (c * f_MHz)
-        # the fair-share wait's slope: the share of it a run waits, stretched by the barrier on c > 1 cores
-        self._barrier = spec.interference.preempt_share * (1.0 + spec.interference.barrier_slowdown * (c - 1.0))
+        # the fair-share wait's slope per excess thread: the share of it a run waits (preempt_share),
+        # stretched by the barrier on c > 1 cores
+        self._share_slope = spec.interference.preempt_share * (1.0 + spec.interference.barrier_slowdown * (c - 1.0))
         self._c = c
         self._free = per_unit(lambda x: float(x.cores)) - c
         self._ncores = per_unit(lambda x: float(x.cores))
@@ -169,7 +170,7 @@ class PlatformModel:
                 "_credit",
                 "_per_ms",
                 "_thread_wait",
-                "_barrier",
+                "_share_slope",
                 "_c",
                 "_free",
                 "_ncores",
@@ -242,7 +243,7 @@ class PlatformModel:
         held += 1.0
         np.clip(held, 0.0, 1.0, out=held)
         held *= self._thread_wait
-        excess *= self._barrier
+        excess *= self._share_slope
         t = np.divide(self._A, cf, out=b["t"])
         t *= self._c
         credit = self._credit
@@ -310,7 +311,7 @@ class PlatformModel:
         credit = py["_credit"][i]
         if state.awake_ms > 0:  # the credit left when the inference starts
             credit = max(credit - py["_per_ms"][i] * state.awake_ms, 0.0)
-        wait = max(max(t - credit, 0.0) * (excess * py["_barrier"][i]) / c, held)
+        wait = max(max(t - credit, 0.0) * (excess * py["_share_slope"][i]) / c, held)
         t += wait
         t += py["_tmem"][i] * self._mem_factor(state)
         t += py["_fixed"][i]
