@@ -63,10 +63,13 @@ class DynDNNEnv(gym.Env):
 
     **Run-to-run jitter** (common random numbers): at reset the env draws each request's latency
     and power jitter (log-normal, mean 1, the profile's CVs) for the whole episode, and, where the
-    profile's co-runners preempt in quanta (``interference.quantum_ms``), the phase of the
-    scheduler's tick (uniform): the quanta a configuration waits follow from it
-    (:meth:`hwmodels.model.PlatformModel.realised_latency`). Request i gets the same factors and
-    phase whatever configuration runs it. So a controller's luck does not depend
+    profile's co-runners preempt in quanta (``interference.quantum_ms``), a uniform draw that
+    decides the whole quanta a configuration waits
+    (:meth:`hwmodels.model.PlatformModel.realised_latency`) and, where the profile also found the
+    tick grid (``interference.tick_hz``), how far into a tick the process wakes (uniform over the
+    tick): the request carries it (``Request.tick_phase_ms``, as the live loop reads it at the
+    wake) and the wait is conditioned on it (:class:`hwmodels.model.State`). Request i gets the
+    same factors and draws whatever configuration runs it. So a controller's luck does not depend
     on its choices, and the ceiling (``ceiling_action``: the best configuration given the realised
     jitter and the true state) is a true upper bound when the past does not matter (no thermal
     trips, no DVFS switch cost, no temperature-dependent leakage).
@@ -277,6 +280,7 @@ class DynDNNEnv(gym.Env):
         any decision."""
         n = self.episode_length
         self._phase = [None] * n  # the mean wait: a fluid share, or no noise
+        self._tick_phase = [None] * n  # no tick grid, or no noise: the wait's mean over the tick's phase
         if not self.noise:
             self._jitter_latency = self._jitter_power = [1.0] * n
             return
@@ -286,6 +290,8 @@ class DynDNNEnv(gym.Env):
         self._jitter_power = lognormal_factors(z[1], cv.power_cv).tolist()
         if self.model.quantum_ms > 0:  # drawn after the jitter: a fluid profile's episodes stay as they were
             self._phase = self.np_random.random(n).tolist()
+        if self.model.tick_ms > 0:  # where in a tick each request's wake falls (observed, as live): drawn last
+            self._tick_phase = (self.np_random.random(n) * self.model.tick_ms).tolist()
 
     def _apply_options(self, options: dict[str, Any]) -> None:
         unknown = sorted(set(options) - set(RESET_OPTIONS))
@@ -312,6 +318,7 @@ class DynDNNEnv(gym.Env):
         self._load = self._load_rows[i]
         self._lat_err, self._pow_err = self._lat_err_rows[i], self._pow_err_rows[i]
         s.awake_ms = self._awake_rows[i]
+        s.tick_phase_ms = self._tick_phase[i]
 
     def _observe(self) -> np.ndarray:
         i = min(self._i, self.episode_length - 1)
@@ -328,6 +335,7 @@ class DynDNNEnv(gym.Env):
             self._last[1],
             tuple(self._slowdown.factors),
             self._awake_rows[i - 1] if i > 0 else 0.0,  # the previous request's, as live: this one's has not run
+            self._tick_phase[i],  # read at the wake, before the decision, as live
         )
         return self._obs.build(self._request)
 

@@ -2,8 +2,10 @@
 
 Only quantities a live board can measure are used: the request's budgets, background load per
 unit (/proc/stat), die temperature (thermal zones), current frequency per unit (cpufreq,
-devfreq), the previous configuration, the last request's latency and energy, and the online
-slow-down estimate per unit (measured / predicted latency, filtered: :mod:`envs.slowdown`). Values are
+devfreq), the previous configuration, the last request's latency and energy, the online
+slow-down estimate per unit (measured / predicted latency, filtered: :mod:`envs.slowdown`), and,
+on a board whose scheduler ticks fall on a known grid, how soon after the wake the next tick
+comes (the clock against the profiled grid: whether a run can be preempted at all depends on it). Values are
 normalised to about [0, 1]; budgets, latencies and energies span two to three decades, so they
 are normalised on a log scale between fixed bounds.
 
@@ -49,6 +51,10 @@ class ObservationSpec:
     :param load_threads_per_core: background load normalised by this many threads per core
     :param slowdown_range: (low, high) bounds of the log scale of the slow-down estimate per
         unit; ``None``: no slow-down features (policies exported before they existed)
+    :param tick_ms: the scheduler tick's period, where the board's ticks fall on a known grid
+        (``interference.tick_hz``) and co-runners take whole quanta: the feature ``next_tick`` is the
+        time from the wake to the next tick over it (0.5 where the phase is not known); ``None``: no
+        such feature (no grid, or a policy exported before it existed)
     """
 
     units: tuple[str, ...]
@@ -61,6 +67,7 @@ class ObservationSpec:
     temp_range_c: tuple[float, float] = (20.0, 110.0)
     load_threads_per_core: float = 2.0
     slowdown_range: tuple[float, float] | None = None
+    tick_ms: float | None = None
 
     @classmethod
     def for_model(cls, model: PlatformModel, range_headroom: tuple[float, float] = (2.0, 4.0)) -> ObservationSpec:
@@ -78,6 +85,7 @@ class ObservationSpec:
             energy_range_mj=(float(energy.min()) / below, float(energy.max()) * above),
             range_headroom=(float(below), float(above)),
             slowdown_range=SLOWDOWN_RANGE,
+            tick_ms=model.tick_ms if model.tick_ms > 0 else None,
         )
 
     def structure(self) -> dict:
@@ -99,7 +107,7 @@ class ObservationSpec:
         if not isinstance(d, dict):
             raise ObservationSpecError("not a mapping")
         names = {f.name for f in fields(cls)}
-        optional = ("range_headroom", "temp_range_c", "load_threads_per_core", "slowdown_range")
+        optional = ("range_headroom", "temp_range_c", "load_threads_per_core", "slowdown_range", "tick_ms")
         missing = [n for n in names if n not in d and n not in optional]
         if missing:
             raise ObservationSpecError(f"field {sorted(missing)[0]!r} missing")
@@ -115,6 +123,7 @@ class ObservationSpec:
                 temp_range_c=_pair(d, "temp_range_c", cls.temp_range_c),
                 load_threads_per_core=float(d.get("load_threads_per_core", cls.load_threads_per_core)),
                 slowdown_range=_pair(d, "slowdown_range", log=True) if d.get("slowdown_range") is not None else None,
+                tick_ms=_positive(d, "tick_ms"),
             )
         except (TypeError, ValueError) as exc:
             raise ObservationSpecError(f"malformed ({exc})") from None
@@ -157,6 +166,7 @@ class ObservationBuilder:
             "last_latency",
             "last_energy",
             *((f"slowdown_{u}" for u in spec.units) if spec.slowdown_range else ()),
+            *(("next_tick",) if spec.tick_ms else ()),
         )
         self.size = len(self.names)
         self._n = n
@@ -168,6 +178,7 @@ class ObservationBuilder:
         self._max_cores = max(spec.cores)
         lo_hi = spec.slowdown_range
         self._ls = None if lo_hi is None else (math.log(lo_hi[0]), math.log(lo_hi[1] / lo_hi[0]))
+        self._tick = spec.tick_ms
         self.out = np.zeros(self.size, dtype=np.float32)
 
     def build(self, request: Request) -> np.ndarray:
@@ -197,7 +208,20 @@ class ObservationBuilder:
             slow = request.slowdown
             for i in range(n):
                 o[j + 5 + n + i] = _log01(1.0 if slow is None else slow[i], self._ls)
+        if self._tick:
+            phase = request.tick_phase_ms
+            o[-1] = 0.5 if phase is None else (self._tick - phase % self._tick) / self._tick
         return o
+
+
+def _positive(d: dict, key: str) -> float | None:
+    """A stored optional positive number (``None`` where absent)."""
+    v = d.get(key)
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
+        raise ObservationSpecError(f"field {key!r} must be a number > 0, got {v!r}")
+    return float(v)
 
 
 def _log01(x: float, scale: tuple[float, float]) -> float:

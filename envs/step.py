@@ -50,6 +50,9 @@ class Request:
     :param awake_ms: how long the process will have run since its wake when the inference starts
         (observing, deciding, applying: it spends the scheduler's wake-up credit; live, the
         previous request's; :class:`hwmodels.model.State`)
+    :param tick_phase_ms: how far into a scheduler tick the process woke for this request (ms; live,
+        read off the profile's tick grid at the wake, before the decision); ``None``: not known
+        (no grid, or one probed in another boot), the model's wait then its mean over the phase
     """
 
     time_budget_ms: float
@@ -63,12 +66,14 @@ class Request:
     last_energy_mj: float = 0.0
     slowdown: Sequence[float] | None = None
     awake_ms: float = 0.0
+    tick_phase_ms: float | None = None
 
 
 def observed_state(request: Request, assumed_mem: float = ASSUMED_MEM, out: State | None = None) -> State:
     """The model's :class:`hwmodels.model.State` as the board observes it in ``request``: measured
-    load, die temperature and current frequencies, memory intensity ``assumed_mem`` where a unit
-    is loaded (what every model-based prediction of a live or simulated controller starts from).
+    load, die temperature and current frequencies, the time awake and the tick's phase at the wake,
+    memory intensity ``assumed_mem`` where a unit is loaded (what every model-based prediction of a
+    live or simulated controller starts from).
 
     :param out: a state to fill in place (its arrays sized for the platform), for the env's hot path
     """
@@ -82,6 +87,7 @@ def observed_state(request: Request, assumed_mem: float = ASSUMED_MEM, out: Stat
         freq[u] = f
     out.temp_c = float(request.temp_c)
     out.awake_ms = float(request.awake_ms)
+    out.tick_phase_ms = request.tick_phase_ms
     return out
 
 

@@ -21,6 +21,12 @@ quanta q (``interference.quantum_ms``, 0: a fluid share): one run waits N quanta
 plus one with probability frac(w/q) (how many ticks of a period-q clock at a uniform phase fall in
 the stretch the co-runners may preempt), so the mean is w and a run takes ``t_i - w_i + q N``
 (:meth:`PlatformModel.realised_latency`; the typical run: :meth:`PlatformModel.typical_latency`).
+Where the state knows how far into a tick the process woke (``State.tick_phase_ms``, on a profile
+with a tick grid), the stretch beyond the credit (from ``max(C, awake)`` to ``awake + tc_i`` after
+the wake: the credit counts from it) is not a uniform draw of the grid: the ticks that fall in it
+are known, n_i, and its length ``max(0, tc_i - C)`` in ``w_i`` is ``tick * n_i`` (no wait where no
+tick falls in it; a held multi-core run still waits its thread wait at least); so its mean over a
+uniform phase is ``w_i`` (a little more where the thread wait binds at some phases).
 Above a thermal trip the unit's frequency is capped: the
 configuration runs at the capped frequency and voltage. Measured tables in the profile, where
 present, replace the idle-board values and keep the model's relative effect of the state.
@@ -58,6 +64,11 @@ class State:
     :param awake_ms: how long the DNN's process has run since it woke for this request when the
         inference starts (observing, deciding, applying; CPU time, not time it waited): the
         wake-up credit counts from the wake, so this much of it is spent before the inference (0: none)
+    :param tick_phase_ms: how far into a scheduler tick the process woke, in [0, tick period) ms
+        (``None``: not known; the wait is then its mean over the tick's phase). Known, a
+        one-quantum wait is possible only where a tick falls in the stretch of the run beyond the
+        credit, so the wait is conditioned on it (:meth:`PlatformModel.expected`; the model's
+        ``tick_ms`` must be > 0)
     """
 
     load: np.ndarray
@@ -65,6 +76,7 @@ class State:
     temp_c: float
     freq_mhz: np.ndarray | None = None
     awake_ms: float = 0.0
+    tick_phase_ms: float | None = None
 
     @classmethod
     def idle(cls, n_units: int, temp_c: float = 25.0) -> State:
@@ -147,6 +159,10 @@ class PlatformModel:
         self._mem_slow = spec.interference.mem_slowdown
         #: co-runners preempt the DNN in quanta this long (0: a fluid share)
         self.quantum_ms = spec.interference.quantum_ms
+        #: the period of the scheduler's tick grid where the profile found one and co-runners take
+        #: quanta (0: none; a state's ``tick_phase_ms`` is then ignored)
+        it = spec.interference
+        self.tick_ms = 1000.0 / it.tick_hz if it.tick_hz > 0 and self.quantum_ms > 0 else 0.0
         self._cf, self._v2f, self._kl_v = self._freq_terms(self._f, self._v)
         self._buf = {name: np.empty(len(sp)) for name in ("t", "p", "e", "x", "y", "s", "h", "c")}
         # measured tables win over the analytic idle-board values (ratio kept per configuration)
@@ -253,6 +269,12 @@ class PlatformModel:
             np.maximum(credit, 0.0, out=credit)
         shared = np.subtract(t, credit, out=b["s"])
         np.maximum(shared, 0.0, out=shared)
+        if state.tick_phase_ms is not None and self.tick_ms > 0:  # the stretch's length in the ticks that fall in it
+            awake = self._per_ms * state.awake_ms
+            tick, first = self._per_ms * self.tick_ms, self._per_ms * self._first_tick_ms(state.tick_phase_ms)
+            ticks = np.floor((awake + t - first) / tick) - np.floor((awake + credit - first) / tick)
+            np.maximum(ticks, 0.0, out=ticks)
+            np.multiply(ticks, tick, out=shared)
         shared *= excess
         shared /= self._c
         np.maximum(shared, held, out=shared)
@@ -311,7 +333,14 @@ class PlatformModel:
         credit = py["_credit"][i]
         if state.awake_ms > 0:  # the credit left when the inference starts
             credit = max(credit - py["_per_ms"][i] * state.awake_ms, 0.0)
-        wait = max(max(t - credit, 0.0) * (excess * py["_share_slope"][i]) / c, held)
+        shared = max(t - credit, 0.0)
+        if state.tick_phase_ms is not None and self.tick_ms > 0:  # the stretch's length in the ticks that fall in it
+            per_ms = py["_per_ms"][i]
+            awake = per_ms * state.awake_ms
+            tick, first = per_ms * self.tick_ms, per_ms * self._first_tick_ms(state.tick_phase_ms)
+            ticks = math.floor((awake + t - first) / tick) - math.floor((awake + credit - first) / tick)
+            shared = max(ticks, 0) * tick
+        wait = max(shared * (excess * py["_share_slope"][i]) / c, held)
         t += wait
         t += py["_tmem"][i] * self._mem_factor(state)
         t += py["_fixed"][i]
@@ -327,6 +356,10 @@ class PlatformModel:
             p *= pow_s[i]
             wait *= lat_s[i]
         return Outcome(t, p, p * t, f, wait)
+
+    def _first_tick_ms(self, tick_phase_ms: float) -> float:
+        """Time from a wake ``tick_phase_ms`` into a tick to the next tick, in (0, tick_ms]."""
+        return self.tick_ms - float(tick_phase_ms) % self.tick_ms
 
     def sample(self, index: int, state: State, rng: np.random.Generator) -> Outcome:
         """One noisy run of configuration ``index``: its wait in whole quanta at a uniform phase,
@@ -344,7 +377,9 @@ class PlatformModel:
 
     def wait_quanta(self, wait_ms, phase):
         """Quanta a run waits for co-runners: ``floor(w/q)`` plus one where ``phase`` (uniform
-        in [0, 1): where the scheduler's tick falls relative to the request) is below ``frac(w/q)``.
+        in [0, 1): where the scheduler's tick falls relative to the request; where the state knew
+        that, ``w`` is conditioned on it and the draw is whether a co-runner takes the tick) is
+        below ``frac(w/q)``.
 
         :param wait_ms: the mean wait (``Outcome.wait_ms``), a float or an array of configurations
         :param phase: a float, or an array broadcasting against ``wait_ms``

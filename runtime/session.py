@@ -12,7 +12,10 @@ the typical run's, whole quanta of co-runner wait as most runs take them; ``pred
 so the model's error can be read off any deploy log, and how long the process had run since
 it woke for the request when the inference started (``awake_ms``, its CPU time: the scheduler's wake-up
 credit counts from the wake and is spent by running, :func:`runtime.preemption.cpu_clock_ns`; the prediction uses this request's, the next request carries it to the
-controller, whose decision comes before its own is known). The online slow-down estimate per unit
+controller, whose decision comes before its own is known). Where the profile found the kernel's
+tick grid in this boot, the request also carries how far into a tick the loop woke
+(``Request.tick_phase_ms``: whether a co-runner can preempt the run at all depends on where the
+ticks fall in it), and each inference's own phase is logged (``tick_phase_ms``). The online slow-down estimate per unit
 (:mod:`envs.slowdown`) is updated after every request from the measured latency and the nominal
 prediction, less the quanta the run waited (a run a tick landed in teaches nothing:
 :func:`envs.step.correct_slowdown`), as the simulated env updates it, and every request carries
@@ -243,9 +246,10 @@ class LiveSession:
         :return: the request's log record (JSON-ready)
         """
         cpu_wake_ns = cpu_clock_ns()  # the loop slept until now: the scheduler's wake-up credit runs from here
+        wake_ns = time.perf_counter_ns()
         running = self.generator.tick() if self.generator else {}
         t0 = time.perf_counter()
-        request, mask = self._observe()
+        request, mask = self._observe(wake_ns)
         t_decide = time.perf_counter()
         a = self.controller.act(request, mask)
         decide_us = (time.perf_counter() - t_decide) * 1e6
@@ -273,7 +277,9 @@ class LiveSession:
             predicted_latency_ms=round(predicted[0], 4), predicted_energy_mj=round(predicted[1], 4), slowdown=round(slow, 4)
         )
         rec["awake_ms"] = round(self._awake_ms, 4)
-        if self._ticks:  # the kernel's ticks are on a known grid: how far into one this inference started
+        if self._ticks:  # the kernel's ticks are on a known grid: how far into one the loop woke (what the
+            # controller saw) and this inference started
+            rec["wake_tick_phase_ms"] = round(request.tick_phase_ms, 4)
             rec["tick_phase_ms"] = round(tick_phase_ms(started_ns, *self._ticks), 4)
         self.run.predicted_latency_ms.append(predicted[0])
         self.run.predicted_energy_mj.append(predicted[1])
@@ -292,7 +298,9 @@ class LiveSession:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _observe(self) -> tuple[Request, np.ndarray]:
+    def _observe(self, wake_ns: int) -> tuple[Request, np.ndarray]:
+        """The request the next trace row makes at the board's state now (``wake_ns``: when the loop
+        woke for it, ``perf_counter_ns``), and the configurations available."""
         row = self._i % len(self.trace)
         temp = self.board.temperature_c(self.model.spec.thermal.start_c)
         load = self.board.sample_load()
@@ -308,6 +316,7 @@ class LiveSession:
             *self._last,
             tuple(self._slowdown.factors),
             self._awake_ms,  # the previous request's: this one's decision has not run yet
+            tick_phase_ms(wake_ns, *self._ticks) if self._ticks else None,
         )
         return request, self.model.available(temp)
 

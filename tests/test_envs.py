@@ -203,3 +203,33 @@ def test_the_observation_carries_the_online_slowdown_of_a_board_slower_than_its_
     assert env.request.slowdown[1] == 1.0  # the other was never measured
     lo, hi = env.obs_spec.slowdown_range
     assert obs[names.index("slowdown_a15")] == pytest.approx(np.log(1.6 / lo) / np.log(hi / lo), abs=0.02)
+
+
+def test_a_request_carries_where_in_a_tick_it_woke_and_the_run_waits_only_if_a_tick_falls_in_its_stretch() -> None:
+    """On a profile with a tick grid the env draws how far into a tick each request's wake falls,
+    the request carries it (as the live loop reads it at the wake) and so does the observation
+    (``next_tick``: time to the next tick over the tick); a one-core run beside one co-runner whose
+    every tick beyond the credit preempts it (``preempt_share`` 1) waits a quantum exactly where
+    a tick falls in the stretch beyond its credit, and never elsewhere."""
+    base = load_platform("xu3")
+    it = dataclasses.replace(base.interference, quantum_ms=4.0, tick_hz=250, preempt_share=1.0, wake_credit_ms=0.0)
+    probe = DynDNNEnv(dataclasses.replace(base, interference=it), episode_length=1, noise=False)
+    a15 = base.unit_index("a15")
+    action = probe.encode(Config(1, "a15", 1, float(base.units[a15].freqs_mhz[-1])))
+    busy = {"load": [4.0, 0.0], "mem": [0.0, 0.0]}
+    probe.reset(seed=0, options=busy)
+    compute = probe.model.expected(action, probe._state).wait_ms  # no credit, no phase, one co-runner: its compute
+    it = dataclasses.replace(it, wake_credit_ms=float(compute) - 2.5)
+    env = DynDNNEnv(dataclasses.replace(base, interference=it), episode_length=1)
+    assert env.observation_names[-1] == "next_tick"
+    waited = []
+    for seed in range(60):
+        obs, _ = env.reset(seed=seed, options=busy)
+        phase = env.request.tick_phase_ms
+        assert 0.0 <= phase < 4.0 and obs[-1] == pytest.approx((4.0 - phase) / 4.0)
+        o = env.model.expected(action, env._state)
+        _, _, _, _, info = env.step(action)
+        compute_only = o.latency_ms - o.wait_ms
+        waited.append(info["latency_ms"] > compute_only + 2.0)  # half a quantum: 4 sigma of the 5% jitter either way
+        assert waited[-1] == (o.wait_ms > 0)  # whole ticks at a share of 1: a quantum each, or none
+    assert 0 < sum(waited) < len(waited)

@@ -178,8 +178,8 @@ def _assert_scalar_matches_vector(model: PlatformModel, seed: int) -> None:
     """Latency and wait of the scalar path equal the vectorised path's exactly, over random states
     of a two-unit platform with load beyond its cores."""
     rng = np.random.default_rng(seed)
-    for _ in range(10):
-        s = State(rng.uniform(0, 6, 2), rng.uniform(0, 1, 2), 40.0)
+    for n in range(10):  # half of them know where in a tick the process woke
+        s = State(rng.uniform(0, 6, 2), rng.uniform(0, 1, 2), 40.0, None, rng.uniform(0, 2), rng.uniform(0, 4) if n % 2 else None)
         o_all = model.expected_all(s)
         lat, wait = o_all.latency_ms.copy(), o_all.wait_ms.copy()
         for i in rng.choice(len(model.space), 40, replace=False):
@@ -270,6 +270,48 @@ def test_time_awake_before_the_inference_spends_the_credit() -> None:
     for i in range(0, len(woken.space), 7):
         o = woken.expected(i, awake_busy)
         assert o.latency_ms == lat[i] and o.wait_ms == wait[i]
+
+
+def _ticked(base, **changes) -> PlatformModel:
+    """``base`` whose co-runners take 4 ms quanta on a known 250 Hz tick grid (and ``changes``)."""
+    it = dataclasses.replace(base.interference, quantum_ms=4.0, tick_hz=250, **changes)
+    return PlatformModel(dataclasses.replace(base, interference=it), load_dnn_profile())
+
+
+def test_a_known_tick_phase_conditions_the_wait_on_the_ticks_in_the_stretch() -> None:
+    """Knowing how far into a tick the process woke, a run waits only where a tick falls in the
+    stretch its co-runners may take (from ``max(C, awake)`` to ``awake + compute`` after the wake): its
+    wait is the fair-share rate times the tick times the ticks in it, none where none falls; its
+    mean over the phase is the wait with the phase unknown (a held multi-core run's a little more:
+    it waits its thread wait at any phase); the scalar and vectorised paths agree exactly."""
+    base = load_platform("xu3")
+    awake, share = 0.5, 0.5
+    a15 = base.unit_index("a15")
+    load = np.where(np.arange(2) == a15, 4.0, 0.0)  # one co-runner thread on a one-core run's core
+    i = base_i = PlatformModel(base, load_dnn_profile()).space.encode(Config(1, "a15", 1, float(base.units[a15].freqs_mhz[-1])))
+    compute = _ticked(base, preempt_share=1.0).expected(base_i, State(load, np.zeros(2), 40.0)).wait_ms  # no credit: all of it
+    credit = compute - 2.5  # a stretch of 3 ms with 0.5 ms awake: some phases put no tick in it
+    m = _ticked(base, wake_credit_ms=credit, preempt_share=share, thread_wait_ms=2.0, barrier_slowdown=0.3)
+    mean = m.expected_all(State(load, np.zeros(2), 40.0, None, awake)).wait_ms.copy()
+    phases = (np.arange(800) + 0.5) / 800 * 4.0
+    waits = np.array([m.expected_all(State(load, np.zeros(2), 40.0, None, awake, p)).wait_ms.copy() for p in phases])
+    one = m.space.cores == 1
+    np.testing.assert_allclose(waits.mean(axis=0)[one], mean[one], rtol=0.01, atol=1e-9)
+    # a held multi-core run waits its thread wait at any phase: a little more in mean, never less
+    assert (waits.mean(axis=0)[~one] >= 0.99 * mean[~one]).all() and (waits.mean(axis=0)[~one] <= mean[~one] + 2.0).all()
+    assert (waits[:, ~one & (m.space.unit_idx == a15)] >= 2.0 - 1e-9).all()  # every core of theirs is held here
+    stretch = mean[i] / share  # one co-runner thread on one core: the wait is the share of the stretch
+    assert stretch == pytest.approx(3.0)
+    for p, w in zip(phases, waits[:, i]):
+        first = 4.0 - p  # the first tick after the wake
+        ticks = sum(credit < first + 4.0 * n <= credit + stretch for n in range(50))  # the credit counts from the wake
+        assert w == pytest.approx(share * 4.0 * ticks, abs=1e-9)
+    assert (waits[:, i] == 0).any() and (waits[:, i] > 0).any()
+    # a run the credit covers waits nothing at any phase
+    short = State(load, np.zeros(2), 40.0, None, 0.0, 1.0)
+    covered = _ticked(base, wake_credit_ms=1000.0, preempt_share=share)
+    assert not covered.expected_all(short).wait_ms.any()
+    _assert_scalar_matches_vector(m, seed=4)
 
 
 def test_the_thread_wait_is_in_measured_milliseconds() -> None:

@@ -3,6 +3,7 @@ board whose structure differs is refused in one line naming the policy file."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,29 @@ def test_a_policy_exported_before_the_slowdown_feature_observes_as_it_was_traine
     old = ObservationBuilder(ObservationSpec.from_dict(old_dict))
     assert new.names[: old.size] == old.names and new.names[old.size :] == ("slowdown_a15", "slowdown_a7")
     np.testing.assert_array_equal(old.build(env.request), new.build(env.request)[: old.size])
+
+
+def test_the_next_tick_feature_is_the_specs_own_and_a_policy_without_it_observes_as_before() -> None:
+    """A spec with the tick's period adds ``next_tick`` (time from the wake to the next tick over the
+    tick; 0.5 where the request does not know its phase); one stored without it (a policy from
+    before, or a board with no tick grid) has no such feature; a period that is no positive number
+    is refused naming the field."""
+    env = DynDNNEnv("xu3", episode_length=5)
+    env.reset(seed=0)
+    assert env.obs_spec.tick_ms is None and "next_tick" not in env.observation_names  # no tick grid in xu3
+    d = env.obs_spec.to_dict()
+    d["tick_ms"] = 4.0
+    ticked = ObservationBuilder(ObservationSpec.from_dict(d))
+    plain = ObservationBuilder(env.obs_spec)
+    assert ticked.names == (*plain.names, "next_tick")
+    assert ticked.build(env.request)[-1] == 0.5  # the request does not know its phase
+    request = dataclasses.replace(env.request, tick_phase_ms=3.0)
+    assert ticked.build(request)[-1] == pytest.approx(0.25)
+    np.testing.assert_array_equal(ticked.build(request)[:-1], plain.build(request))
+    for bad in (0.0, -4.0, "four"):
+        d["tick_ms"] = bad
+        with pytest.raises(ObservationSpecError, match="tick_ms"):
+            ObservationSpec.from_dict(d)
 
 
 @pytest.mark.parametrize(

@@ -381,8 +381,10 @@ def test_deploy_runs_live_and_logs_every_request(
     assert all(0 < r["awake_ms"] < 50.0 for r in lines)
     if controller == "model-predictive":  # how far into its tick each inference started
         assert all(0 <= r["tick_phase_ms"] < 4.0 for r in lines) and len({r["tick_phase_ms"] for r in lines}) > 1
+        # and how far into one the loop woke, which the controller's request carried: before the inference
+        assert all(0 <= r["wake_tick_phase_ms"] < 4.0 for r in lines)
     else:  # the grid was seen in another boot: its phase may not hold, so none is logged
-        assert all("tick_phase_ms" not in r for r in lines)
+        assert all("tick_phase_ms" not in r and "wake_tick_phase_ms" not in r for r in lines)
     mape = sum(abs(r["latency_ms"] - r["predicted_latency_ms"]) / r["latency_ms"] for r in lines) / len(lines)
     assert m["latency_mape"] == pytest.approx(mape, rel=1e-3) and m["energy_mape"] is None  # energy is the model's own
     assert m["by_load_threads"] == {
