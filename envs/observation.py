@@ -4,8 +4,9 @@ Only quantities a live board can measure are used: the request's budgets, backgr
 unit (/proc/stat), die temperature (thermal zones), current frequency per unit (cpufreq,
 devfreq), the previous configuration, the last request's latency and energy, the online
 slow-down estimate per unit (measured / predicted latency, filtered: :mod:`envs.slowdown`), and,
-on a board whose scheduler ticks fall on a known grid, how soon after the wake the next tick
-comes (the clock against the profiled grid: whether a run can be preempted at all depends on it). Values are
+on a board whose scheduler ticks fall on a known grid, how long an inference may run before the
+first tick at which a co-runner may take its core (the clock against the profiled grid and the
+wake-up credit: whether a run can be preempted at all depends on it). Values are
 normalised to about [0, 1]; budgets, latencies and energies span two to three decades, so they
 are normalised on a log scale between fixed bounds.
 
@@ -52,9 +53,12 @@ class ObservationSpec:
     :param slowdown_range: (low, high) bounds of the log scale of the slow-down estimate per
         unit; ``None``: no slow-down features (policies exported before they existed)
     :param tick_ms: the scheduler tick's period, where the board's ticks fall on a known grid
-        (``interference.tick_hz``) and co-runners take whole quanta: the feature ``next_tick`` is the
-        time from the wake to the next tick over it (0.5 where the phase is not known); ``None``: no
-        such feature (no grid, or a policy exported before it existed)
+        (``interference.tick_hz``) and co-runners take whole quanta; ``None``: no ``tick_free``
+        feature (no grid, or a policy exported before it existed)
+    :param credit_ms: the profile's wake-up credit (``interference.wake_credit_ms``): the feature
+        ``tick_free`` is the time from the inference's start (the request's time awake after the
+        wake) to the first tick after the credit, on the latency scale (one tick where the
+        request's phase is not known): a run shorter than it cannot be preempted
     """
 
     units: tuple[str, ...]
@@ -68,6 +72,7 @@ class ObservationSpec:
     load_threads_per_core: float = 2.0
     slowdown_range: tuple[float, float] | None = None
     tick_ms: float | None = None
+    credit_ms: float = 0.0
 
     @classmethod
     def for_model(cls, model: PlatformModel, range_headroom: tuple[float, float] = (2.0, 4.0)) -> ObservationSpec:
@@ -86,6 +91,7 @@ class ObservationSpec:
             range_headroom=(float(below), float(above)),
             slowdown_range=SLOWDOWN_RANGE,
             tick_ms=model.tick_ms if model.tick_ms > 0 else None,
+            credit_ms=float(spec.interference.wake_credit_ms),
         )
 
     def structure(self) -> dict:
@@ -107,7 +113,7 @@ class ObservationSpec:
         if not isinstance(d, dict):
             raise ObservationSpecError("not a mapping")
         names = {f.name for f in fields(cls)}
-        optional = ("range_headroom", "temp_range_c", "load_threads_per_core", "slowdown_range", "tick_ms")
+        optional = ("range_headroom", "temp_range_c", "load_threads_per_core", "slowdown_range", "tick_ms", "credit_ms")
         missing = [n for n in names if n not in d and n not in optional]
         if missing:
             raise ObservationSpecError(f"field {sorted(missing)[0]!r} missing")
@@ -124,6 +130,7 @@ class ObservationSpec:
                 load_threads_per_core=float(d.get("load_threads_per_core", cls.load_threads_per_core)),
                 slowdown_range=_pair(d, "slowdown_range", log=True) if d.get("slowdown_range") is not None else None,
                 tick_ms=_positive(d, "tick_ms"),
+                credit_ms=_positive(d, "credit_ms", zero=True) or 0.0,
             )
         except (TypeError, ValueError) as exc:
             raise ObservationSpecError(f"malformed ({exc})") from None
@@ -166,7 +173,7 @@ class ObservationBuilder:
             "last_latency",
             "last_energy",
             *((f"slowdown_{u}" for u in spec.units) if spec.slowdown_range else ()),
-            *(("next_tick",) if spec.tick_ms else ()),
+            *(("tick_free",) if spec.tick_ms else ()),
         )
         self.size = len(self.names)
         self._n = n
@@ -209,18 +216,33 @@ class ObservationBuilder:
             for i in range(n):
                 o[j + 5 + n + i] = _log01(1.0 if slow is None else slow[i], self._ls)
         if self._tick:
-            phase = request.tick_phase_ms
-            o[-1] = 0.5 if phase is None else (self._tick - phase % self._tick) / self._tick
+            o[-1] = _log01(self.tick_free_ms(request), self._lt)
         return o
 
+    def tick_free_ms(self, request: Request) -> float:
+        """How long the request's inference may run before the first tick at which a co-runner may
+        take its core: the first tick after the wake-up credit, counted from the wake, or after the
+        time awake (the request's: the previous one's), from the inference's start; one tick where
+        the request does not know its phase (or the spec has no tick)."""
+        tick = self._tick or 0.0
+        phase = request.tick_phase_ms
+        if not tick or phase is None:
+            return tick
+        start = float(request.awake_ms)
+        first = tick - phase % tick  # the first tick after the wake
+        exposed = max(self.spec.credit_ms, start)  # from here on a co-runner may take the core
+        if first <= exposed:
+            first += tick * (math.floor((exposed - first) / tick) + 1)
+        return first - start
 
-def _positive(d: dict, key: str) -> float | None:
-    """A stored optional positive number (``None`` where absent)."""
+
+def _positive(d: dict, key: str, zero: bool = False) -> float | None:
+    """A stored optional positive number (``None`` where absent; 0 allowed where ``zero``)."""
     v = d.get(key)
     if v is None:
         return None
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
-        raise ObservationSpecError(f"field {key!r} must be a number > 0, got {v!r}")
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and (v > 0 or (zero and v == 0))):
+        raise ObservationSpecError(f"field {key!r} must be a number {'>=' if zero else '>'} 0, got {v!r}")
     return float(v)
 
 

@@ -86,27 +86,36 @@ def test_a_policy_exported_before_the_slowdown_feature_observes_as_it_was_traine
     np.testing.assert_array_equal(old.build(env.request), new.build(env.request)[: old.size])
 
 
-def test_the_next_tick_feature_is_the_specs_own_and_a_policy_without_it_observes_as_before() -> None:
-    """A spec with the tick's period adds ``next_tick`` (time from the wake to the next tick over the
-    tick; 0.5 where the request does not know its phase); one stored without it (a policy from
-    before, or a board with no tick grid) has no such feature; a period that is no positive number
+def test_the_tick_free_feature_is_the_specs_own_and_a_policy_without_it_observes_as_before() -> None:
+    """A spec with the tick's period adds ``tick_free``: how long the inference may run from its start
+    (the request's time awake after the wake) before the first tick after the spec's credit (one
+    tick where the request does not know its phase); one stored without it (a policy from before,
+    or a board with no tick grid) has no such feature; a period or credit that is no number in range
     is refused naming the field."""
     env = DynDNNEnv("xu3", episode_length=5)
     env.reset(seed=0)
-    assert env.obs_spec.tick_ms is None and "next_tick" not in env.observation_names  # no tick grid in xu3
+    assert env.obs_spec.tick_ms is None and "tick_free" not in env.observation_names  # no tick grid in xu3
     d = env.obs_spec.to_dict()
-    d["tick_ms"] = 4.0
+    d.update(tick_ms=4.0, credit_ms=1.5)
     ticked = ObservationBuilder(ObservationSpec.from_dict(d))
     plain = ObservationBuilder(env.obs_spec)
-    assert ticked.names == (*plain.names, "next_tick")
-    assert ticked.build(env.request)[-1] == 0.5  # the request does not know its phase
-    request = dataclasses.replace(env.request, tick_phase_ms=3.0)
-    assert ticked.build(request)[-1] == pytest.approx(0.25)
-    np.testing.assert_array_equal(ticked.build(request)[:-1], plain.build(request))
-    for bad in (0.0, -4.0, "four"):
-        d["tick_ms"] = bad
-        with pytest.raises(ObservationSpecError, match="tick_ms"):
-            ObservationSpec.from_dict(d)
+    assert ticked.names == (*plain.names, "tick_free")
+    assert ticked.tick_free_ms(env.request) == 4.0  # the request does not know its phase
+    cases = [  # (phase at the wake, time awake) -> ms from the inference's start to the first tick after the credit
+        ((3.0, 0.5), 4.5),  # next tick 1 ms after the wake: within the credit; the one after, 5 ms after the wake
+        ((1.0, 0.5), 2.5),  # next tick 3 ms after the wake: beyond the credit
+        ((2.0, 2.5), 3.5),  # awake past the credit: the first tick after the start (2 ms after the wake) is 6 ms after it
+        ((0.0, 0.0), 4.0),  # woke on a tick: the next one
+    ]
+    for (phase, awake), free in cases:
+        request = dataclasses.replace(env.request, tick_phase_ms=phase, awake_ms=awake)
+        assert ticked.tick_free_ms(request) == pytest.approx(free)
+        lo, hi = ticked.spec.latency_range_ms
+        assert ticked.build(request)[-1] == pytest.approx(np.log(free / lo) / np.log(hi / lo), abs=1e-6)
+        np.testing.assert_array_equal(ticked.build(request)[:-1], plain.build(request))
+    for field, bad in (("tick_ms", 0.0), ("tick_ms", -4.0), ("tick_ms", "four"), ("credit_ms", -1.0)):
+        with pytest.raises(ObservationSpecError, match=field):
+            ObservationSpec.from_dict({**d, field: bad})
 
 
 @pytest.mark.parametrize(

@@ -5,10 +5,13 @@ Per generated load phase (threads and memory intensity), a request *waited* when
 or more over its (load, memory intensity, k, cores) cell's median; its run is the cell's median. A run that ends before the next tick
 cannot be preempted; one that crosses it may be. The table gives the share that waited among
 the runs that crossed, by the time they had run when the tick came, and among those that did not.
+With ``--from-wake`` that time counts from the loop's wake, ``awake_ms`` (its CPU time before the
+inference: observing, deciding, applying) included, as the scheduler's wake-up credit does.
 Then the latency MAPE floor (:mod:`mape_floor`: the best constant per cell) beside the floor with
 the start's tick phase (0.5 ms bins) in the cell: the best any model that knows the phase could do.
 
     python docs/live/preemption_by_phase.py --platform runs/board-onnx-t.yaml runs/live-onnx-t/*.jsonl
+    python docs/live/preemption_by_phase.py --from-wake --platform runs/board-onnx-10.yaml runs/live-acc10/*.jsonl
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ RAN_EDGES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--platform", required=True, help="the profile the logs ran with (its interference.tick_hz)")
+    ap.add_argument("--from-wake", action="store_true", help="count the time run from the wake, awake_ms included")
     ap.add_argument("logs", nargs="+")
     args = ap.parse_args()
     with open(args.platform) as f:
@@ -37,11 +41,12 @@ def main() -> None:
     if not hz:
         raise SystemExit(f"{args.platform}: interference.tick_hz is 0: the profiler saw no tick grid")
     period = 1e3 / hz
-    edges = (*RAN_EDGES, max(period, RAN_EDGES[-1]) + 1e-9)
     lines = []
     for path in args.logs:
         with open(path) as f:
             lines += [r for r in map(json.loads, filter(str.strip, f)) if "tick_phase_ms" in r]
+    top = period + (max((r.get("awake_ms", 0.0) for r in lines), default=0.0) if args.from_wake else 0.0)
+    edges = (*RAN_EDGES, max(top, RAN_EDGES[-1]) + 1e-9)
     cells: dict[tuple, list[dict]] = defaultdict(list)
     for r in lines:
         cells[
@@ -57,10 +62,12 @@ def main() -> None:
         run = statistics.median(r["latency_ms"] for r in rs)
         for r in rs:
             ran = period - r["tick_phase_ms"]
-            rows[f"{load} mem {mem}"].append((ran, run > ran, r["latency_ms"] >= run + MARGIN_MS))
+            before = r.get("awake_ms", 0.0) if args.from_wake else 0.0
+            rows[f"{load} mem {mem}"].append((before + ran, run > ran, r["latency_ms"] >= run + MARGIN_MS))
     head = "  ".join(f"{a:g}-{b:.3g} ms" for a, b in zip(edges, edges[1:]))
+    since = " since the wake" if args.from_wake else ""
     print(
-        f"waited (share, requests) of runs that crossed a tick, by what they had run when it came: {head}; runs that did not cross"
+        f"waited (share, requests) of runs that crossed a tick, by what they had run{since} when it came: {head}; runs that did not cross"
     )
     for load, v in sorted(rows.items()):
         a = np.array(v, dtype=float)
