@@ -64,6 +64,14 @@ def export_policy(model, env, out: str | os.PathLike, name: str = "policy") -> t
     if not isinstance(env, DynDNNEnv):
         raise TypeError("export_policy needs the DynDNNEnv the model was trained on")
     linears, acts, masked = policy_layers(model)
+    inputs, size = linears[0].in_features, len(env.observation_names)
+    if inputs != size:  # a run trained before the env's observation grew (a feature added since)
+        raise ValueError(
+            f"the policy takes {inputs} inputs and the env observes {size} ({', '.join(env.observation_names[inputs:])} "
+            "added since it was trained?): train it again"
+            if inputs < size
+            else f"the policy takes {inputs} inputs and the env observes {size}: not the env it was trained on"
+        )
     npz, meta_path = policy_paths(out)
     arrays = {}
     for i, lin in enumerate(linears):

@@ -113,13 +113,19 @@ class NumpyPolicy(Controller):
             )
 
     def profile_note(self, model) -> str | None:
-        """A line saying the board's profile is not the one the policy was trained on, if so."""
+        """A line saying the board's profile is not the one the policy was trained on, if so (and
+        where the policy's tick, which its ``tick_free`` is read on, is not the board's)."""
+        notes = []
         if self.platform_digest and model.spec.digest and self.platform_digest != model.spec.digest:
-            return (
+            notes.append(
                 f"{self.path}: trained on another profile of {self.platform!r} (digest {self.platform_digest}, "
                 f"this one {model.spec.digest}); its observations keep the scales it was trained with"
             )
-        return None
+        tick = self.builder.spec.tick_ms
+        if tick and abs(tick - model.tick_ms) > 1e-9:
+            board = f"a {model.tick_ms:g} ms tick" if model.tick_ms > 0 else "no tick grid"
+            notes.append(f"{self.path}: its tick_free is read on a {tick:g} ms tick, and this profile has {board}")
+        return "; ".join(notes) or None
 
     def observe(self, request: Request) -> np.ndarray:
         """The observation of ``request`` under the policy's own spec (the builder's array)."""

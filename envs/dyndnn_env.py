@@ -10,7 +10,7 @@ import numpy as np
 from dnn.profile import DNNProfile, load_dnn_profile
 from envs.observation import ObservationBuilder, ObservationSpec
 from envs.reward import DEFAULT_OBJECTIVE, RewardConfig, load_objective
-from envs.scenario import EpisodeTrace, ScenarioGenerator, TraceScenario, load_scenario
+from envs.scenario import EpisodeTrace, ScenarioError, ScenarioGenerator, TraceScenario, load_scenario
 from envs.slowdown import SlowdownEstimator
 from envs.step import Request, StepScorer, correct_slowdown, observed_state
 from hwmodels.config import Config
@@ -39,9 +39,12 @@ class DynDNNEnv(gym.Env):
     and energy budget (log scale), background load per unit (busy threads / (2 x cores)), die
     temperature, current frequency per unit (/ max), the previous configuration (groups / G,
     one-hot unit, cores / max cores, frequency / unit max), the last request's latency and
-    energy (log scale), and the online slow-down estimate per unit (log scale; measured /
+    energy (log scale), the online slow-down estimate per unit (log scale; measured /
     predicted latency less the quanta co-runners made a run wait, filtered: :mod:`envs.slowdown`,
-    updated after every request exactly as the live runtime updates it). Only what a live board
+    updated after every request exactly as the live runtime updates it), and, on a profile with a
+    tick grid, ``tick_free``: how long the inference may run before the first tick at which a
+    co-runner may take its core (log scale; :meth:`envs.observation.ObservationBuilder.tick_free_ms`,
+    from the request's tick phase and time awake). Only what a live board
     measures: every step builds a :class:`envs.step.Request` (``env.request``) and the
     observation from it with :class:`envs.observation.ObservationBuilder`, as the live runtime
     does.
@@ -67,7 +70,7 @@ class DynDNNEnv(gym.Env):
     decides the whole quanta a configuration waits
     (:meth:`hwmodels.model.PlatformModel.realised_latency`) and, where the profile also found the
     tick grid (``interference.tick_hz``), how far into a tick the process wakes (uniform over the
-    tick): the request carries it (``Request.tick_phase_ms``, as the live loop reads it at the
+    tick; a trace's ``tick_phase_ms`` column where it has one, as a replayed deploy log does): the request carries it (``Request.tick_phase_ms``, as the live loop reads it at the
     wake) and the wait is conditioned on it (:class:`hwmodels.model.State`). Request i gets the
     same factors and draws whatever configuration runs it. So a controller's luck does not depend
     on its choices, and the ceiling (``ceiling_action``: the best configuration given the realised
@@ -292,6 +295,13 @@ class DynDNNEnv(gym.Env):
             self._phase = self.np_random.random(n).tolist()
         if self.model.tick_ms > 0:  # where in a tick each request's wake falls (observed, as live): drawn last
             self._tick_phase = (self.np_random.random(n) * self.model.tick_ms).tolist()
+            if self.trace.tick_phase_ms is not None:  # a replayed log's: where the live loop woke
+                if not (self.trace.tick_phase_ms < self.model.tick_ms).all():
+                    raise ScenarioError(
+                        f"{self.scenario_name}: column 'tick_phase_ms' reaches {self.trace.tick_phase_ms.max():g} ms, "
+                        f"beyond the profile's {self.model.tick_ms:g} ms tick (a log of another kernel HZ?)"
+                    )
+                self._tick_phase = self.trace.tick_phase_ms.tolist()
 
     def _apply_options(self, options: dict[str, Any]) -> None:
         unknown = sorted(set(options) - set(RESET_OPTIONS))
@@ -319,6 +329,7 @@ class DynDNNEnv(gym.Env):
         self._lat_err, self._pow_err = self._lat_err_rows[i], self._pow_err_rows[i]
         s.awake_ms = self._awake_rows[i]
         s.tick_phase_ms = self._tick_phase[i]
+        s.latency_factor = self._lat_err  # where the run ends among the ticks on the board as it truly is
 
     def _observe(self) -> np.ndarray:
         i = min(self._i, self.episode_length - 1)

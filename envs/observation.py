@@ -57,8 +57,9 @@ class ObservationSpec:
         feature (no grid, or a policy exported before it existed)
     :param credit_ms: the profile's wake-up credit (``interference.wake_credit_ms``): the feature
         ``tick_free`` is the time from the inference's start (the request's time awake after the
-        wake) to the first tick after the credit, on the latency scale (one tick where the
-        request's phase is not known): a run shorter than it cannot be preempted
+        wake) to the first tick after the credit, on the latency scale (its mean over the phase,
+        half a tick after the credit, where the request does not know it): a run shorter than it
+        cannot be preempted
     """
 
     units: tuple[str, ...]
@@ -222,15 +223,18 @@ class ObservationBuilder:
     def tick_free_ms(self, request: Request) -> float:
         """How long the request's inference may run before the first tick at which a co-runner may
         take its core: the first tick after the wake-up credit, counted from the wake, or after the
-        time awake (the request's: the previous one's), from the inference's start; one tick where
-        the request does not know its phase (or the spec has no tick)."""
+        time awake (the request's: the previous one's), from the inference's start (the same
+        stretch as :meth:`hwmodels.model.PlatformModel.expected`'s); where the request does not know
+        its phase, the mean over it (half a tick after the credit); 0 where the spec has no tick."""
         tick = self._tick or 0.0
-        phase = request.tick_phase_ms
-        if not tick or phase is None:
-            return tick
+        if not tick:
+            return 0.0
         start = float(request.awake_ms)
-        first = tick - phase % tick  # the first tick after the wake
         exposed = max(self.spec.credit_ms, start)  # from here on a co-runner may take the core
+        phase = request.tick_phase_ms
+        if phase is None:
+            return exposed - start + tick / 2
+        first = tick - phase % tick  # the first tick after the wake
         if first <= exposed:
             first += tick * (math.floor((exposed - first) / tick) + 1)
         return first - start

@@ -4,8 +4,10 @@
 (:mod:`runtime.session`); the fields read here are ``time_budget_ms``, ``energy_budget_mj``,
 ``load`` (busy background threads per unit, as the board measured them), ``t_s`` (when the
 request started), ``load_generated`` / ``mem_generated`` (the load generator's threads and
-their memory intensity per unit name) and ``awake_ms`` (how long the process had run since its
-wake when the inference started; a line without it replays at 0). Replayed in the
+their memory intensity per unit name), ``awake_ms`` (how long the process had run since its
+wake when the inference started; a line without it replays at 0) and ``wake_tick_phase_ms`` (how
+far into a scheduler tick the loop woke; where every line has it, the replay's runs meet the
+ticks where the live ones did, else the env draws the phases). Replayed in the
 simulated env (``dynscale compare --traces``), the same controller meets the same requests under
 the same load, so its simulated miss rate is the one to hold its live miss rate against: what
 the platform model, not the load, gets wrong.
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from envs.scenario import MAX_AWAKE_MS, EpisodeTrace, ScenarioError
+from envs.scenario import MAX_AWAKE_MS, MAX_TICK_MS, EpisodeTrace, ScenarioError
 
 #: the pace of the last request (the log has no next one to measure it against)
 DEFAULT_LAST_PERIOD_MS = 33.3
@@ -63,7 +65,14 @@ def trace_from_log(path: str | os.PathLike, units: tuple[str, ...]) -> EpisodeTr
                 isinstance(awake, bool) or not isinstance(awake, (int, float)) or not 0 <= awake <= MAX_AWAKE_MS
             ):
                 raise ScenarioError(f"{p}: line {n}: 'awake_ms' must be a number in [0, {MAX_AWAKE_MS:g}], got {awake!r}")
-            rows.append((*row, mem, awake))
+            phase = r.get("wake_tick_phase_ms")
+            if phase is not None and (
+                isinstance(phase, bool) or not isinstance(phase, (int, float)) or not 0 <= phase < MAX_TICK_MS
+            ):
+                raise ScenarioError(
+                    f"{p}: line {n}: 'wake_tick_phase_ms' must be a number in [0, {MAX_TICK_MS:g}), got {phase!r}"
+                )
+            rows.append((*row, mem, awake, phase))
     if not rows:
         raise ScenarioError(f"{p}: no requests in the log")
     t_ms = np.array([r[3] for r in rows]) * 1e3
@@ -77,4 +86,6 @@ def trace_from_log(path: str | os.PathLike, units: tuple[str, ...]) -> EpisodeTr
         np.maximum(period, 1e-3),
         np.zeros(len(rows), dtype=int),
         awake_ms=None if all(r[5] is None for r in rows) else np.array([float(r[5] or 0.0) for r in rows]),
+        # the phase the live loop woke at, where every request logged one (else the env draws them all)
+        tick_phase_ms=None if any(r[6] is None for r in rows) else np.array([float(r[6]) for r in rows]),
     )

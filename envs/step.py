@@ -71,8 +71,9 @@ class Request:
 
 def observed_state(request: Request, assumed_mem: float = ASSUMED_MEM, out: State | None = None) -> State:
     """The model's :class:`hwmodels.model.State` as the board observes it in ``request``: measured
-    load, die temperature and current frequencies, the time awake and the tick's phase at the wake,
-    memory intensity ``assumed_mem`` where a unit is loaded (what every model-based prediction of a
+    load, die temperature and current frequencies, the time awake and the tick's phase at the wake
+    (with the slow-down estimate, where the run ends among the ticks), memory intensity
+    ``assumed_mem`` where a unit is loaded (what every model-based prediction of a
     live or simulated controller starts from).
 
     :param out: a state to fill in place (its arrays sized for the platform), for the env's hot path
@@ -88,6 +89,7 @@ def observed_state(request: Request, assumed_mem: float = ASSUMED_MEM, out: Stat
     out.temp_c = float(request.temp_c)
     out.awake_ms = float(request.awake_ms)
     out.tick_phase_ms = request.tick_phase_ms
+    out.latency_factor = request.slowdown  # where the run ends among the ticks, as the estimate says
     return out
 
 

@@ -24,9 +24,12 @@ the stretch the co-runners may preempt), so the mean is w and a run takes ``t_i 
 Where the state knows how far into a tick the process woke (``State.tick_phase_ms``, on a profile
 with a tick grid), the stretch beyond the credit (from ``max(C, awake)`` to ``awake + tc_i`` after
 the wake: the credit counts from it) is not a uniform draw of the grid: the ticks that fall in it
-are known, n_i, and its length ``max(0, tc_i - C)`` in ``w_i`` is ``tick * n_i`` (no wait where no
+are known, n_i, and its length ``max(0, tc_i - C')`` in ``w_i`` is ``tick * n_i`` (no wait where no
 tick falls in it; a held multi-core run still waits its thread wait at least); so its mean over a
-uniform phase is ``w_i`` (a little more where the thread wait binds at some phases).
+uniform phase is ``w_i`` (a little more where the thread wait binds at some phases). On a board
+slower by ``f`` than the model (``State.latency_factor``) the run ends at ``awake + f tc_i``
+among the ticks, and the quanta are the kernel's (the wait stated is ``tick * n_i / f``, which
+:meth:`PlatformModel.realised_latency` stretches back by ``f``).
 Above a thermal trip the unit's frequency is capped: the
 configuration runs at the capped frequency and voltage. Measured tables in the profile, where
 present, replace the idle-board values and keep the model's relative effect of the state.
@@ -39,6 +42,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,6 +73,11 @@ class State:
         one-quantum wait is possible only where a tick falls in the stretch of the run beyond the
         credit, so the wait is conditioned on it (:meth:`PlatformModel.expected`; the model's
         ``tick_ms`` must be > 0)
+    :param latency_factor: the board's latency over the model's per unit (the online slow-down
+        estimate, or the env's true model error; ``None``: 1): with the tick's phase known, a run
+        on a board slower by ``f`` ends ``f`` times its compute after its start among the ticks.
+        The wait stated is then in the model's frame (the quanta over ``f``), as
+        :meth:`PlatformModel.realised_latency` stretches it back by ``f``; unused otherwise
     """
 
     load: np.ndarray
@@ -77,6 +86,7 @@ class State:
     freq_mhz: np.ndarray | None = None
     awake_ms: float = 0.0
     tick_phase_ms: float | None = None
+    latency_factor: Sequence[float] | None = None
 
     @classmethod
     def idle(cls, n_units: int, temp_c: float = 25.0) -> State:
@@ -178,6 +188,7 @@ class PlatformModel:
             self._thread_wait /= self._lat_scale
         # measured ms of time awake -> the model's ms the credit is in
         self._per_ms = np.ones(len(sp)) if self._lat_scale is None else 1.0 / self._lat_scale
+        self._tick = self._per_ms * self.tick_ms  # the tick in the model's ms
         # python lists for the scalar path: indexing a list is far cheaper than a numpy scalar
         self._py = {
             n: getattr(self, n).tolist()
@@ -185,6 +196,7 @@ class PlatformModel:
                 "_A",
                 "_credit",
                 "_per_ms",
+                "_tick",
                 "_thread_wait",
                 "_share_slope",
                 "_c",
@@ -270,11 +282,14 @@ class PlatformModel:
         shared = np.subtract(t, credit, out=b["s"])
         np.maximum(shared, 0.0, out=shared)
         if state.tick_phase_ms is not None and self.tick_ms > 0:  # the stretch's length in the ticks that fall in it
+            factor = 1.0 if state.latency_factor is None else np.asarray(state.latency_factor, dtype=np.float64)[self._unit]
             awake = self._per_ms * state.awake_ms
-            tick, first = self._per_ms * self.tick_ms, self._per_ms * self._first_tick_ms(state.tick_phase_ms)
-            ticks = np.floor((awake + t - first) / tick) - np.floor((awake + credit - first) / tick)
+            first = self._per_ms * self._first_tick_ms(state.tick_phase_ms)
+            exposed = np.maximum(self._credit, awake)  # from the wake: a co-runner may take the core from here
+            ticks = np.floor((awake + t * factor - first) / self._tick) - np.floor((exposed - first) / self._tick)
             np.maximum(ticks, 0.0, out=ticks)
-            np.multiply(ticks, tick, out=shared)
+            ticks *= self._tick
+            np.divide(ticks, factor, out=shared)
         shared *= excess
         shared /= self._c
         np.maximum(shared, held, out=shared)
@@ -335,11 +350,13 @@ class PlatformModel:
             credit = max(credit - py["_per_ms"][i] * state.awake_ms, 0.0)
         shared = max(t - credit, 0.0)
         if state.tick_phase_ms is not None and self.tick_ms > 0:  # the stretch's length in the ticks that fall in it
-            per_ms = py["_per_ms"][i]
+            factor = 1.0 if state.latency_factor is None else float(state.latency_factor[u])
+            per_ms, tick = py["_per_ms"][i], py["_tick"][i]
             awake = per_ms * state.awake_ms
-            tick, first = per_ms * self.tick_ms, per_ms * self._first_tick_ms(state.tick_phase_ms)
-            ticks = math.floor((awake + t - first) / tick) - math.floor((awake + credit - first) / tick)
-            shared = max(ticks, 0) * tick
+            first = per_ms * self._first_tick_ms(state.tick_phase_ms)
+            exposed = max(py["_credit"][i], awake)  # from the wake: a co-runner may take the core from here
+            ticks = math.floor((awake + t * factor - first) / tick) - math.floor((exposed - first) / tick)
+            shared = max(ticks, 0) * tick / factor
         wait = max(shared * (excess * py["_share_slope"][i]) / c, held)
         t += wait
         t += py["_tmem"][i] * self._mem_factor(state)
@@ -358,7 +375,7 @@ class PlatformModel:
         return Outcome(t, p, p * t, f, wait)
 
     def _first_tick_ms(self, tick_phase_ms: float) -> float:
-        """Time from a wake ``tick_phase_ms`` into a tick to the next tick, in (0, tick_ms]."""
+        """Time from a wake ``tick_phase_ms`` into a tick to the next tick, in [0, tick_ms] (0 only by rounding)."""
         return self.tick_ms - float(tick_phase_ms) % self.tick_ms
 
     def sample(self, index: int, state: State, rng: np.random.Generator) -> Outcome:

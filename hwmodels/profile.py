@@ -162,9 +162,11 @@ class Interference:
         hwmodels/MODEL.md); their mean wait grew about half as fast as their compute beyond a
         shorter credit
     :param tick_hz: the kernel's scheduler ticks fall on a grid of period ``1 s / tick_hz`` on the
-        monotonic clock (0: no grid was seen, or not probed); the live loop then logs how far into
-        a tick each inference started (``tick_phase_ms``), in the boot the grid was probed in
-        (``measured.preemption.boot_id``: the phase may move with a reboot)
+        monotonic clock (0: no grid was seen, or not probed); the live loop then reads how far into
+        a tick it woke for each request (the model's wait is conditioned on it:
+        :class:`hwmodels.model.State`) and logs it and each inference's start (``tick_phase_ms``),
+        in the boot the grid was probed in (``measured.preemption.boot_id``: the phase may move
+        with a reboot)
     :param tick_offset_ms: the grid's phase on that clock, in [0, 1000 / tick_hz) ms: where the
         probe's gaps ended (the tick plus the switch back, tens of microseconds)
     """

@@ -234,7 +234,10 @@ def run_profile(args: argparse.Namespace) -> int:
         )
         aligned = f"{m['preemption'].get('aligned', 0):.0%} of the probe's gaps ended at one phase"
         if it.get("tick_hz"):
-            print(f"scheduler ticks: a {it['tick_hz']} Hz grid ({aligned}); deploy logs each inference's tick_phase_ms")
+            print(
+                f"scheduler ticks: a {it['tick_hz']} Hz grid ({aligned}); deploy reads each request's phase at the wake "
+                "(controllers' wait predictions use it) and logs it"
+            )
         else:
             print(f"scheduler ticks: no grid found (at most {aligned}); deploy logs no tick_phase_ms")
     else:

@@ -14,8 +14,9 @@ it woke for the request when the inference started (``awake_ms``, its CPU time: 
 credit counts from the wake and is spent by running, :func:`runtime.preemption.cpu_clock_ns`; the prediction uses this request's, the next request carries it to the
 controller, whose decision comes before its own is known). Where the profile found the kernel's
 tick grid in this boot, the request also carries how far into a tick the loop woke
-(``Request.tick_phase_ms``: whether a co-runner can preempt the run at all depends on where the
-ticks fall in it), and each inference's own phase is logged (``tick_phase_ms``). The online slow-down estimate per unit
+(``Request.tick_phase_ms``, logged as ``wake_tick_phase_ms``: whether a co-runner can preempt the
+run at all depends on where the ticks fall in it), and each inference's own phase is logged
+(``tick_phase_ms``). The online slow-down estimate per unit
 (:mod:`envs.slowdown`) is updated after every request from the measured latency and the nominal
 prediction, less the quanta the run waited (a run a tick landed in teaches nothing:
 :func:`envs.step.correct_slowdown`), as the simulated env updates it, and every request carries

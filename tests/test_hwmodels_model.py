@@ -178,8 +178,10 @@ def _assert_scalar_matches_vector(model: PlatformModel, seed: int) -> None:
     """Latency and wait of the scalar path equal the vectorised path's exactly, over random states
     of a two-unit platform with load beyond its cores."""
     rng = np.random.default_rng(seed)
-    for n in range(10):  # half of them know where in a tick the process woke
-        s = State(rng.uniform(0, 6, 2), rng.uniform(0, 1, 2), 40.0, None, rng.uniform(0, 2), rng.uniform(0, 4) if n % 2 else None)
+    for n in range(10):  # half of them know where in a tick the process woke, some how much slower the board is
+        phase = rng.uniform(0, 4) if n % 2 else None
+        factor = rng.uniform(0.7, 1.6, 2) if n % 4 == 3 else None
+        s = State(rng.uniform(0, 6, 2), rng.uniform(0, 1, 2), 40.0, None, rng.uniform(0, 2), phase, factor)
         o_all = model.expected_all(s)
         lat, wait = o_all.latency_ms.copy(), o_all.wait_ms.copy()
         for i in rng.choice(len(model.space), 40, replace=False):
@@ -312,6 +314,38 @@ def test_a_known_tick_phase_conditions_the_wait_on_the_ticks_in_the_stretch() ->
     covered = _ticked(base, wake_credit_ms=1000.0, preempt_share=share)
     assert not covered.expected_all(short).wait_ms.any()
     _assert_scalar_matches_vector(m, seed=4)
+
+
+def test_the_ticks_are_counted_on_the_boards_own_run_from_the_wake() -> None:
+    """Under a measured table (latency 3x the analytic model's) and a board slower or faster than
+    the model (``latency_factor``), a one-core run beside one co-runner waits the share of one tick
+    per tick that falls after ``max(C, awake)`` from the wake and before its end, ``awake + f *
+    compute``, in measured ms, whatever the time awake (before or past the credit); the wait is
+    stated in the model's frame (over ``f``), as ``realised_latency`` stretches it back."""
+    base = load_platform("xu3")
+    a15 = base.unit_index("a15")
+    analytic = PlatformModel(base, load_dnn_profile())
+    i = analytic.space.encode(Config(1, "a15", 1, float(base.units[a15].freqs_mhz[-1])))
+    lat = np.full(len(analytic.space), np.nan)
+    lat[i] = 3.0 * analytic.expected(i, State.idle(2, base.thermal.start_c)).latency_ms
+    measured = dataclasses.replace(base, measured=Measured(lat, np.full(len(analytic.space), np.nan), False))
+    load = np.where(np.arange(2) == a15, 4.0, 0.0)
+    share = 0.5
+    compute = _ticked(measured, preempt_share=1.0).expected(i, State(load, np.zeros(2), 40.0)).wait_ms  # measured ms
+    for credit in (0.0, compute - 3.0, compute + 1.0):
+        m = _ticked(measured, wake_credit_ms=credit, preempt_share=share)
+        for awake in (0.0, 1.0, credit + 0.5):
+            for f in (1.0, 0.8, 1.5):
+                for phase in np.linspace(0.0, 4.0, 33):
+                    s = State(load, np.zeros(2), 40.0, None, awake, float(phase), [f, 1.0])
+                    first = 4.0 - phase % 4.0
+                    ticks = sum(max(credit, awake) < first + 4.0 * n <= awake + f * compute for n in range(40))
+                    o = m.expected(i, s)
+                    assert o.wait_ms * f == pytest.approx(share * 4.0 * ticks, abs=1e-9)
+                    assert m.realised_latency(o.latency_ms, o.wait_ms, 0.99, f) - m.realised_latency(
+                        o.latency_ms, 0.0, 0.99, f
+                    ) == pytest.approx(-share * 4.0 * ticks + 4.0 * m.wait_quanta(share * 4.0 * ticks, 0.99), abs=1e-9)
+    _assert_scalar_matches_vector(_ticked(measured, wake_credit_ms=2.0, preempt_share=share), seed=5)
 
 
 def test_the_thread_wait_is_in_measured_milliseconds() -> None:

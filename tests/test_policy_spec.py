@@ -88,8 +88,9 @@ def test_a_policy_exported_before_the_slowdown_feature_observes_as_it_was_traine
 
 def test_the_tick_free_feature_is_the_specs_own_and_a_policy_without_it_observes_as_before() -> None:
     """A spec with the tick's period adds ``tick_free``: how long the inference may run from its start
-    (the request's time awake after the wake) before the first tick after the spec's credit (one
-    tick where the request does not know its phase); one stored without it (a policy from before,
+    (the request's time awake after the wake) before the first tick after the spec's credit (its
+    mean over the phase where the request does not know it), and the spec keeps both through a
+    round trip; one stored without it (a policy from before,
     or a board with no tick grid) has no such feature; a period or credit that is no number in range
     is refused naming the field."""
     env = DynDNNEnv("xu3", episode_length=5)
@@ -100,8 +101,11 @@ def test_the_tick_free_feature_is_the_specs_own_and_a_policy_without_it_observes
     ticked = ObservationBuilder(ObservationSpec.from_dict(d))
     plain = ObservationBuilder(env.obs_spec)
     assert ticked.names == (*plain.names, "tick_free")
-    assert ticked.tick_free_ms(env.request) == 4.0  # the request does not know its phase
+    assert ObservationSpec.from_dict(ticked.spec.to_dict()) == ticked.spec
+    unknown = dataclasses.replace(env.request, tick_phase_ms=None, awake_ms=0.5)
+    assert ticked.tick_free_ms(unknown) == pytest.approx(3.0)  # no phase: the mean, half a tick after the credit
     cases = [  # (phase at the wake, time awake) -> ms from the inference's start to the first tick after the credit
+        ((2.5, 0.0), 5.5),  # next tick exactly at the credit: a co-runner may take the core only after it
         ((3.0, 0.5), 4.5),  # next tick 1 ms after the wake: within the credit; the one after, 5 ms after the wake
         ((1.0, 0.5), 2.5),  # next tick 3 ms after the wake: beyond the credit
         ((2.0, 2.5), 3.5),  # awake past the credit: the first tick after the start (2 ms after the wake) is 6 ms after it
