@@ -63,6 +63,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
         help="CPU time the process ran since it woke for the request when the inference starts: spends that much of the "
         "wake-up credit (deploy logs it per request as awake_ms; default: 0)",
     )
+    q.add_argument(
+        "--tick-phase-ms",
+        type=finite_float(0.0),
+        help="how far into a scheduler tick the process woke (deploy logs it as wake_tick_phase_ms): the wait "
+        "counts the ticks that fall in the run beyond the credit; needs a profile with a tick grid (default: "
+        "unknown, the mean wait over the phase)",
+    )
     q.add_argument("--dnn-profile", help="DNN profile YAML (default: the shipped one)")
     q.add_argument("--json", action="store_true")
     q.set_defaults(func=_query)
@@ -182,12 +189,19 @@ def _query(args: argparse.Namespace) -> int:
             )
     mem = _parse_unit_values(args.mem, "--mem", names, 0.0, 1.0)
     loads, mems = np.array([load.get(n, 0.0) for n in names]), np.array([mem.get(n, 0.0) for n in names])
-    state = State(loads, mems, args.temp, None, args.awake_ms)
+    phase = args.tick_phase_ms
+    if phase is not None and not phase < model.tick_ms:
+        raise ConfigError(
+            f"--tick-phase-ms {phase:g}: must be below the profile's {model.tick_ms:g} ms tick"
+            if model.tick_ms > 0
+            else f"--tick-phase-ms: {args.platform} has no tick grid (interference.tick_hz 0, or no quanta)"
+        )
+    state = State(loads, mems, args.temp, None, args.awake_ms, phase)
     o = model.expected(index, state)
     res = {
         "platform": model.spec.name,
         "config": {"groups": cfg.groups, "unit": cfg.unit, "cores": cfg.cores, "freq_mhz": cfg.freq_mhz},
-        "state": {"load": load, "mem": mem, "temp_c": args.temp, "awake_ms": args.awake_ms},
+        "state": {"load": load, "mem": mem, "temp_c": args.temp, "awake_ms": args.awake_ms, "tick_phase_ms": phase},
         "latency_ms": o.latency_ms,
         "wait_ms": o.wait_ms,
         "power_w": o.power_w,
@@ -200,7 +214,8 @@ def _query(args: argparse.Namespace) -> int:
     else:
         capped = "" if o.freq_mhz == cfg.freq_mhz else f" (thermally capped from {cfg.freq_mhz:g})"
         print(
-            f"{cfg} on {model.spec.name}: latency {o.latency_ms:.3f} ms (mean wait for co-runners {o.wait_ms:.3f} ms), power {o.power_w:.3f} W, energy {o.energy_mj:.3f} mJ, "
+            f"{cfg} on {model.spec.name}: latency {o.latency_ms:.3f} ms ({'' if phase is None else 'at that tick phase, '}"
+            f"mean wait for co-runners {o.wait_ms:.3f} ms), power {o.power_w:.3f} W, energy {o.energy_mj:.3f} mJ, "
             f"delivered {o.freq_mhz:g} MHz{capped}, top-1 {res['accuracy'] * 100:.2f}%"
         )
     return 0

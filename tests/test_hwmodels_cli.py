@@ -65,6 +65,33 @@ def test_query_spends_the_wake_credit_by_the_time_awake(tmp_path, capsys: pytest
     assert "--awake-ms" in capsys.readouterr().err
 
 
+def test_query_conditions_the_wait_on_the_tick_phase(tmp_path, capsys: pytest.CaptureFixture) -> None:
+    """``--tick-phase-ms``: on a profile with a tick grid the wait counts the ticks in the run beyond
+    the credit (none at some phases, whole ticks at others; the mean over the phase is the wait
+    without it); a profile without a grid, or a phase beyond the tick, exits 2 naming the flag."""
+    import yaml
+
+    from hwmodels.profile import resolve_platform_path
+
+    doc = yaml.safe_load(resolve_platform_path("xu3").read_text())
+    doc["interference"].update(quantum_ms=4.0, tick_hz=250)
+    board = tmp_path / "ticks.yaml"
+    board.write_text(yaml.safe_dump(doc))
+    argv = ["platform", "query", str(board), "--groups", "1", "--unit", "a7", "--cores", "1", "--freq", "1000", "--load", "a7=4"]
+
+    def wait(*extra: str) -> float:
+        assert main([*argv, "--json", *extra]) == 0
+        return json.loads(capsys.readouterr().out)["wait_ms"]
+
+    phases = [i / 10 for i in range(40)]
+    waits = [wait("--tick-phase-ms", str(p)) for p in phases]
+    assert min(waits) < max(waits) and all(w / 4.0 == pytest.approx(round(w / 4.0)) for w in waits)  # whole ticks
+    assert sum(waits) / len(waits) == pytest.approx(wait(), rel=0.05)
+    for bad, board_path in (("4.0", board), ("1.0", "xu3")):
+        assert main(["platform", "query", str(board_path), *argv[3:], "--tick-phase-ms", bad]) == 2
+        assert "--tick-phase-ms" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("argv", "expect"),
     [

@@ -85,3 +85,23 @@ def test_interference_fit_recovers_the_coefficients_it_was_made_with(coefficient
     if coefficients["thread_wait_ms"] == 0:  # the model without the term fits its own points as well
         held = fit_interference({**doc, "interference": {"mem_slowdown": 0.0}}, dnn, points, fit_thread_wait=False)
         assert held == {k: pytest.approx(v, rel=1e-3) for k, v in coefficients.items()}
+
+
+def test_local_minima_are_cells_no_neighbour_is_below_by_ascending_cost() -> None:
+    """The interference fit's polish starts: cells of the grid none of whose eight neighbours is
+    below them (edges and corners compare with the neighbours they have), cheapest first; every
+    cell of a flat valley counts (the fit keeps one per credit column)."""
+    import numpy as np
+
+    from hwmodels.fit import _local_minima
+
+    cost = np.array(
+        [
+            [0.0, 4.0, 6.0, 7.0],
+            [4.0, 5.0, 6.0, 6.0],
+            [8.0, 6.0, 2.0, 2.0],
+        ]
+    )
+    assert _local_minima(cost) == [(0, 0), (2, 2), (2, 3)]
+    assert _local_minima(np.array([[3.0, 1.0, 2.0]])) == [(0, 1)]  # one row: left and right only
+    assert _local_minima(np.ones((2, 2))) == [(0, 0), (0, 1), (1, 0), (1, 1)]  # flat: every cell
