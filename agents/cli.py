@@ -258,9 +258,10 @@ def run_export(args: argparse.Namespace) -> int:
     if cfg.algo not in ALGOS:
         raise PolicyFileError(f"{cfg_path}: field 'algo': {cfg.algo!r} is none of {', '.join(ALGOS)}")
     model = ALGOS[cfg.algo].load(model_path)
+    env = DynDNNEnv(**make_env_kwargs(cfg))
     try:
-        npz, meta = export_policy(model, DynDNNEnv(**make_env_kwargs(cfg)), out, name=f"{cfg.algo}-{Path(cfg.platform).stem}")
-    except ValueError as exc:  # a policy this env cannot describe (another observation, another network)
+        npz, meta = export_policy(model, env, out, name=f"{cfg.algo}-{Path(cfg.platform).stem}")
+    except PolicyFileError as exc:  # a policy this env cannot describe (an observation grown since it was trained)
         raise PolicyFileError(f"{model_path}: {exc}") from None
     print(f"wrote {npz} and {meta}")
     return 0

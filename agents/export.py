@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from torch import nn
 
-from agents.numpy_policy import POLICY_FORMAT, actions_of, policy_paths
+from agents.numpy_policy import POLICY_FORMAT, PolicyFileError, actions_of, policy_paths
 from dnn.fileio import atomic_write, json_text
 
 _ACT_NAMES = {nn.Tanh: "tanh", nn.ReLU: "relu"}
@@ -66,7 +66,7 @@ def export_policy(model, env, out: str | os.PathLike, name: str = "policy") -> t
     linears, acts, masked = policy_layers(model)
     inputs, size = linears[0].in_features, len(env.observation_names)
     if inputs != size:  # a run trained before the env's observation grew (a feature added since)
-        raise ValueError(
+        raise PolicyFileError(
             f"the policy takes {inputs} inputs and the env observes {size} ({', '.join(env.observation_names[inputs:])} "
             "added since it was trained?): train it again"
             if inputs < size

@@ -17,6 +17,8 @@ from hwmodels.config import Config
 from hwmodels.model import PlatformModel, State, lognormal_factors
 from hwmodels.profile import PlatformSpec, load_platform
 
+#: how far a logged tick phase may be past the tick by rounding (deploy logs them to 1e-4 ms)
+ROUNDED_MS = 1e-3
 #: what ``reset(options=...)`` may set for the first request (anything else is refused)
 RESET_OPTIONS = ("time_budget_ms", "energy_budget_mj", "load", "mem", "temp_c")
 
@@ -70,7 +72,7 @@ class DynDNNEnv(gym.Env):
     decides the whole quanta a configuration waits
     (:meth:`hwmodels.model.PlatformModel.realised_latency`) and, where the profile also found the
     tick grid (``interference.tick_hz``), how far into a tick the process wakes (uniform over the
-    tick; a trace's ``tick_phase_ms`` column where it has one, as a replayed deploy log does): the request carries it (``Request.tick_phase_ms``, as the live loop reads it at the
+    tick; a trace's ``wake_tick_phase_ms`` column where it has one, as a replayed deploy log does): the request carries it (``Request.tick_phase_ms``, as the live loop reads it at the
     wake) and the wait is conditioned on it (:class:`hwmodels.model.State`). Request i gets the
     same factors and draws whatever configuration runs it. So a controller's luck does not depend
     on its choices, and the ceiling (``ceiling_action``: the best configuration given the realised
@@ -138,6 +140,7 @@ class DynDNNEnv(gym.Env):
         if str(scenario).endswith(".csv"):
             self.scenario: ScenarioGenerator | TraceScenario = TraceScenario.from_csv(scenario, units, self.obs_spec.cores)
             self.scenario_name = str(scenario)
+            self._check_tick_phases(self.scenario.trace)
             if episode_length is None:
                 episode_length = len(self.scenario.trace)
         else:
@@ -296,12 +299,23 @@ class DynDNNEnv(gym.Env):
         if self.model.tick_ms > 0:  # where in a tick each request's wake falls (observed, as live): drawn last
             self._tick_phase = (self.np_random.random(n) * self.model.tick_ms).tolist()
             if self.trace.tick_phase_ms is not None:  # a replayed log's: where the live loop woke
-                if not (self.trace.tick_phase_ms < self.model.tick_ms).all():
-                    raise ScenarioError(
-                        f"{self.scenario_name}: column 'tick_phase_ms' reaches {self.trace.tick_phase_ms.max():g} ms, "
-                        f"beyond the profile's {self.model.tick_ms:g} ms tick (a log of another kernel HZ?)"
-                    )
                 self._tick_phase = self.trace.tick_phase_ms.tolist()
+
+    def _check_tick_phases(self, trace: EpisodeTrace) -> None:
+        """A trace's ``wake_tick_phase_ms`` (a replayed log's) on this profile's tick: within it, one
+        logged as the tick itself by rounding wrapped to 0 (a log of another kernel HZ is refused
+        naming its first row beyond; on a profile without a tick grid the column is not used)."""
+        phases, tick = trace.tick_phase_ms, self.model.tick_ms
+        if phases is None or tick <= 0:
+            return
+        beyond = np.flatnonzero(phases > tick + ROUNDED_MS)
+        if len(beyond):
+            i = int(beyond[0])
+            raise ScenarioError(
+                f"{self.scenario_name}:{i + 2}: column 'wake_tick_phase_ms': {phases[i]:g} ms is beyond the profile's "
+                f"{tick:g} ms tick (a log of another kernel HZ?)"
+            )
+        trace.tick_phase_ms = np.where(phases >= tick, phases - tick, phases)
 
     def _apply_options(self, options: dict[str, Any]) -> None:
         unknown = sorted(set(options) - set(RESET_OPTIONS))

@@ -20,7 +20,7 @@ and a power factor per unit: the board is slower, faster, hungrier than profiled
 CSV format (one row per request; header required)::
 
     time_budget_ms, energy_budget_mj, load_<unit> (one per unit), [mem_<unit>], [period_ms], [phase],
-    [latency_error_<unit>], [power_error_<unit>], [awake_ms], [tick_phase_ms]
+    [latency_error_<unit>], [power_error_<unit>], [awake_ms], [wake_tick_phase_ms]
 
 ``load_<unit>`` is busy background threads (fractional allowed), ``mem_<unit>`` their memory
 intensity in [0, 1] (default 0), ``period_ms`` the time from this request to the next
@@ -30,9 +30,10 @@ intensity in [0, 1] (default 0), ``period_ms`` the time from this request to the
 co-runners, not the whole scheduler quanta a run waits, which are the kernel's), ``awake_ms``
 how long the controller's process has run since its wake when the inference starts (default 0;
 0..1000: it spends the scheduler's wake-up credit, :class:`hwmodels.model.State`),
-``tick_phase_ms`` how far into a scheduler tick the process woke for the request (default: drawn
-per request, uniform over the profile's tick; below the tick: a replayed deploy log's
-``wake_tick_phase_ms``, so the simulated runs meet the ticks where the live ones did).
+``wake_tick_phase_ms`` how far into a scheduler tick the process woke for the request (default:
+drawn per request, uniform over the profile's tick; a replayed deploy log's, so the simulated
+runs meet the ticks where the live ones did; used on a profile with a tick grid, within one tick
+of it, a phase logged as the tick itself, by rounding, being 0).
 """
 
 from __future__ import annotations
@@ -113,7 +114,7 @@ class EpisodeTrace:
         if self.awake_ms is not None:
             cols.append("awake_ms")
         if self.tick_phase_ms is not None:
-            cols.append("tick_phase_ms")
+            cols.append("wake_tick_phase_ms")
         with atomic_write(path, newline="") as f:
             w = csv.writer(f)
             w.writerow(cols)
@@ -597,7 +598,7 @@ class TraceScenario:
 
 #: the longest a controller may run before its inference (a trace's or a scenario's ``awake_ms``)
 MAX_AWAKE_MS = 1000.0
-#: the longest scheduler tick (HZ 1): a trace's ``tick_phase_ms`` is below it (and below the profile's tick)
+#: the longest scheduler tick (HZ 1): a trace's ``wake_tick_phase_ms`` is below it (and within the profile's tick)
 MAX_TICK_MS = 1000.0
 #: the longest gap between two requests a trace may ask for (one hour): longer ones are typos
 MAX_PERIOD_MS = 3_600_000.0
@@ -624,7 +625,7 @@ def _trace_of_rows(p: Path, rows: list[list[str]], units: tuple[str, ...], cores
         latency_error=_optional_columns(requests, "latency_error", units),
         power_error=_optional_columns(requests, "power_error", units),
         awake_ms=np.array([r.get("awake_ms", 0.0) for r in requests]) if "awake_ms" in requests[0] else None,
-        tick_phase_ms=np.array([r["tick_phase_ms"] for r in requests]) if "tick_phase_ms" in requests[0] else None,
+        tick_phase_ms=np.array([r["wake_tick_phase_ms"] for r in requests]) if "wake_tick_phase_ms" in requests[0] else None,
     )
 
 
@@ -649,7 +650,7 @@ def _trace_columns(p: Path, header: list[str] | None, units: tuple[str, ...]) ->
         *(f"latency_error_{u}" for u in units),
         *(f"power_error_{u}" for u in units),
         "awake_ms",
-        "tick_phase_ms",
+        "wake_tick_phase_ms",
     ]
     for i, h in enumerate(header):
         if h not in required and h not in optional:
@@ -686,8 +687,10 @@ def _trace_row(
             raise ScenarioError(f"{p}:{line}: column '{h}': must be positive, got {vals[h]:g}")
     if vals.get("period_ms", 0.0) > MAX_PERIOD_MS:
         raise ScenarioError(f"{p}:{line}: column 'period_ms': {vals['period_ms']:g} is more than one hour ({MAX_PERIOD_MS:g})")
-    if not 0 <= vals.get("tick_phase_ms", 0.0) < MAX_TICK_MS:
-        raise ScenarioError(f"{p}:{line}: column 'tick_phase_ms': must be in [0, {MAX_TICK_MS:g}), got {vals['tick_phase_ms']:g}")
+    if not 0 <= vals.get("wake_tick_phase_ms", 0.0) < MAX_TICK_MS:
+        raise ScenarioError(
+            f"{p}:{line}: column 'wake_tick_phase_ms': must be in [0, {MAX_TICK_MS:g}), got {vals['wake_tick_phase_ms']:g}"
+        )
     if not 0 <= vals.get("awake_ms", 0.0) <= MAX_AWAKE_MS:
         raise ScenarioError(f"{p}:{line}: column 'awake_ms': must be in [0, {MAX_AWAKE_MS:g}], got {vals['awake_ms']:g}")
     if "phase" in vals and (vals["phase"] < 0 or vals["phase"] != int(vals["phase"])):

@@ -29,7 +29,9 @@ tick falls in it; a held multi-core run still waits its thread wait at least); s
 uniform phase is ``w_i`` (a little more where the thread wait binds at some phases). On a board
 slower by ``f`` than the model (``State.latency_factor``) the run ends at ``awake + f tc_i``
 among the ticks, and the quanta are the kernel's (the wait stated is ``tick * n_i / f``, which
-:meth:`PlatformModel.realised_latency` stretches back by ``f``).
+:meth:`PlatformModel.realised_latency` stretches back by ``f``); there the mean over the phase is
+the share of ``f tc_i - C'``, where the wait with no phase known stretches the credit too,
+``f (tc_i - C')``: the two agree only at ``f = 1``.
 Above a thermal trip the unit's frequency is capped: the
 configuration runs at the capped frequency and voltage. Measured tables in the profile, where
 present, replace the idle-board values and keep the model's relative effect of the state.

@@ -136,3 +136,24 @@ def test_a_stored_range_that_would_scale_observations_into_nonsense_is_refused(f
     d[field] = value
     with pytest.raises(ObservationSpecError, match=f"field '{field}' must be a pair with"):
         ObservationSpec.from_dict(d)
+
+
+def test_a_policy_trained_before_a_feature_is_refused_at_export_and_a_tick_mismatch_noted(tmp_path: Path) -> None:
+    """Exporting a network whose inputs are not the env's observation (trained before ``tick_free``
+    joined it) is refused in one line saying so, not written for the board to refuse later; a
+    policy that reads ``tick_free`` on a tick the board's profile does not have gets a note."""
+    import dataclasses as dc
+
+    from stable_baselines3 import PPO
+
+    base = load_platform("xu3")
+    ticked = dc.replace(base, interference=dc.replace(base.interference, quantum_ms=4.0, tick_hz=250))
+    old_env, new_env = DynDNNEnv(base, episode_length=5), DynDNNEnv(ticked, episode_length=5)
+    model = PPO("MlpPolicy", old_env, n_steps=8, batch_size=8, seed=0)
+    with pytest.raises(PolicyFileError, match=r"takes 16 inputs and the env observes 17 \(tick_free added since"):
+        export_policy(model, new_env, tmp_path / "old")
+    ticked_model = PPO("MlpPolicy", new_env, n_steps=8, batch_size=8, seed=0)
+    npz, _ = export_policy(ticked_model, new_env, tmp_path / "new")
+    policy = load_policy(npz, new_env.model)
+    assert "tick_free is read on a 4 ms tick, and this profile has no tick grid" in policy.profile_note(old_env.model)
+    assert policy.profile_note(new_env.model) is None

@@ -235,9 +235,10 @@ def test_a_deploy_log_replays_as_a_trace_of_the_same_requests_and_load(tmp_path:
 
 def test_a_replayed_log_meets_the_ticks_where_the_live_loop_woke(tmp_path: Path, capsys) -> None:
     """A deploy log whose every line has ``wake_tick_phase_ms`` replays with those phases (the
-    trace's ``tick_phase_ms`` column), so the simulated runs meet the ticks as the live ones did;
-    one line without it leaves the env to draw them all; a phase out of range is refused naming
-    the line, and one beyond the profile's tick naming the column."""
+    trace's column of that name), so the simulated runs meet the ticks as the live ones did (one
+    logged as the tick itself, by rounding, is 0); one line without it leaves the env to draw them
+    all; a phase out of range is refused naming the line, and one beyond the profile's tick, when
+    the env is made, naming the trace's row and column."""
     from dynscale_cli import main
     from envs import DynDNNEnv
 
@@ -246,7 +247,7 @@ def test_a_replayed_log_meets_the_ticks_where_the_live_loop_woke(tmp_path: Path,
     log = tmp_path / "ctrl.jsonl"
     rows = [
         {"t_s": i / 30, "time_budget_ms": 9.0, "energy_budget_mj": 30.0, "load": [2.0, 0.0], "wake_tick_phase_ms": p}
-        for i, p in enumerate((0.25, 3.5, 1.0))
+        for i, p in enumerate((0.25, 3.5, 4.0))
     ]
     log.write_text("".join(json.dumps(r) + "\n" for r in rows))
     out = tmp_path / "replay.csv"
@@ -257,7 +258,7 @@ def test_a_replayed_log_meets_the_ticks_where_the_live_loop_woke(tmp_path: Path,
     for _ in range(2):
         env.step(0)
         seen.append(env.request.tick_phase_ms)
-    assert seen == [0.25, 3.5, 1.0]
+    assert seen == [0.25, 3.5, 0.0]
     log.write_text(
         "".join(json.dumps({k: v for k, v in r.items() if i or k != "wake_tick_phase_ms"}) + "\n" for i, r in enumerate(rows))
     )
@@ -271,5 +272,5 @@ def test_a_replayed_log_meets_the_ticks_where_the_live_loop_woke(tmp_path: Path,
         assert "line 1: 'wake_tick_phase_ms' must be a number in [0, 1000)" in capsys.readouterr().err
     log.write_text(json.dumps({**rows[0], "wake_tick_phase_ms": 7.5}) + "\n")  # a 100 Hz kernel's phase
     assert main(["env", "from-log", str(log), "--platform", "xu3", "--out", str(tmp_path / "slow.csv")]) == 0
-    with pytest.raises(ScenarioError, match=r"slow.csv: column 'tick_phase_ms' reaches 7.5 ms, beyond the profile's 4 ms tick"):
-        DynDNNEnv(ticked, scenario=str(tmp_path / "slow.csv"), episode_length=1).reset(seed=0)
+    with pytest.raises(ScenarioError, match=r"slow.csv:2: column 'wake_tick_phase_ms': 7.5 ms is beyond the profile's 4 ms tick"):
+        DynDNNEnv(ticked, scenario=str(tmp_path / "slow.csv"), episode_length=1)
