@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from envs.slowdown import SLOWDOWN_RANGE
+from hwmodels.model import next_tick_ms
 
 if TYPE_CHECKING:
     from envs.step import Request
@@ -234,7 +235,7 @@ class ObservationBuilder:
         phase = request.tick_phase_ms
         if phase is None:
             return exposed - start + tick / 2
-        first = tick - phase % tick  # the first tick after the wake
+        first = next_tick_ms(phase, tick)  # the first tick after the wake
         if first <= exposed:
             first += tick * (math.floor((exposed - first) / tick) + 1)
         return first - start

@@ -60,18 +60,8 @@ def trace_from_log(path: str | os.PathLike, units: tuple[str, ...]) -> EpisodeTr
                 )
             generated = r.get("load_generated", {})
             mem = [float(r.get("mem_generated", {}).get(u, 0.0)) if generated.get(u, 0) else 0.0 for u in units]
-            awake = r.get("awake_ms")
-            if awake is not None and (
-                isinstance(awake, bool) or not isinstance(awake, (int, float)) or not 0 <= awake <= MAX_AWAKE_MS
-            ):
-                raise ScenarioError(f"{p}: line {n}: 'awake_ms' must be a number in [0, {MAX_AWAKE_MS:g}], got {awake!r}")
-            phase = r.get("wake_tick_phase_ms")
-            if phase is not None and (
-                isinstance(phase, bool) or not isinstance(phase, (int, float)) or not 0 <= phase < MAX_TICK_MS
-            ):
-                raise ScenarioError(
-                    f"{p}: line {n}: 'wake_tick_phase_ms' must be a number in [0, {MAX_TICK_MS:g}), got {phase!r}"
-                )
+            awake = _optional_number(r, "awake_ms", MAX_AWAKE_MS, True, f"{p}: line {n}")
+            phase = _optional_number(r, "wake_tick_phase_ms", MAX_TICK_MS, False, f"{p}: line {n}")
             rows.append((*row, mem, awake, phase))
     if not rows:
         raise ScenarioError(f"{p}: no requests in the log")
@@ -89,3 +79,14 @@ def trace_from_log(path: str | os.PathLike, units: tuple[str, ...]) -> EpisodeTr
         # the phase the live loop woke at, where every request logged one (else the env draws them all)
         tick_phase_ms=None if any(r[6] is None for r in rows) else np.array([float(r[6]) for r in rows]),
     )
+
+
+def _optional_number(record: dict, key: str, most: float, closed: bool, where: str) -> float | None:
+    """A log record's optional ``key``: a number from 0 to ``most`` (``closed``: ``most`` included),
+    or ``None`` where the record has none (:class:`envs.scenario.ScenarioError` naming it otherwise)."""
+    v = record.get(key)
+    if v is not None and (
+        isinstance(v, bool) or not isinstance(v, (int, float)) or not (0 <= v <= most if closed else 0 <= v < most)
+    ):
+        raise ScenarioError(f"{where}: '{key}' must be a number in [0, {most:g}{']' if closed else ')'}, got {v!r}")
+    return v

@@ -286,7 +286,7 @@ class PlatformModel:
         if state.tick_phase_ms is not None and self.tick_ms > 0:  # the stretch's length in the ticks that fall in it
             factor = 1.0 if state.latency_factor is None else np.asarray(state.latency_factor, dtype=np.float64)[self._unit]
             awake = self._per_ms * state.awake_ms
-            first = self._per_ms * self._first_tick_ms(state.tick_phase_ms)
+            first = self._per_ms * next_tick_ms(state.tick_phase_ms, self.tick_ms)
             exposed = np.maximum(self._credit, awake)  # from the wake: a co-runner may take the core from here
             ticks = np.floor((awake + t * factor - first) / self._tick) - np.floor((exposed - first) / self._tick)
             np.maximum(ticks, 0.0, out=ticks)
@@ -355,7 +355,7 @@ class PlatformModel:
             factor = 1.0 if state.latency_factor is None else float(state.latency_factor[u])
             per_ms, tick = py["_per_ms"][i], py["_tick"][i]
             awake = per_ms * state.awake_ms
-            first = per_ms * self._first_tick_ms(state.tick_phase_ms)
+            first = per_ms * next_tick_ms(state.tick_phase_ms, self.tick_ms)
             exposed = max(py["_credit"][i], awake)  # from the wake: a co-runner may take the core from here
             ticks = math.floor((awake + t * factor - first) / tick) - math.floor((exposed - first) / tick)
             shared = max(ticks, 0) * tick / factor
@@ -375,10 +375,6 @@ class PlatformModel:
             p *= pow_s[i]
             wait *= lat_s[i]
         return Outcome(t, p, p * t, f, wait)
-
-    def _first_tick_ms(self, tick_phase_ms: float) -> float:
-        """Time from a wake ``tick_phase_ms`` into a tick to the next tick, in [0, tick_ms] (0 only by rounding)."""
-        return self.tick_ms - float(tick_phase_ms) % self.tick_ms
 
     def sample(self, index: int, state: State, rng: np.random.Generator) -> Outcome:
         """One noisy run of configuration ``index``: its wait in whole quanta at a uniform phase,
@@ -528,6 +524,13 @@ class PlatformModel:
         t0, p0 = idle.latency_ms.copy(), idle.power_w.copy()
         self._lat_scale = np.where(np.isfinite(m.latency_ms), m.latency_ms / t0, 1.0)
         self._pow_scale = np.where(np.isfinite(m.power_w), m.power_w / p0, 1.0)
+
+
+def next_tick_ms(tick_phase_ms: float, tick_ms: float) -> float:
+    """Time from a wake ``tick_phase_ms`` into a tick of period ``tick_ms`` to the next tick, in
+    [0, tick_ms] (0 only by rounding): where a run's exposure to co-runners is counted from, in the
+    model and in a policy's ``tick_free``."""
+    return tick_ms - float(tick_phase_ms) % tick_ms
 
 
 def lognormal_factors(z: np.ndarray | float, cv: float) -> np.ndarray | float:
