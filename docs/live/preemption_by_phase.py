@@ -2,7 +2,8 @@
 started (``tick_phase_ms`` in a deploy log, logged where the profile found the tick grid).
 
 Per generated load phase (threads and memory intensity), a request *waited* when it took 1.5 ms
-or more over its (load, memory intensity, k, cores) cell's median; its run is the cell's median. A run that ends before the next tick
+or more over its (load, memory intensity, k, cores) cell's unwaited run
+(:func:`quanta_split.unwaited_ms`), which is also its run's length. A run that ends before the next tick
 cannot be preempted; one that crosses it may be. The table gives the share that waited among
 the runs that crossed, by the time they had run when the tick came, and among those that did not.
 With ``--from-wake`` that time counts from the loop's wake, ``awake_ms`` (its CPU time before the
@@ -18,13 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from collections import defaultdict
 
 import numpy as np
 import yaml
 from mape_floor import mape_floor
-from quanta_split import MARGIN_MS
+from quanta_split import MARGIN_MS, unwaited_ms
 
 #: edges (ms the run had when the tick came) of the table's columns; the last column runs to the tick period
 RAN_EDGES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
@@ -59,7 +59,7 @@ def main() -> None:
         ].append(r)
     rows: dict[str, list[tuple[float, bool, bool]]] = defaultdict(list)  # load -> (ran at tick, crossed, waited)
     for (load, mem, _, _), rs in cells.items():
-        run = statistics.median(r["latency_ms"] for r in rs)
+        run = unwaited_ms([r["latency_ms"] for r in rs])
         for r in rs:
             ran = period - r["tick_phase_ms"]
             before = r.get("awake_ms", 0.0) if args.from_wake else 0.0
