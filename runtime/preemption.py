@@ -168,6 +168,25 @@ def cpu_clock_ns() -> int:
     return time.thread_time_ns()
 
 
+def spin_gaps(seconds: float) -> tuple[float, list[tuple[float, float]]]:
+    """Spin on the clock for ``seconds`` (wall clock) and note every gap of at least
+    :data:`MIN_GAP_MS` in it: the times something else held the CPU.
+
+    :return: (when the spin started, (start, end) of each gap), ``perf_counter`` seconds
+    """
+    min_gap = MIN_GAP_MS / 1e3
+    clock = time.perf_counter
+    start = last = clock()
+    end = start + seconds
+    gaps: list[tuple[float, float]] = []
+    while last < end:
+        now = clock()
+        if now - last >= min_gap:
+            gaps.append((last, now))
+        last = now
+    return start, gaps
+
+
 def measure_preemption(unit: str, cpu: int, seconds: float = PROBE_SECONDS) -> Preemption:
     """Spin on ``cpu`` beside one busy co-runner pinned there and time the gaps it causes.
 
@@ -178,19 +197,10 @@ def measure_preemption(unit: str, cpu: int, seconds: float = PROBE_SECONDS) -> P
     """
     before = sorted(os.sched_getaffinity(0))
     set_affinity((cpu,))
-    gaps: list[tuple[float, float]] = []  # (start, end) perf_counter seconds
     try:
         with LoadGenerator(LoadSchedule((LoadStep(0.0, unit, 1, 0.0),)), {unit: (cpu,)}):
             time.sleep(0.1)  # the worker is up and spinning
-            min_gap = MIN_GAP_MS / 1e3
-            clock = time.perf_counter
-            last = clock()
-            end = last + seconds
-            while last < end:
-                now = clock()
-                if now - last >= min_gap:
-                    gaps.append((last, now))
-                last = now
+            _, gaps = spin_gaps(seconds)
     finally:
         set_affinity(before)
     if len(gaps) < MIN_PREEMPTIONS:

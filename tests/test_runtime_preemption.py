@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from hwmodels.profile import PlatformProfileError, load_platform
-from runtime.preemption import KERNEL_HZ, MIN_ALIGNED, tick_grid, tick_nsec, tick_phase_ms
+from runtime.preemption import KERNEL_HZ, MIN_ALIGNED, MIN_GAP_MS, spin_gaps, tick_grid, tick_nsec, tick_phase_ms
 
 
 def _gaps(
@@ -72,6 +72,18 @@ def test_a_wrong_hz_does_not_fit():
     assert tick_grid(_gaps(250, 0.1, 60, 0.002), (1000,))[0] == 1000  # 4 ms ticks are 1 ms ticks too
     hz, _, aligned = tick_grid(_gaps(1000, 0.1, 60, 0.002), (250,))  # but not the other way round
     assert hz == 0 and aligned < MIN_ALIGNED
+
+
+def test_spin_gaps_spins_for_its_time_and_notes_only_gaps(monkeypatch):
+    # a clock that jumps 2 ms once (something else held the CPU) and otherwise moves 10 us a read
+    import time
+
+    reads = iter([0.0] + [i * 1e-5 for i in range(1, 50)] + [0.0025 + i * 1e-5 for i in range(0, 1000)])
+    monkeypatch.setattr(time, "perf_counter", lambda: next(reads))
+    start, gaps = spin_gaps(0.005)
+    assert start == 0.0
+    assert gaps == [(pytest.approx(49e-5), pytest.approx(0.0025))]
+    assert all(b - a >= MIN_GAP_MS / 1e3 for a, b in gaps)
 
 
 def test_tick_nsec_is_the_kernels():

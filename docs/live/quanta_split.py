@@ -28,8 +28,16 @@ def unwaited_ms(ms: list[float]) -> float:
     """A cell's run without a wait for a co-runner where most of its runs may have waited one
     (torch's one-core k = 1 beside two busy threads: 5.9 ms, against 1.9 ms unwaited): the
     median of its latencies within :data:`MARGIN_MS` of their :data:`UNWAITED_PERCENTILE`-th
-    percentile (a waited run where fewer than that share went unwaited). This script's own
-    split stays at the median, which the figures quoted from it used."""
+    percentile. Where fewer than that share went unwaited it is a waited run (compare cells:
+    ``preemption_by_phase.py`` takes the least over a configuration's load phases); in a cell of
+    under 20 runs the percentile is the fastest run. This script's own split stays at the median,
+    which the figures quoted from it used.
+
+    :param ms: the cell's latencies
+    :raises ValueError: for an empty cell
+    """
+    if not ms:
+        raise ValueError("unwaited_ms: an empty cell has no run")
     ordered = sorted(ms)
     low = ordered[min(len(ordered) - 1, len(ordered) * UNWAITED_PERCENTILE // 100)]
     return statistics.median(x for x in ordered if x < low + MARGIN_MS)
