@@ -172,6 +172,7 @@ def spin_gaps(seconds: float) -> tuple[float, list[tuple[float, float]]]:
     """Spin on the clock for ``seconds`` (wall clock) and note every gap of at least
     :data:`MIN_GAP_MS` in it: the times something else held the CPU.
 
+    :param seconds: how long to spin
     :return: (when the spin started, (start, end) of each gap), ``perf_counter`` seconds
     """
     min_gap = MIN_GAP_MS / 1e3

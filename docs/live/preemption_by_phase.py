@@ -2,16 +2,19 @@
 started (``tick_phase_ms`` in a deploy log, logged where the profile found the tick grid).
 
 Per generated load phase (threads and memory intensity), a request *waited* when it took 1.5 ms
-or more over its unwaited run, which is also its run's length: the least of the unwaited runs
-(:func:`quanta_split.unwaited_ms`) of the cells of its (memory intensity, k, cores) over the
-co-runners' thread counts (a cell where nearly every run waited, greedy's one-core k = 4 on torch
-beside two busy threads, has a waited run for its own). A run that ends before the next tick
+or more over its unwaited run, which is also its run's length: over the cells of its (memory
+intensity, k, cores) at each co-runner thread count, the fastest cell's unwaited run
+(:func:`quanta_split.unwaited_ms`: the median of the runs within 1.5 ms of the cell's 5th
+percentile), counting cells of :data:`MIN_CELL_RUNS` runs or more where there are any (a cell
+where nearly every run waited, greedy's one-core k = 4 on torch beside two busy threads, has a
+waited run for its own; a cell of two runs, one fast outlier). A run that ends before the next tick
 cannot be preempted; one that crosses it may be. The table gives the share that waited among
-the runs that crossed, by the time they had run when the tick came, and among those that did not.
+the runs that crossed, by the time they had run when the first tick came (a long run may meet a
+second one a period later: it counts in the first's column), and among those that did not.
 With ``--from-wake`` that time counts from the loop's wake, ``awake_ms`` (its CPU time before the
 inference: observing, deciding, applying) included, as the scheduler's wake-up credit does.
-With ``--cells``, then per cell its unwaited run, the share of its runs that waited and their
-median latency. Then the latency MAPE floor (:mod:`mape_floor`: the best constant per cell) beside the floor with
+With ``--cells``, then per cell its median time awake before the inference, its unwaited run,
+the share of its runs that waited and their median latency. Then the latency MAPE floor (:mod:`mape_floor`: the best constant per cell) beside the floor with
 the start's tick phase (0.5 ms bins) in the cell: the best any model that knows the phase could do.
 
     python docs/live/preemption_by_phase.py --platform runs/board-onnx-t.yaml runs/live-onnx-t/*.jsonl
@@ -29,15 +32,19 @@ import yaml
 from mape_floor import mape_floor
 from quanta_split import MARGIN_MS, unwaited_ms
 
-#: edges (ms the run had when the tick came) of the table's columns; the last column runs to the tick period
+#: edges (ms the run had when the first tick came) of the table's columns; the last column runs to the tick period
 RAN_EDGES = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+#: a cell of fewer runs sets a configuration's unwaited run only where no cell of it has as many
+MIN_CELL_RUNS = 10
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--platform", required=True, help="the profile the logs ran with (its interference.tick_hz)")
     ap.add_argument("--from-wake", action="store_true", help="count the time run from the wake, awake_ms included")
-    ap.add_argument("--cells", action="store_true", help="then each cell's unwaited run, share waited and waited runs' median")
+    ap.add_argument(
+        "--cells", action="store_true", help="then each cell's time awake, unwaited run, share waited and waited runs' median"
+    )
     ap.add_argument("logs", nargs="+", help="deploy logs (JSON lines) made with that profile")
     args = ap.parse_args()
     with open(args.platform) as f:
@@ -61,12 +68,13 @@ def main() -> None:
                 r["cores"],
             )
         ].append(r)
-    runs: dict[tuple, float] = {}  # (memory intensity, k, cores) -> its unwaited run: the fastest thread count's
+    runs: dict[tuple, tuple[bool, float]] = {}  # (memory intensity, k, cores) -> (too few runs, unwaited run)
     for (_, mem, k, cores), rs in cells.items():
-        runs[mem, k, cores] = min(runs.get((mem, k, cores), float("inf")), unwaited_ms([r["latency_ms"] for r in rs]))
+        mine = (len(rs) < MIN_CELL_RUNS, unwaited_ms([r["latency_ms"] for r in rs]))
+        runs[mem, k, cores] = min(runs.get((mem, k, cores), mine), mine)  # a large cell first, then the fastest
     rows: dict[str, list[tuple[float, bool, bool]]] = defaultdict(list)  # load -> (ran at tick, crossed, waited)
     for (load, mem, k, cores), rs in cells.items():
-        run = runs[mem, k, cores]
+        run = runs[mem, k, cores][1]
         for r in rs:
             ran = period - r["tick_phase_ms"]
             before = r.get("awake_ms", 0.0) if args.from_wake else 0.0
@@ -74,7 +82,7 @@ def main() -> None:
     head = "  ".join(f"{a:g}-{b:.3g} ms" for a, b in zip(edges, edges[1:]))
     since = " since the wake" if args.from_wake else ""
     print(
-        f"waited (share, requests) of runs that crossed a tick, by what they had run{since} when it came: {head}; runs that did not cross"
+        f"waited (share, requests) of runs that crossed a tick, by what they had run{since} when the first came: {head}; runs that did not cross"
     )
     for load, v in sorted(rows.items()):
         a = np.array(v, dtype=float)
@@ -85,13 +93,17 @@ def main() -> None:
         m = a[:, 1] == 0
         print(f"  {load:<28} " + "  ".join(parts) + (f" | {a[m, 2].mean():5.0%} ({int(m.sum())})" if m.any() else " | -"))
     if args.cells:
-        print(f"{'cell (load, memory, k, cores)':<48} {'runs':>5} {'unwaited ms':>11} {'waited':>7} {'waited ms':>9}")
+        print(
+            f"{'cell (load, memory, k, cores)':<48} {'runs':>5} {'awake ms':>8} {'unwaited ms':>11} {'waited':>7} {'waited ms':>9}"
+        )
         for (load, mem, k, cores), rs in sorted(cells.items()):
-            run = runs[mem, k, cores]
+            run = runs[mem, k, cores][1]
             waited = [r["latency_ms"] for r in rs if r["latency_ms"] >= run + MARGIN_MS]
             median = f"{np.median(waited):9.2f}" if waited else f"{'-':>9}"
+            awake = np.median([r.get("awake_ms", 0.0) for r in rs])
             print(
-                f"  {load} {mem} k={k} c={cores}".ljust(48) + f" {len(rs):>5} {run:>11.2f} {len(waited) / len(rs):>7.0%} {median}"
+                f"  {load} {mem} k={k} c={cores}".ljust(48)
+                + f" {len(rs):>5} {awake:>8.2f} {run:>11.2f} {len(waited) / len(rs):>7.0%} {median}"
             )
     with_phase = mape_floor(lines, lambda r: int(r["tick_phase_ms"] // 0.5))
     print(

@@ -57,7 +57,12 @@ def predictions(model: PlatformModel, lines: list[dict]) -> np.ndarray:
 
 
 def with_interference(spec: PlatformSpec, credit_ms: float, share: float) -> PlatformSpec:
-    """``spec`` with its wake-up credit and preemption share replaced."""
+    """``spec`` with its wake-up credit and preemption share replaced.
+
+    :param spec: the profile the log ran with
+    :param credit_ms: ``interference.wake_credit_ms`` to use
+    :param share: ``interference.preempt_share`` to use
+    """
     it = dataclasses.replace(spec.interference, wake_credit_ms=credit_ms, preempt_share=share)
     return dataclasses.replace(spec, interference=it)
 
@@ -96,7 +101,7 @@ def main() -> None:
                     np.abs(predictions(PlatformModel(with_interference(spec, c, p), dnn), lines) - measured) / measured
                 )
                 grid.append((float(error), c, p))
-        best = min(grid)
+        best = min(grid, key=lambda g: g[0])  # the first of equally good pairs
         print(
             f"{path:<44} {np.mean(np.abs(logged - measured) / measured):>7.1%} {np.mean(np.abs(again - measured) / measured):>7.1%}"
             f" {int(np.sum(np.abs(again - logged) > 0.01)):>6d} {best[0]:>7.1%} {best[1]:>7.2f} {best[2]:>6.2f}"

@@ -8,8 +8,9 @@ A thread pinned beside one co-runner pinned to the same CPU sleeps as the deploy
 the CPU. The profiler's probe (:func:`runtime.preemption.measure_preemption`) first finds the tick
 grid; each tick that came while the thread ran is counted, with the time the thread had run since
 its wake, as *taken* (the thread's first gap starts at it) or *passed* (it ran on). The table
-gives the share taken per 0.25 ms of run since the wake. Ticks after the first gap are not
-counted (the co-runner had had its turn), nor are wakes whose first gap started between ticks.
+gives the share taken per 0.25 ms of run since the wake. Ticks after a wake's first gap are not
+counted: the co-runner had had its turn, or, where the gap started between ticks, something other
+than a tick took the CPU (such wakes are counted apart; the ticks they passed before it count).
 A wake the kernel deferred to a tick (the co-runner held the CPU when the timer fired) meets its
 first tick a whole period later, which is why the row just under the period holds more ticks.
 The probe has no threads beyond the one and its co-runner: beside a runtime's own threads and two
