@@ -56,11 +56,17 @@ def _worker(sweep: Path, out: Path, storage: str | None = None) -> subprocess.Po
 
 
 def _trials_by_state(sweep: Path, storage: str) -> Counter:
+    """The states of the study's trials, less those a worker discarded: one that asked for a trial
+    as another claimed the last waiting grid point gets a trial with no point, which it marks
+    ``discarded`` and prunes without running anything (agents.sweep; how often depends on timing)."""
     import optuna
 
     spec = load_sweep(sweep)
     study = optuna.load_study(study_name=spec.name, storage=storage)
-    return Counter(t.state.name for t in study.get_trials(deepcopy=False))
+    trials = study.get_trials(deepcopy=False)
+    discarded = [t.state.name for t in trials if "discarded" in t.user_attrs]
+    assert set(discarded) <= {"PRUNED", "RUNNING"}, discarded  # pruned as soon as its worker has marked it
+    return Counter(t.state.name for t in trials if "discarded" not in t.user_attrs)
 
 
 def _assert_each_grid_point_completed_once(sweep: Path, storage: str, out: Path) -> None:
