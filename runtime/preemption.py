@@ -25,6 +25,8 @@ import math
 import os
 import statistics
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
 from runtime.loadgen import LoadGenerator, LoadSchedule, LoadStep
@@ -188,6 +190,25 @@ def spin_gaps(seconds: float) -> tuple[float, list[tuple[float, float]]]:
     return start, gaps
 
 
+@contextmanager
+def beside_one_co_runner(unit: str, cpu: int) -> Iterator[None]:
+    """Run this thread pinned to ``cpu`` beside one busy co-runner pinned there too (the load
+    generator's worker, up and spinning on entry); the affinity is restored on exit.
+
+    :param unit: the unit's name (the load generator's key)
+    :param cpu: the CPU both run on
+    :raises runtime.sysfs.LiveError: when this process cannot be pinned to ``cpu``
+    """
+    before = sorted(os.sched_getaffinity(0))
+    set_affinity((cpu,))
+    try:
+        with LoadGenerator(LoadSchedule((LoadStep(0.0, unit, 1, 0.0),)), {unit: (cpu,)}):
+            time.sleep(0.1)  # the worker is up and spinning
+            yield
+    finally:
+        set_affinity(before)
+
+
 def measure_preemption(unit: str, cpu: int, seconds: float = PROBE_SECONDS) -> Preemption:
     """Spin on ``cpu`` beside one busy co-runner pinned there and time the gaps it causes.
 
@@ -196,14 +217,8 @@ def measure_preemption(unit: str, cpu: int, seconds: float = PROBE_SECONDS) -> P
     :param seconds: how long to spin
     :raises runtime.sysfs.LiveError: when this process cannot be pinned to ``cpu``
     """
-    before = sorted(os.sched_getaffinity(0))
-    set_affinity((cpu,))
-    try:
-        with LoadGenerator(LoadSchedule((LoadStep(0.0, unit, 1, 0.0),)), {unit: (cpu,)}):
-            time.sleep(0.1)  # the worker is up and spinning
-            _, gaps = spin_gaps(seconds)
-    finally:
-        set_affinity(before)
+    with beside_one_co_runner(unit, cpu):
+        _, gaps = spin_gaps(seconds)
     if len(gaps) < MIN_PREEMPTIONS:
         return Preemption(0.0, len(gaps))
     quantum = statistics.median(b - a for a, b in gaps) * 1e3

@@ -26,10 +26,8 @@ import random
 import time
 from collections import defaultdict
 
-from runtime.loadgen import LoadGenerator, LoadSchedule, LoadStep
-from runtime.preemption import measure_preemption, spin_gaps, tick_nsec, tick_phase_ms
+from runtime.preemption import beside_one_co_runner, measure_preemption, spin_gaps, tick_nsec, tick_phase_ms
 from runtime.sysfs import LiveError
-from runtime.topology import set_affinity
 
 #: width (ms of run since the wake) of the table's rows
 BIN_MS = 0.25
@@ -85,9 +83,7 @@ def main() -> None:
             raise SystemExit(f"the probe found no tick grid on cpu {args.cpu} ({probe}): nothing to count ticks against")
         rng = random.Random(0)
         wakes = []
-        set_affinity((args.cpu,))
-        with LoadGenerator(LoadSchedule((LoadStep(0.0, "cpu", 1, 0.0),)), {"cpu": (args.cpu,)}):
-            time.sleep(0.1)  # the worker is up and spinning
+        with beside_one_co_runner("cpu", args.cpu):
             for _ in range(args.wakes):
                 time.sleep(0.02 + 0.01 * rng.random())
                 wakes.append(spin_gaps(args.spin_ms / 1e3))
