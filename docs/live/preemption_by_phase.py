@@ -47,15 +47,23 @@ def main() -> None:
     )
     ap.add_argument("logs", nargs="+", help="deploy logs (JSON lines) made with that profile")
     args = ap.parse_args()
-    with open(args.platform) as f:
-        hz = (yaml.safe_load(f) or {}).get("interference", {}).get("tick_hz", 0)
+    try:
+        with open(args.platform) as f:
+            hz = (yaml.safe_load(f) or {}).get("interference", {}).get("tick_hz", 0)
+    except (OSError, yaml.YAMLError) as exc:
+        ap.exit(2, f"{args.platform}: {exc}\n")
     if not hz:
-        raise SystemExit(f"{args.platform}: interference.tick_hz is 0: the profiler saw no tick grid")
+        ap.exit(2, f"{args.platform}: interference.tick_hz is 0: the profiler saw no tick grid\n")
     period = 1e3 / hz
     lines = []
     for path in args.logs:
-        with open(path) as f:
-            lines += [r for r in map(json.loads, filter(str.strip, f)) if "tick_phase_ms" in r]
+        try:
+            with open(path) as f:
+                lines += [r for r in map(json.loads, filter(str.strip, f)) if "tick_phase_ms" in r]
+        except (OSError, ValueError) as exc:
+            ap.exit(2, f"{path}: {exc}\n")
+    if not lines:
+        ap.exit(2, f"{', '.join(args.logs)}: no request logged tick_phase_ms (a profile with a tick grid, in this boot)\n")
     top = period + (max((r.get("awake_ms", 0.0) for r in lines), default=0.0) if args.from_wake else 0.0)
     edges = (*RAN_EDGES, max(top, RAN_EDGES[-1]) + 1e-9)
     cells: dict[tuple, list[dict]] = defaultdict(list)

@@ -79,9 +79,9 @@ def main() -> None:
         spec = load_platform(args.platform)
         dnn = load_dnn_profile(args.dnn_profile)
     except (PlatformProfileError, ProfileError) as exc:
-        raise SystemExit(str(exc)) from None
+        ap.exit(2, f"{exc}\n")
     if len(spec.units) != 1:
-        raise SystemExit(f"{args.platform}: {len(spec.units)} units; a log holds the chosen unit's slow-down only, so one unit")
+        ap.exit(2, f"{args.platform}: {len(spec.units)} units; a log holds the chosen unit's slow-down only, so one unit\n")
     it = spec.interference
     print(f"profile: credit {it.wake_credit_ms:.2f} ms, share {it.preempt_share:.2f}")
     print(f"{'log':<44} {'logged':>7} {'again':>7} {'differ':>6} {'best':>7} {'credit':>7} {'share':>6}")
@@ -90,10 +90,13 @@ def main() -> None:
             with open(path) as f:
                 lines = [json.loads(x) for x in f if x.strip()]
         except (OSError, ValueError) as exc:
-            raise SystemExit(f"{path}: {exc}") from None
-        measured = np.array([r["latency_ms"] for r in lines])
-        logged = np.array([r["predicted_latency_ms"] for r in lines])
-        again = predictions(PlatformModel(spec, dnn), lines)
+            ap.exit(2, f"{path}: {exc}\n")
+        try:
+            measured = np.array([r["latency_ms"] for r in lines])
+            logged = np.array([r["predicted_latency_ms"] for r in lines])
+            again = predictions(PlatformModel(spec, dnn), lines)
+        except KeyError as exc:
+            ap.exit(2, f"{path}: a line has no field {exc} (a deploy log of this dynscale has it)\n")
         grid = []
         for c in args.credit_ms:
             for p in args.share:

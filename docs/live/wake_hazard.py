@@ -88,7 +88,7 @@ def main() -> None:
                 time.sleep(0.02 + 0.01 * rng.random())
                 wakes.append(spin_gaps(args.spin_ms / 1e3))
     except LiveError as exc:
-        raise SystemExit(f"--cpu {args.cpu}: {exc}") from None
+        ap.exit(2, f"--cpu {args.cpu}: {exc}\n")
     table, off_tick = hazard(wakes, probe.tick_hz, probe.tick_offset_ms, args.spin_ms)
     print(
         f"tick {probe.tick_hz} Hz, quantum {probe.quantum_ms:.2f} ms; {args.wakes} wakes on cpu {args.cpu} beside one busy thread"
